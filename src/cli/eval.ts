@@ -1,0 +1,71 @@
+import { evaluateSystem } from "../config/project.js";
+import { parseOptionPath, showPath } from "../config/show.js";
+import { isRecord } from "../config/tree.js";
+import { UsageError } from "../errors.js";
+import { defineCommand } from "./command.js";
+
+export const evalCommand = defineCommand({
+  name: "eval",
+  summary: "print a system's merged configuration",
+  description:
+    "Evaluates the system's modules with keel's built-in ones and prints the result: every option, or the one named.\n" +
+    "Without --json, each value is a line `option.path = value`. Warnings go to standard error.",
+  positionals: [
+    { name: "system", required: true, description: "A system of the project (see `keel systems`)." },
+    { name: "option.path", required: false, description: 'An option or group of options, e.g. `services.openssh` or `environment.etc."motd"`.' },
+  ],
+  options: {
+    json: { type: "boolean", description: "Print the value as JSON." },
+  },
+  examples: [
+    ["keel eval qemu", "Every option of the system `qemu', one per line."],
+    ["keel eval qemu virtualisation.forwardPorts --json", "The VM's forwarded ports as JSON."],
+    ["keel eval aethelred boot.kernel", "How aethelred's kernel is built."],
+  ],
+  async run(context, { values, positionals }) {
+    const [system = "", pathText] = positionals;
+    const evaluated = evaluateSystem(await context.project(), system);
+    for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
+    const path = pathText === undefined ? [] : parsePath(pathText);
+    const value = path.length === 0 ? withoutChecks(evaluated.config) : valueAt(evaluated.config, path);
+    context.out.stdout(values.json ? `${JSON.stringify(value, null, 2)}\n` : flatten(path, value).join("\n") + "\n");
+    return 0;
+  },
+});
+
+function parsePath(text: string): string[] {
+  try {
+    return parseOptionPath(text);
+  } catch {
+    throw new UsageError(`\`${text}' is not an option path.\nFix: write names separated by dots, quoting names with dots or slashes: environment.etc."ssh/sshd_config".`);
+  }
+}
+
+/** The whole configuration leaves out `assertions` and `warnings`: checks, not settings. */
+function withoutChecks(config: object): object {
+  const { assertions: _assertions, warnings: _warnings, ...rest } = config as Record<string, unknown>;
+  return rest;
+}
+
+function valueAt(config: unknown, path: readonly string[]): unknown {
+  let value = config;
+  for (const [i, name] of path.entries()) {
+    if (!isRecord(value) || !(name in value)) {
+      const there = isRecord(value) ? Object.keys(value) : [];
+      throw new UsageError(
+        `The system has no \`${showPath(path.slice(0, i + 1))}'.` +
+          (there.length > 0 ? ` Under \`${showPath(path.slice(0, i)) || "(top)"}' there are: ${there.join(", ")}.` : "") +
+          "\nFix: name an existing option; `keel options` lists them.",
+      );
+    }
+    value = value[name];
+  }
+  return value;
+}
+
+function flatten(path: readonly string[], value: unknown): string[] {
+  if (isRecord(value) && Object.keys(value).length > 0) {
+    return Object.entries(value).flatMap(([key, child]) => flatten([...path, key], child));
+  }
+  return [`${showPath(path)} = ${JSON.stringify(value)}`];
+}

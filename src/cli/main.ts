@@ -1,0 +1,130 @@
+// The entry point: parses the command line, runs one command, and is the only
+// place that catches errors and turns them into messages and exit codes.
+import { parseArgs } from "node:util";
+import { findProjectFile, loadProject } from "../config/load.js";
+import type { Project } from "../config/project.js";
+import { ProcessError, UsageError, isKeelError } from "../errors.js";
+import { keelVersion } from "../version.js";
+import { commandHelp, globalOptions, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
+import { evalCommand } from "./eval.js";
+import { optionsCommand } from "./options.js";
+import { systemsCommand } from "./systems.js";
+
+export const commands: readonly Command[] = [systemsCommand, evalCommand, optionsCommand];
+
+export interface RunEnvironment {
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly out: Output;
+}
+
+/** Runs keel with `argv` (without the program name) and returns the exit code. */
+export async function run(argv: readonly string[], environment: RunEnvironment): Promise<number> {
+  const { out } = environment;
+  const debug = argv.includes("--debug");
+  try {
+    return await dispatch(argv, environment);
+  } catch (error) {
+    reportError(error, out, debug);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
+
+async function dispatch(argv: readonly string[], environment: RunEnvironment): Promise<number> {
+  const name = commandName(argv);
+  const command = name === undefined ? undefined : commands.find((c) => c.name === name);
+  if (name !== undefined && command === undefined) {
+    const suggestion = commands.find((c) => c.name.startsWith(name.slice(0, 2)));
+    throw new UsageError(
+      `keel has no command \`${name}'.${suggestion ? ` Did you mean \`${suggestion.name}'?` : ""}\n` +
+        "Fix: run `keel --help` for the list of commands.",
+    );
+  }
+  const parsed = parse(argv, command);
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (values.version) {
+    environment.out.stdout(`keel ${keelVersion}\n`);
+    return 0;
+  }
+  if (command === undefined || values.help) {
+    environment.out.stdout(command ? commandHelp(command) : mainHelp(commands));
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const positionals = parsed.positionals.slice(1);
+  const required = command.positionals.filter((p) => p.required);
+  if (positionals.length < required.length) {
+    const missing = required[positionals.length];
+    throw new UsageError(
+      `keel ${command.name}: missing the argument <${missing?.name}> (${missing?.description}).\n` +
+        `Fix: run \`keel ${command.name} --help\` for its usage and examples.`,
+    );
+  }
+  if (positionals.length > command.positionals.length) {
+    throw new UsageError(
+      `keel ${command.name}: unexpected argument \`${positionals[command.positionals.length]}'.\n` +
+        `Fix: run \`keel ${command.name} --help\` for its usage.`,
+    );
+  }
+  const globals: Globals = {
+    project: typeof values.project === "string" ? values.project : undefined,
+    debug: values.debug === true,
+    typecheck: values["no-typecheck"] !== true,
+  };
+  let loaded: Promise<Project> | undefined;
+  const context: Context = {
+    cwd: environment.cwd,
+    env: environment.env,
+    out: environment.out,
+    globals,
+    project: () => {
+      loaded ??= loadProject(findProjectFile(environment.cwd, globals.project), { typecheck: globals.typecheck, env: environment.env });
+      return loaded;
+    },
+  };
+  return command.run(context, { values, positionals });
+}
+
+/** The first argument that is neither an option nor the value of `--project`. */
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") return argv[i + 1];
+    if (arg === "--project" || arg === "-p") i++;
+    else if (!arg.startsWith("-")) return arg;
+  }
+  return undefined;
+}
+
+function parse(argv: readonly string[], command: Command | undefined): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({
+      args: [...argv],
+      options: { ...globalOptions, ...(command?.options ?? {}) },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    const where = command ? `keel ${command.name}` : "keel";
+    throw new UsageError(
+      `${where}: ${(error as Error).message}\nFix: run \`${where} --help\` for the options it takes.`,
+    );
+  }
+}
+
+function reportError(error: unknown, out: Output, debug: boolean): void {
+  if (isKeelError(error)) {
+    out.stderr(`error: ${error.message}\n`);
+    if (error instanceof ProcessError && error.logPath) out.stderr(`The full log is in ${error.logPath}\n`);
+    if (debug) out.stderr(`${stackOf(error)}\n`);
+    return;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  out.stderr(`error: keel failed unexpectedly: ${message}\n`);
+  out.stderr(debug ? `${stackOf(error)}\n` : "This is a bug in keel; run again with --debug for the stack trace and report it.\n");
+}
+
+function stackOf(error: unknown): string {
+  const lines: string[] = [];
+  for (let e: unknown = error; e instanceof Error; e = e.cause) lines.push(e.stack ?? String(e));
+  return lines.join("\nCaused by: ");
+}

@@ -1,0 +1,102 @@
+// A project: the inputs it pins and the systems it declares. Evaluating a
+// system runs the module system over keel's built-in modules and the system's.
+import { z } from "zod";
+import { ConfigError, UsageError } from "../errors.js";
+import { inputSpecSchema, type InputSpec } from "../inputs/spec.js";
+import { builtinModules, type BuiltinOptions } from "../options/index.js";
+import type { ModuleInput } from "./module.js";
+import { noteFile } from "./module.js";
+import { evaluateModules, type Evaluation } from "./modules.js";
+import type { ResolvedOf } from "./option.js";
+import { mkOptionDefault } from "./properties.js";
+
+export interface ProjectSpec {
+  /** Sources the systems build from, by name; keel.lock pins them. */
+  readonly inputs?: Readonly<Record<string, InputSpec>>;
+  /** The systems, by name: each a module (usually importing shared ones) or a list of modules. */
+  readonly systems: Readonly<Record<string, ModuleInput | readonly ModuleInput[]>>;
+}
+
+export type ProjectExport = ProjectSpec | (() => ProjectSpec | Promise<ProjectSpec>);
+
+/** Returns its argument; the overloads give the editor the project's shape. */
+export function defineProject(project: ProjectSpec): ProjectSpec;
+export function defineProject(project: () => ProjectSpec | Promise<ProjectSpec>): () => ProjectSpec | Promise<ProjectSpec>;
+export function defineProject(project: ProjectExport): ProjectExport {
+  return project;
+}
+
+export interface Project {
+  readonly file: string;
+  readonly inputs: Readonly<Record<string, InputSpec>>;
+  readonly systems: ReadonlyMap<string, readonly ModuleInput[]>;
+}
+
+export type ResolvedSystem = ResolvedOf<BuiltinOptions>;
+
+export interface EvaluatedSystem {
+  readonly name: string;
+  readonly config: ResolvedSystem;
+  readonly warnings: readonly string[];
+  readonly evaluation: Evaluation;
+}
+
+const projectSchema = z.object({
+  inputs: z.record(z.string().regex(/^[A-Za-z][\w-]*$/, "an input name: letters, digits, - and _"), inputSpecSchema).default({}),
+  systems: z.record(
+    z.string().regex(/^[A-Za-z][\w-]*$/, "a system name: letters, digits, - and _"),
+    z.union([z.looseObject({}), z.function(), z.array(z.unknown())]),
+  ),
+}).strict();
+
+/** Checks what keel.config.ts exported; types cannot catch everything (a JS config, a computed value). */
+export function validateProject(file: string, exported: unknown): Project {
+  const parsed = projectSchema.safeParse(exported);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const where = issue.path.map(String).join(".") || "(the project)";
+      return `- ${where}: ${issue.message}`;
+    });
+    throw new ConfigError(
+      `\`${file}' does not export a valid project:\n${problems.join("\n")}\n` +
+        "Fix: `export default defineProject({ inputs: { … }, systems: { name: module } })`; see examples/seed/keel.config.ts.",
+    );
+  }
+  const systems = new Map<string, readonly ModuleInput[]>();
+  for (const [name, value] of Object.entries((exported as ProjectSpec).systems)) {
+    systems.set(name, Array.isArray(value) ? (value as ModuleInput[]) : [value as ModuleInput]);
+  }
+  return { file, inputs: parsed.data.inputs as Record<string, InputSpec>, systems };
+}
+
+export function systemModules(project: Project, name: string): readonly ModuleInput[] {
+  const modules = project.systems.get(name);
+  if (modules === undefined) {
+    const names = [...project.systems.keys()];
+    throw new UsageError(
+      `There is no system \`${name}' in \`${project.file}'. Its systems: ${names.join(", ") || "(none)"}.\n` +
+        "Fix: name one of those, or add it to `systems` in defineProject.",
+    );
+  }
+  return modules;
+}
+
+export function evaluateSystem(project: Project, name: string): EvaluatedSystem {
+  const hostName = { networking: { hostName: mkOptionDefault(name) } };
+  noteFile(hostName, `${project.file} (the system's name)`);
+  const evaluation = evaluateModules({
+    modules: [...builtinModules, hostName, ...systemModules(project, name)],
+    rootFile: project.file,
+    inputs: project.inputs,
+    name,
+  });
+  const config = evaluation.resolve() as ResolvedSystem;
+  const failed = config.assertions.filter((a) => !a.assertion);
+  if (failed.length > 0) {
+    throw new ConfigError(
+      `The system \`${name}' fails ${failed.length === 1 ? "an assertion" : `${failed.length} assertions`}:\n` +
+        failed.map((a) => `- ${a.message}`).join("\n"),
+    );
+  }
+  return { name, config, warnings: config.warnings, evaluation };
+}

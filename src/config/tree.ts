@@ -1,0 +1,170 @@
+// Walking a module's definitions against the option tree: properties on whole
+// groups are pushed down to the options they reach (as NixOS's
+// `pushDownProperties`), getters become thunks, unknown names are errors.
+import { ConfigError } from "../errors.js";
+import { Thunk, forceValue } from "./merge.js";
+import { isOption, type AnyOption, type Definition, type OptionTree, type Path } from "./option.js";
+import { mkIf, mkOrder, mkOverride, propertyOf } from "./properties.js";
+import { describeValue, showPath, showValue } from "./show.js";
+
+export interface CollectedOption {
+  readonly path: Path;
+  readonly defs: Definition[];
+}
+
+/** Definitions by option, keyed by `pathKey`. */
+export type DefinitionSink = Map<string, CollectedOption>;
+
+export function pathKey(path: Path): string {
+  return path.join("\u0000");
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+type Wrap = (value: unknown) => unknown;
+const identity: Wrap = (value) => value;
+
+export interface CollectTarget {
+  readonly tree: OptionTree;
+  /** Where undeclared names go when the tree allows them (a freeform submodule). */
+  readonly freeform?: Definition[];
+}
+
+export function collectDefinitions(
+  target: CollectTarget,
+  value: unknown,
+  file: string,
+  path: Path,
+  sink: DefinitionSink,
+): void {
+  collect(target.tree, value, file, path, sink, identity, target.freeform);
+}
+
+function collect(
+  tree: OptionTree,
+  raw: unknown,
+  file: string,
+  path: Path,
+  sink: DefinitionSink,
+  wrap: Wrap,
+  freeform: Definition[] | undefined,
+): void {
+  const value = forceValue(raw);
+  const property = propertyOf(value);
+  if (property !== undefined) {
+    switch (property._type) {
+      case "merge":
+        for (const content of property.contents) collect(tree, content, file, path, sink, wrap, freeform);
+        return;
+      case "if":
+        collect(tree, property.content, file, path, sink, (v) => wrap(mkIf(property.condition, v)), freeform);
+        return;
+      case "override":
+        collect(tree, property.content, file, path, sink, (v) => wrap(mkOverride(property.priority, v)), freeform);
+        return;
+      case "order":
+        collect(tree, property.content, file, path, sink, (v) => wrap(mkOrder(property.priority, v)), freeform);
+        return;
+    }
+  }
+  if (!isRecord(value)) {
+    const where = path.length === 0 ? "A module's configuration" : `\`${showPath(path)}'`;
+    throw new ConfigError(
+      `${where} is a group of options, but \`${file}' sets it to ${describeValue(value)}.\n` +
+        `- In \`${file}': ${showValue(value)}\n` +
+        `Fix: set the options inside it instead; \`keel options ${showPath(path)}' lists them.`,
+    );
+  }
+  const leftover: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const child = tree[key];
+    const childPath = [...path, key];
+    if (child === undefined) {
+      if (freeform === undefined) throw unknownOption(tree, childPath, file, value[key]);
+      leftover[key] = wrap(value[key]);
+    } else if (isOption(child)) {
+      record(sink, childPath, { file, value: wrap(readLazily(value, key)) });
+    } else {
+      collect(child, value[key], file, childPath, sink, wrap, undefined);
+    }
+  }
+  if (freeform !== undefined && Object.keys(leftover).length > 0) freeform.push({ file, value: leftover });
+}
+
+/** A getter on an option's definition is kept unread until the option is merged. */
+function readLazily(record: Record<string, unknown>, key: string): unknown {
+  const descriptor = Object.getOwnPropertyDescriptor(record, key);
+  const getter = descriptor?.get;
+  return getter ? new Thunk(() => getter.call(record)) : descriptor?.value;
+}
+
+function record(sink: DefinitionSink, path: Path, def: Definition): void {
+  const key = pathKey(path);
+  const entry = sink.get(key);
+  if (entry) entry.defs.push(def);
+  else sink.set(key, { path, defs: [def] });
+}
+
+function unknownOption(tree: OptionTree, path: Path, file: string, value: unknown): ConfigError {
+  const name = path[path.length - 1] ?? "";
+  const suggestion = closest(name, Object.keys(tree));
+  const hint = suggestion === undefined
+    ? `Fix: remove it, or declare it under \`options' in a module; \`keel options ${showPath(path.slice(0, -1))}' lists the options that exist.`
+    : `Did you mean \`${showPath([...path.slice(0, -1), suggestion])}'?\nFix: rename it, or declare it under \`options' in a module.`;
+  return new ConfigError(
+    `The option \`${showPath(path)}' does not exist. Definition values:\n- In \`${file}': ${showValue(value)}\n${hint}`,
+  );
+}
+
+export function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const distance = levenshtein(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** Every option in a tree with its path, depth first in declaration order. */
+export function* walkOptions(tree: OptionTree, path: Path = []): Generator<[Path, AnyOption]> {
+  for (const [key, child] of Object.entries(tree)) {
+    if (isOption(child)) yield [[...path, key], child];
+    else yield* walkOptions(child, [...path, key]);
+  }
+}
+
+/** Sets `value` at `path` inside `target`, creating records on the way. */
+export function setAtPath(target: Record<string, unknown>, path: Path, value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    let next = node[key];
+    if (!isRecord(next)) {
+      next = {};
+      node[key] = next;
+    }
+    node = next as Record<string, unknown>;
+  }
+  const last = path[path.length - 1];
+  if (last !== undefined) node[last] = value;
+}

@@ -1,0 +1,80 @@
+// Type-checks a project's config files with TypeScript before they run, so a
+// wrong option type is reported at file:line:col as the editor shows it. The
+// result is remembered per project file until one of its files changes.
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from "node:fs";
+import path from "node:path";
+import { ConfigError } from "../errors.js";
+
+const maxShown = 10;
+
+interface Manifest {
+  readonly key: string;
+  readonly files: Readonly<Record<string, string>>;
+}
+
+function hashFile(file: string): string | undefined {
+  try {
+    return createHash("sha256").update(readFileSync(file)).digest("hex");
+  } catch {
+    return undefined;
+  }
+}
+
+export async function typecheckProject(projectFile: string, cacheDir: string, keelVersion: string): Promise<void> {
+  const ts = (await import("typescript")).default;
+  const key = `${keelVersion} ${ts.version}`;
+  const manifestPath = path.join(cacheDir, "typecheck", `${createHash("sha256").update(projectFile).digest("hex").slice(0, 32)}.json`);
+  if (isUpToDate(manifestPath, key)) return;
+
+  const program = ts.createProgram([projectFile], {
+    strict: true,
+    noEmit: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    allowImportingTsExtensions: true,
+    resolveJsonModule: true,
+    skipLibCheck: true,
+    types: [],
+    lib: ["lib.es2023.d.ts"],
+  });
+  const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
+  if (diagnostics.length > 0) {
+    const shown = diagnostics.slice(0, maxShown).map((d) => {
+      const text = ts.flattenDiagnosticMessageText(d.messageText, "\n  ");
+      if (d.file === undefined || d.start === undefined) return `error TS${d.code}: ${text}`;
+      const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+      return `${d.file.fileName}:${line + 1}:${character + 1} - error TS${d.code}: ${text}`;
+    });
+    const more = diagnostics.length > maxShown ? `\n(and ${diagnostics.length - maxShown} more)` : "";
+    throw new ConfigError(
+      `The project's config files have ${diagnostics.length === 1 ? "an error" : `${diagnostics.length} errors`}:\n${shown.join("\n")}${more}\n` +
+        "Fix: correct the code at the places above; an editor with TypeScript shows the same errors as you type.",
+    );
+  }
+  const files: Record<string, string> = {};
+  for (const source of program.getSourceFiles()) {
+    if (program.isSourceFileDefaultLibrary(source) || source.fileName.includes("/node_modules/")) continue;
+    const hash = hashFile(source.fileName);
+    if (hash !== undefined) files[source.fileName] = hash;
+  }
+  writeManifest(manifestPath, { key, files });
+}
+
+function isUpToDate(manifestPath: string, key: string): boolean {
+  if (!existsSync(manifestPath)) return false;
+  try {
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
+    return manifest.key === key && Object.entries(manifest.files).every(([file, hash]) => hashFile(file) === hash);
+  } catch {
+    return false;
+  }
+}
+
+function writeManifest(manifestPath: string, manifest: Manifest): void {
+  mkdirSync(path.dirname(manifestPath), { recursive: true });
+  const temporary = `${manifestPath}.${process.pid}.tmp`;
+  writeFileSync(temporary, JSON.stringify(manifest));
+  renameSync(temporary, manifestPath);
+}

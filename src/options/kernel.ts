@@ -1,0 +1,113 @@
+// The kernel: Debian's prebuilt one, or one built from a source input with a
+// config assembled from a base, fragments and single settings.
+import { defineModule } from "../config/module.js";
+import { mkOption } from "../config/option.js";
+import { types } from "../config/types.js";
+
+const kernelSetting = types.oneOf([types.enum(["y", "m", "n"]), types.str, types.int]);
+
+export const options = {
+  boot: {
+    kernel: {
+      source: mkOption({
+        type: types.nullOr(types.str),
+        default: null,
+        description:
+          "The name of a project input holding a kernel source tree (see `inputs` in keel.config.ts). `null` uses Debian's prebuilt kernel, `boot.kernel.debianPackage`.",
+        example: "linux",
+      }),
+      debianPackage: mkOption({
+        type: types.str,
+        default: "linux-image-amd64",
+        description: "The Debian kernel package used when `boot.kernel.source` is null; a versioned name pins a version.",
+        example: "linux-image-6.1.0-28-amd64",
+      }),
+      baseConfig: mkOption({
+        type: types.str,
+        default: "defconfig",
+        description:
+          "Where a source kernel's .config starts: `defconfig`, `tinyconfig`, `debian` (Debian's own config), or a path to a config file.",
+        example: "tinyconfig",
+      }),
+      configFragments: mkOption({
+        type: types.listOf(types.path),
+        default: [],
+        description: "Kconfig fragments merged onto the base config in order (merge_config.sh).",
+        example: ["./kvm-guest.config"],
+      }),
+      settings: mkOption({
+        type: types.attrsOf(kernelSetting),
+        default: {},
+        description:
+          "Single Kconfig settings applied last, without the `CONFIG_` prefix. Each is checked after olddefconfig; one that does not stick is an error.",
+        example: { VIRTIO_BLK: "y", LOCALVERSION: "-keel" },
+      }),
+    },
+    kernelParams: mkOption({
+      type: types.listOf(types.str),
+      default: [],
+      description: "Parameters on the kernel command line.",
+      example: ["console=ttyS0", "quiet"],
+    }),
+    kernelModules: mkOption({
+      type: types.listOf(types.str),
+      default: [],
+      description: "Kernel modules loaded by the booted system (systemd-modules-load).",
+      example: ["kvm-intel"],
+    }),
+    initrd: {
+      availableKernelModules: mkOption({
+        type: types.listOf(types.str),
+        default: [],
+        description: "Kernel modules put into the initrd and loaded when hardware needs them to find the root file system.",
+        example: ["virtio_blk", "virtio_pci", "nvme", "ahci"],
+      }),
+      kernelModules: mkOption({
+        type: types.listOf(types.str),
+        default: [],
+        description: "Kernel modules the initrd always loads.",
+        example: ["dm_mod"],
+      }),
+    },
+    loader: {
+      systemdBoot: {
+        enable: mkOption({
+          type: types.bool,
+          default: false,
+          description: "Whether disk images and installs boot through systemd-boot (Boot Loader Spec entries, boot counting).",
+        }),
+      },
+      timeout: mkOption({
+        type: types.ints.unsigned,
+        default: 3,
+        description: "Seconds the boot menu waits before booting the default entry.",
+      }),
+      efi: {
+        canTouchEfiVariables: mkOption({
+          type: types.bool,
+          default: false,
+          description: "Whether installing may write EFI variables (register the boot loader in the firmware).",
+        }),
+      },
+    },
+  },
+};
+
+export default defineModule({
+  options,
+  config: ({ config, inputs }) => ({
+    assertions: [
+      {
+        assertion: config.boot.kernel.source === null || config.boot.kernel.source in inputs,
+        message:
+          `boot.kernel.source is "${config.boot.kernel.source}", which is not an input of this project (inputs: ${Object.keys(inputs).join(", ") || "none"}). ` +
+          "Add it to `inputs` in keel.config.ts or name an existing one.",
+      },
+      {
+        assertion: config.boot.kernel.source !== null || Object.keys(config.boot.kernel.settings).length === 0,
+        message:
+          "boot.kernel.settings is set, but boot.kernel.source is null (Debian's prebuilt kernel cannot be reconfigured). Set boot.kernel.source to a kernel source input.",
+      },
+    ],
+  }),
+});

@@ -1,0 +1,78 @@
+// OpenSSH's server: the interface (options) and what it means for the system
+// (package, unit, sshd_config drop-in) side by side, as in a NixOS service module.
+import { defineModule } from "../../config/module.js";
+import { mkOption } from "../../config/option.js";
+import { mkIf } from "../../config/properties.js";
+import { types } from "../../config/types.js";
+
+const settingValue = types.oneOf([types.bool, types.int, types.str, types.listOf(types.str)]);
+
+export const options = {
+  services: {
+    openssh: {
+      enable: mkOption({ type: types.bool, default: false, description: "Whether to run the OpenSSH server." }),
+      ports: mkOption({
+        type: types.listOf(types.port),
+        default: [22],
+        description: "Ports sshd listens on.",
+        example: [22, 8022],
+      }),
+      settings: mkOption({
+        type: types.submodule(
+          {
+            PasswordAuthentication: mkOption({
+              type: types.bool,
+              default: false,
+              description: "Whether passwords are accepted. Off: log in with a key.",
+            }),
+            KbdInteractiveAuthentication: mkOption({
+              type: types.bool,
+              default: false,
+              description: "Whether keyboard-interactive authentication (e.g. PAM passwords) is accepted.",
+            }),
+            PermitRootLogin: mkOption({
+              type: types.enum(["yes", "prohibit-password", "forced-commands-only", "no"]),
+              default: "prohibit-password",
+              description: "Whether root may log in, and how.",
+            }),
+          },
+          types.attrsOf(settingValue),
+        ),
+        default: {},
+        description: "sshd_config settings, by keyword (freeform: any sshd_config keyword may be set).",
+        example: { PermitRootLogin: "no", X11Forwarding: false },
+      }),
+    },
+  },
+};
+
+/** An sshd_config line's value: yes/no for booleans, a list space-separated. */
+function sshdValue(value: unknown): string {
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (Array.isArray(value)) return value.join(" ");
+  return String(value);
+}
+
+export default defineModule({
+  options,
+  config: ({ config }) => {
+    const cfg = config.services.openssh;
+    return mkIf(cfg.enable, {
+      packages: ["openssh-server"],
+      systemd: { services: { ssh: { wantedBy: ["multi-user.target"] } } },
+      environment: {
+        etc: {
+          "ssh/sshd_config.d/keel.conf": {
+            get text() {
+              const lines = [
+                ...cfg.ports.map((port) => `Port ${port}`),
+                ...Object.entries(cfg.settings).map(([key, value]) => `${key} ${sshdValue(value)}`),
+              ];
+              return `${lines.join("\n")}\n`;
+            },
+          },
+        },
+      },
+    });
+  },
+});
