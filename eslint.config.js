@@ -11,4 +11,9 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_" }],
     },
   },
+  {
+    // Type-level tests declare values only to inspect their types.
+    files: ["test/types/*.test-d.ts"],
+    rules: { "@typescript-eslint/no-unused-vars": "off" },
+  },
 );

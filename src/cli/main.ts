@@ -2,6 +2,7 @@
 // place that catches errors and turns them into messages and exit codes.
 import { parseArgs } from "node:util";
 import { findProjectFile, loadProject } from "../config/load.js";
+import { closest } from "../config/tree.js";
 import type { Project } from "../config/project.js";
 import { ProcessError, UsageError, isKeelError } from "../errors.js";
 import { keelVersion } from "../version.js";
@@ -34,9 +35,9 @@ async function dispatch(argv: readonly string[], environment: RunEnvironment): P
   const name = commandName(argv);
   const command = name === undefined ? undefined : commands.find((c) => c.name === name);
   if (name !== undefined && command === undefined) {
-    const suggestion = commands.find((c) => c.name.startsWith(name.slice(0, 2)));
+    const suggestion = closest(name, commands.map((c) => c.name));
     throw new UsageError(
-      `keel has no command \`${name}'.${suggestion ? ` Did you mean \`${suggestion.name}'?` : ""}\n` +
+      `keel has no command \`${name}'.${suggestion ? ` Did you mean \`${suggestion}'?` : ""}\n` +
         "Fix: run `keel --help` for the list of commands.",
     );
   }
@@ -105,8 +106,14 @@ function parse(argv: readonly string[], command: Command | undefined): ReturnTyp
     });
   } catch (error) {
     const where = command ? `keel ${command.name}` : "keel";
+    const message = (error as Error).message;
+    const unknown = /Unknown option '([^']+)'/.exec(message)?.[1];
+    const known = Object.keys({ ...globalOptions, ...(command?.options ?? {}) }).map((name) => `--${name}`);
+    const suggestion = unknown === undefined ? undefined : closest(unknown, known);
     throw new UsageError(
-      `${where}: ${(error as Error).message}\nFix: run \`${where} --help\` for the options it takes.`,
+      (unknown === undefined ? `${where}: ${message}` : `${where}: unknown option \`${unknown}'.`) +
+        (suggestion === undefined ? "" : ` Did you mean \`${suggestion}'?`) +
+        `\nFix: run \`${where} --help\` for the options it takes.`,
     );
   }
 }

@@ -46,8 +46,8 @@ export const optionsCommand = defineCommand({
     const prefix = positionals[0] === undefined ? [] : prefixPath(positionals[0]);
     const docs = all.filter((doc) => prefix.every((name, i) => doc.path[i] === name));
     if (docs.length === 0) {
-      const names = all.map((d) => showPath(d.path));
-      const suggestion = closest(positionals[0] ?? "", names);
+      const names = new Set(all.flatMap((d) => d.path.map((_, i) => showPath(d.path.slice(0, i + 1)))));
+      const suggestion = closest(positionals[0] ?? "", [...names]);
       throw new UsageError(
         `No option is named \`${positionals[0]}' or starts with it.${suggestion ? ` Did you mean \`${suggestion}'?` : ""}\n` +
           "Fix: run `keel options` for the full list.",

@@ -39,11 +39,6 @@ export interface LoadOptions {
   readonly env: NodeJS.ProcessEnv;
 }
 
-interface EsbuildMessage {
-  readonly text: string;
-  readonly location?: { readonly file: string; readonly line: number; readonly column: number } | null;
-}
-
 export async function loadProject(file: string, options: LoadOptions): Promise<Project> {
   if (options.typecheck) await typecheckProject(file, cacheDir(options.env), keelVersion);
   const { tsImport } = await import("tsx/esm/api");
@@ -54,6 +49,11 @@ export async function loadProject(file: string, options: LoadOptions): Promise<P
     throw importError(file, error);
   }
   let exported = namespace.default;
+  // Outside a package with "type": "module", tsx loads the file as CommonJS and
+  // the default export arrives wrapped once more.
+  if (typeof exported === "object" && exported !== null && Object.keys(exported).every((k) => k === "default" || k === "__esModule") && "default" in exported) {
+    exported = (exported as { default: unknown }).default;
+  }
   if (exported === undefined) {
     throw new ConfigError(
       `\`${file}' has no default export.\nFix: end it with \`export default defineProject({ systems: { … } })'.`,
@@ -67,23 +67,24 @@ export async function loadProject(file: string, options: LoadOptions): Promise<P
 }
 
 function importError(file: string, error: unknown): Error {
-  const errors = (error as { errors?: EsbuildMessage[] }).errors;
-  if (Array.isArray(errors) && errors.length > 0) {
-    const lines = errors.map((e) =>
-      e.location ? `${e.location.file}:${e.location.line}:${e.location.column + 1} - ${e.text}` : e.text,
-    );
+  if (error instanceof ConfigError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  // esbuild's parse errors: "<file>:<line>:<column>: ERROR: <text>", column from 0.
+  const parseErrors = [...message.matchAll(/^(.*):(\d+):(\d+): ERROR: (.*)$/gm)];
+  if (parseErrors.length > 0) {
+    const lines = parseErrors.map(([, at, line, column, text]) => `${at}:${line}:${Number(column) + 1} - ${text}`);
     return new ConfigError(`The project's config files do not parse:\n${lines.join("\n")}\nFix: correct the syntax at the places above.`);
   }
   const code = (error as { code?: string }).code;
-  if (code === "ERR_MODULE_NOT_FOUND") {
+  const missing = /Cannot find (?:module|package) '([^']+)'/.exec(message)?.[1];
+  if ((code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") && missing !== undefined) {
+    const importer = /imported from (\S+)/.exec(message)?.[1] ?? /Require stack:\n- (\S+)/.exec(message)?.[1] ?? file;
     return new ConfigError(
-      `Loading \`${file}' failed: ${(error as Error).message}\n` +
-        "Fix: check the path in that import statement (a relative import needs ./ and names an existing file).",
+      `\`${importer.replace(/^file:\/\//, "").replace(/\?.*$/, "")}' imports \`${missing}', which cannot be found.\n` +
+        "Fix: check the path in that import statement: a relative import starts with ./ and names an existing file; a package must be installed (npm install).",
     );
   }
-  if (error instanceof ConfigError) return error;
-  return new ConfigError(
-    `Loading \`${file}' failed: ${error instanceof Error ? error.message : String(error)}\nFix: correct the config file; --debug shows where it failed.`,
-    { cause: error },
-  );
+  return new ConfigError(`Loading \`${file}' failed: ${message}\nFix: correct the config file; --debug shows where it failed.`, {
+    cause: error,
+  });
 }

@@ -44,15 +44,20 @@ export type ModuleFunction<O extends OptionTree = Record<never, never>> = (
   args: ModuleArgs<BuiltinOptions & O>,
 ) => ModuleObject<O>;
 
-// The parameter is `never` so that a function of any argument type fits: what it
-// is called with is fixed by keel, not by the module.
-export type ModuleInput = ModuleObject<OptionTree> | ((args: never) => unknown);
+/**
+ * Anything given to `imports` or `systems`: a module made with `defineModule`.
+ * Modules with their own options differ in type, so any object or function is
+ * accepted here and checked when the system is evaluated.
+ */
+export type ModuleInput = object;
 
 const fileSymbol = Symbol.for("keel.moduleFile");
 
-export function defineModule<O extends OptionTree = Record<never, never>>(module: ModuleObject<O>): ModuleObject<O>;
-export function defineModule<O extends OptionTree = Record<never, never>>(module: ModuleFunction<O>): ModuleFunction<O>;
-export function defineModule(module: object): object {
+// One signature with a union rather than overloads: TypeScript then reports a
+// wrong definition at the property, not as "no overload matches this call".
+export function defineModule<O extends OptionTree = Record<never, never>>(
+  module: ModuleObject<O> | ModuleFunction<O>,
+): ModuleObject<O> | ModuleFunction<O> {
   noteFile(module, callerFile());
   return module;
 }
@@ -74,10 +79,24 @@ export function callerFile(): string | undefined {
   const stack = new Error().stack?.split("\n").slice(1) ?? [];
   for (const line of stack) {
     const match = /\((.*):\d+:\d+\)$/.exec(line) ?? /at (.*):\d+:\d+$/.exec(line);
-    const location = match?.[1];
-    if (location === undefined) continue;
-    const file = location.startsWith("file://") ? fileURLToPath(location) : location;
-    if (file !== thisFile && !file.startsWith("node:")) return file;
+    const file = match?.[1] === undefined ? undefined : locationFile(match[1]);
+    if (file !== undefined && file !== thisFile) return file;
   }
   return undefined;
+}
+
+/**
+ * The path in a stack frame's location. tsx runs a CommonJS-mode file from a
+ * `data:` URL that names it in `filePath=`, and marks its loads with a query.
+ */
+function locationFile(location: string): string | undefined {
+  if (location.startsWith("node:")) return undefined;
+  let file = location;
+  if (file.startsWith("data:")) {
+    const named = /[?&]filePath=([^&]*)/.exec(file)?.[1];
+    if (named === undefined) return undefined;
+    file = decodeURIComponent(named);
+  }
+  if (file.startsWith("file://")) file = fileURLToPath(file.replace(/\?.*$/, ""));
+  return file.replace(/\?.*$/, "");
 }

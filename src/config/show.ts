@@ -23,9 +23,12 @@ function render(value: unknown, depth: number): string {
   return entries.length === 0 ? "{}" : `{ ${entries.join(", ")} }`;
 }
 
-/** How NixOS names an option in messages: `a.b.c'. Keys that are not identifiers are quoted. */
+/**
+ * How NixOS names an option in messages: `a.b.c'. Keys that are not identifiers
+ * are quoted; the docs' placeholders `<name>` (any key) and `*` (any element) are not.
+ */
 export function showPath(path: readonly string[]): string {
-  return path.map((p) => (/^[A-Za-z_][\w-]*$/.test(p) ? p : JSON.stringify(p))).join(".");
+  return path.map((p) => (/^[A-Za-z_][\w-]*$|^<name>$|^\*$/.test(p) ? p : JSON.stringify(p))).join(".");
 }
 
 /** A short description of a value's kind, for "expected X, got Y". */

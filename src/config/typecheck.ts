@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from "node:fs";
 import path from "node:path";
+import type { DiagnosticMessageChain } from "typescript";
 import { ConfigError } from "../errors.js";
 
 const maxShown = 10;
@@ -42,7 +43,7 @@ export async function typecheckProject(projectFile: string, cacheDir: string, ke
   const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
   if (diagnostics.length > 0) {
     const shown = diagnostics.slice(0, maxShown).map((d) => {
-      const text = ts.flattenDiagnosticMessageText(d.messageText, "\n  ");
+      const text = messageLines(d.messageText).join("\n    ");
       if (d.file === undefined || d.start === undefined) return `error TS${d.code}: ${text}`;
       const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
       return `${d.file.fileName}:${line + 1}:${character + 1} - error TS${d.code}: ${text}`;
@@ -60,6 +61,23 @@ export async function typecheckProject(projectFile: string, cacheDir: string, ke
     if (hash !== undefined) files[source.fileName] = hash;
   }
   writeManifest(manifestPath, { key, files });
+}
+
+/**
+ * TypeScript explains a mismatch from the outside in; the first line and the
+ * innermost ones (the property and the types that differ) are what a user needs.
+ */
+function messageLines(message: string | DiagnosticMessageChain): string[] {
+  const lines: string[] = [];
+  for (let chain: string | DiagnosticMessageChain | undefined = message; chain !== undefined; ) {
+    if (typeof chain === "string") {
+      lines.push(chain);
+      break;
+    }
+    lines.push(chain.messageText);
+    chain = chain.next?.[0];
+  }
+  return lines.length <= 4 ? lines : [lines[0] as string, "…", ...lines.slice(-3)];
 }
 
 function isUpToDate(manifestPath: string, key: string): boolean {

@@ -1,0 +1,343 @@
+// The keel binary end to end: the seed example, every command, and each kind
+// of configuration error as the user sees it on the terminal.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { rmSync } from "node:fs";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const keel = path.join(root, "bin/keel.js");
+const seed = path.join(root, "examples/seed");
+const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-cli-"));
+const env = { ...process.env, XDG_CACHE_HOME: path.join(scratch, "cache") };
+const version = (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
+
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function runKeel(args: readonly string[], cwd = seed): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [keel, ...args], { cwd, env }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+let projects = 0;
+
+/** A project in a fresh directory, with `keel` resolvable as it is after `npm install keel`. */
+function makeProject(files: Record<string, string>): string {
+  const dir = path.join(scratch, `project-${++projects}`);
+  mkdirSync(path.join(dir, "node_modules"), { recursive: true });
+  symlinkSync(root, path.join(dir, "node_modules/keel"));
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  return dir;
+}
+
+/** Runs keel in a project and returns its standard error with the directory written as <dir>. */
+async function failure(dir: string, args: readonly string[], code = 1): Promise<string> {
+  const result = await runKeel(args, dir);
+  assert.equal(result.code, code, `exit code of keel ${args.join(" ")}; stderr:\n${result.stderr}`);
+  assert.doesNotMatch(result.stderr, /^\s+at /m, "no stack trace without --debug");
+  return result.stderr.replaceAll(dir, "<dir>");
+}
+
+const project = (systems: string, imports = "") =>
+  `import { defineProject, defineModule, mkForce } from "keel";\n${imports}\n${systems}\n`;
+
+describe("commands", () => {
+  test("--version prints the package version", async () => {
+    assert.deepEqual(await runKeel(["--version"]), { code: 0, stdout: `keel ${version}\n`, stderr: "" });
+  });
+
+  test("--help lists every command, and each command's help has usage and examples", async () => {
+    const main = await runKeel(["--help"]);
+    assert.equal(main.code, 0);
+    for (const name of ["systems", "eval", "options"]) {
+      assert.match(main.stdout, new RegExp(`^ {2}${name} `, "m"));
+      const help = await runKeel([name, "--help"]);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, new RegExp(`^Usage: keel ${name}`, "m"));
+      assert.match(help.stdout, /^Examples:\n  keel /m);
+    }
+  });
+
+  test("no command prints the help and exits 2", async () => {
+    const result = await runKeel([]);
+    assert.equal(result.code, 2);
+    assert.match(result.stdout, /^Usage: keel <command>/m);
+  });
+
+  test("an unknown command or flag is a usage error with a suggestion", async () => {
+    assert.equal(
+      await failure(seed, ["evl"], 2),
+      "error: keel has no command `evl'. Did you mean `eval'?\nFix: run `keel --help` for the list of commands.\n",
+    );
+    assert.equal(
+      await failure(seed, ["eval", "qemu", "--jsn"], 2),
+      "error: keel eval: unknown option `--jsn'. Did you mean `--json'?\nFix: run `keel eval --help` for the options it takes.\n",
+    );
+    assert.equal(
+      await failure(seed, ["eval"], 2),
+      "error: keel eval: missing the argument <system> (A system of the project (see `keel systems`).).\nFix: run `keel eval --help` for its usage and examples.\n",
+    );
+  });
+});
+
+describe("the seed example", () => {
+  test("keel systems lists qemu and aethelred", async () => {
+    assert.deepEqual(await runKeel(["systems"]), { code: 0, stdout: "qemu\naethelred\n", stderr: "" });
+  });
+
+  test("keel eval qemu --json has the 2222 → 22 forward on loopback and sshd with keys only", async () => {
+    const result = await runKeel(["eval", "qemu", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    const config = JSON.parse(result.stdout);
+    assert.deepEqual(config.virtualisation.forwardPorts, [
+      { from: "host", proto: "tcp", host: { address: "127.0.0.1", port: 2222 }, guest: { address: "", port: 22 } },
+    ]);
+    assert.equal(config.networking.hostName, "qemu");
+    assert.equal(config.services.openssh.enable, true);
+    assert.equal(config.services.openssh.settings.PasswordAuthentication, false);
+    assert.ok(config.packages.includes("openssh-server"), "openssh adds its package");
+    assert.deepEqual(config.systemd.services.ssh.wantedBy, ["multi-user.target"]);
+    assert.equal(config.time.timeZone, "Europe/London", "from common.ts");
+    assert.equal("assertions" in config, false);
+  });
+
+  test("keel eval aethelred shows the custom kernel, the hardware module and the deploy target", async () => {
+    const result = await runKeel(["eval", "aethelred", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    const config = JSON.parse(result.stdout);
+    assert.equal(config.boot.kernel.source, "linux");
+    assert.equal(config.boot.kernel.baseConfig, "debian");
+    assert.ok(config.boot.initrd.availableKernelModules.includes("nvme"), "from aethelred-hardware.ts");
+    assert.deepEqual(config.fileSystems["/boot"].options, ["fmask=0077", "dmask=0077"]);
+    assert.equal(config.deploy.targetHost, "root@192.168.2.3");
+    assert.equal(config.networking.hostName, "aethelred");
+  });
+
+  test("keel eval prints one option as lines, and takes quoted names", async () => {
+    assert.deepEqual(await runKeel(["eval", "qemu", "virtualisation.forwardPorts"]), {
+      code: 0,
+      stdout: 'virtualisation.forwardPorts = [{"from":"host","proto":"tcp","host":{"address":"127.0.0.1","port":2222},"guest":{"address":"","port":22}}]\n',
+      stderr: "",
+    });
+    const sshd = await runKeel(["eval", "qemu", 'environment.etc."ssh/sshd_config.d/keel.conf".text', "--json"]);
+    assert.equal(
+      JSON.parse(sshd.stdout),
+      "Port 22\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+    );
+  });
+
+  test("keel eval names what exists when the path does not", async () => {
+    assert.equal(
+      await failure(seed, ["eval", "qemu", "networking.hostname"], 2),
+      "error: The system has no `networking.hostname'. Under `networking' there are: hostName, useDHCP, interfaces, defaultGateway, nameservers.\n" +
+        "Fix: name an existing option; `keel options` lists them.\n",
+    );
+  });
+
+  test("--project finds the project from another directory", async () => {
+    const result = await runKeel(["systems", "--project", path.join(seed, "keel.config.ts")], scratch);
+    assert.equal(result.stdout, "qemu\naethelred\n");
+  });
+
+  test("outside a project keel says how to name one", async () => {
+    assert.equal(
+      await failure(scratch, ["systems"], 2),
+      "error: No keel.config.ts in `<dir>' or any directory above it.\nFix: run keel inside a project, or give one with --project path/to/keel.config.ts (examples/seed has one).\n",
+    );
+  });
+});
+
+describe("keel options", () => {
+  test("documents services.openssh with type, default, example and the declaring file", async () => {
+    const result = await runKeel(["options", "services.openssh"], scratch);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^services\.openssh\.enable\n {4}Whether to run the OpenSSH server\.\n {4}Type: boolean\n {4}Default: false\n {4}Declared in: keel\/src\/options\/services\/openssh\.ts\n/,
+    );
+    assert.match(result.stdout, /^services\.openssh\.settings\.PermitRootLogin\n.*\n {4}Type: one of "yes", "prohibit-password", "forced-commands-only", "no"\n {4}Default: "prohibit-password"\n/m);
+    assert.match(result.stdout, /^services\.openssh\.ports\n.*\n {4}Type: list of \(port number\)\n {4}Default: \[22\]\n {4}Example: \[22,8022\]\n/m);
+  });
+
+  test("--json lists every option with a description, sub-options named through <name> and *", async () => {
+    const result = await runKeel(["options", "--json"], scratch);
+    const docs = JSON.parse(result.stdout) as { name: string; description: string; type: string }[];
+    const names = docs.map((d) => d.name);
+    for (const name of [
+      "networking.hostName",
+      "boot.kernel.source",
+      "boot.kernelParams",
+      "boot.initrd.availableKernelModules",
+      "boot.loader.systemdBoot.enable",
+      "fileSystems.<name>.device",
+      "swapDevices.*.device",
+      "users.users.<name>.openssh.authorizedKeys.keys",
+      "users.users.<name>.hashedPassword",
+      "services.openssh.settings.PasswordAuthentication",
+      "networking.interfaces.<name>.ipv4.addresses.*.prefixLength",
+      "packages",
+      'environment.etc.<name>.text',
+      "systemd.services.<name>.wantedBy",
+      "time.timeZone",
+      "distro.suite",
+      "virtualisation.forwardPorts.*.host.port",
+      "virtualisation.sharedDirectories.<name>.readOnly",
+      "deploy.targetHost",
+      "deploy.sshOptions",
+    ]) {
+      assert.ok(names.includes(name), `${name} is documented`);
+    }
+    for (const doc of docs) assert.ok(doc.description.length > 10 && doc.type.length > 0, `${doc.name} has a description and a type`);
+  });
+
+  test("an unknown prefix suggests the nearest option", async () => {
+    assert.equal(
+      await failure(scratch, ["options", "services.opensh"], 2),
+      "error: No option is named `services.opensh' or starts with it. Did you mean `services.openssh'?\nFix: run `keel options` for the full list.\n",
+    );
+  });
+});
+
+describe("configuration errors, as the user sees them", () => {
+  const other = `import { defineModule } from "keel";\nexport default defineModule({ networking: { hostName: "other" } });\n`;
+
+  test("an unknown option: did you mean, with the defining file", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(`const box = defineModule({ services: { opensh: { enable: true } } });\nexport default defineProject({ systems: { box } });`),
+    });
+    assert.equal(
+      await failure(dir, ["eval", "box", "--no-typecheck"]),
+      "error: The option `services.opensh' does not exist. Definition values:\n- In `<dir>/keel.config.ts': { enable: true }\n" +
+        "Did you mean `services.openssh'?\nFix: rename it, or declare it under `options' in a module.\n",
+    );
+    assert.match(
+      await failure(dir, ["eval", "box"]),
+      /^error: The project's config files have an error:\n<dir>\/keel\.config\.ts:3:40 - error TS2353: Object literal may only specify known properties, and 'opensh' does not exist in type /,
+    );
+  });
+
+  test("a wrong type: expected and given, with the defining file, or file:line:col from the type check", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(`export default defineProject({ systems: { box: mod } });`, 'import mod from "./mod";'),
+      "mod.ts": `import { defineModule } from "keel";\nexport default defineModule({\n  networking: { hostName: 42 },\n});\n`,
+    });
+    assert.equal(
+      await failure(dir, ["eval", "box", "--no-typecheck"]),
+      "error: A definition for option `networking.hostName' is not of type `string': it is the integer 42.\n" +
+        "- In `<dir>/mod.ts': 42\nFix: give `networking.hostName' a value of type `string' in `<dir>/mod.ts'.\n",
+    );
+    assert.equal(
+      await failure(dir, ["eval", "box"]),
+      "error: The project's config files have an error:\n" +
+        "<dir>/mod.ts:3:17 - error TS2322: Type 'number' is not assignable to type 'Wrapped<string> | undefined'.\n" +
+        "Fix: correct the code at the places above; an editor with TypeScript shows the same errors as you type.\n",
+    );
+  });
+
+  test("conflicting definitions: each file and value, then the mkForce/mkDefault hint", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(
+        `const box = defineModule({ imports: [other], networking: { hostName: "box" } });\nexport default defineProject({ systems: { box } });`,
+        'import other from "./other";',
+      ),
+      "other.ts": other,
+    });
+    assert.equal(
+      await failure(dir, ["eval", "box"]),
+      "error: The option `networking.hostName' has conflicting definition values:\n" +
+        "- In `<dir>/keel.config.ts': \"box\"\n- In `<dir>/other.ts': \"other\"\n" +
+        "Fix: use `mkForce(value)` to force one value, or `mkDefault(value)` to lower the priority of the others.\n",
+    );
+    writeFileSync(
+      path.join(dir, "keel.config.ts"),
+      project(
+        `const box = defineModule({ imports: [other], networking: { hostName: mkForce("box") } });\nexport default defineProject({ systems: { box } });`,
+        'import other from "./other";',
+      ),
+    );
+    assert.deepEqual(await runKeel(["eval", "box", "networking.hostName"], dir), {
+      code: 0,
+      stdout: 'networking.hostName = "box"\n',
+      stderr: "",
+    });
+  });
+
+  test("a missing import: file:line:col from the type check, the import named without it", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(`export default defineProject({ systems: { box: other } });`, 'import other from "./othr";'),
+      "other.ts": other,
+    });
+    assert.equal(
+      await failure(dir, ["systems"]),
+      "error: The project's config files have an error:\n" +
+        "<dir>/keel.config.ts:2:19 - error TS2307: Cannot find module './othr' or its corresponding type declarations.\n" +
+        "Fix: correct the code at the places above; an editor with TypeScript shows the same errors as you type.\n",
+    );
+    assert.equal(
+      await failure(dir, ["systems", "--no-typecheck"]),
+      "error: `<dir>/keel.config.ts' imports `./othr', which cannot be found.\n" +
+        "Fix: check the path in that import statement: a relative import starts with ./ and names an existing file; a package must be installed (npm install).\n",
+    );
+  });
+
+  test("a syntax error: file:line:col", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(`export default defineProject({ systems: { box: other } });`, 'import other from "./other";'),
+      "other.ts": `${other}export const broken = {\n`,
+    });
+    assert.equal(
+      await failure(dir, ["systems"]),
+      "error: The project's config files have an error:\n<dir>/other.ts:4:1 - error TS1005: '}' expected.\n" +
+        "Fix: correct the code at the places above; an editor with TypeScript shows the same errors as you type.\n",
+    );
+    assert.equal(
+      await failure(dir, ["systems", "--no-typecheck"]),
+      "error: The project's config files do not parse:\n<dir>/other.ts:4:1 - Expected identifier but found end of file\nFix: correct the syntax at the places above.\n",
+    );
+  });
+
+  test("a failed assertion: its message, which says what to change", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(
+        `const box = defineModule({ boot: { kernel: { source: "linux-6.9" } } });\nexport default defineProject({ inputs: { linux: { type: "debian-source", package: "linux-source-6.1" } }, systems: { box } });`,
+      ),
+    });
+    assert.equal(
+      await failure(dir, ["eval", "box"]),
+      "error: The system `box' fails an assertion:\n" +
+        '- boot.kernel.source is "linux-6.9", which is not an input of this project (inputs: linux). Add it to `inputs` in keel.config.ts or name an existing one.\n',
+    );
+    const debug = await runKeel(["eval", "box", "--debug"], dir);
+    assert.match(debug.stderr, /^ConfigError: The system `box' fails an assertion:\n[^]*^\s+at evaluateSystem /m, "--debug adds the stack");
+  });
+
+  test("an unknown system is a usage error naming the systems there are", async () => {
+    assert.equal(
+      await failure(seed, ["eval", "qemuu"], 2),
+      "error: There is no system `qemuu' in `<dir>/keel.config.ts'. Its systems: qemu, aethelred.\nFix: name one of those, or add it to `systems` in defineProject.\n",
+    );
+  });
+
+  test("a type error introduced after a clean check is still found: the check's cache follows the files", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(`export default defineProject({ systems: { box: other } });`, 'import other from "./other";'),
+      "other.ts": other,
+    });
+    assert.equal((await runKeel(["systems"], dir)).stdout, "box\n");
+    writeFileSync(path.join(dir, "other.ts"), other.replace('"other"', "false"));
+    assert.match(await failure(dir, ["systems"]), /^<dir>\/other\.ts:2:45 - error TS2322: Type 'false' is not assignable to type 'Wrapped<string> \| undefined'\.$/m);
+  });
+});
