@@ -67,7 +67,7 @@ describe("commands", () => {
       const help = await runKeel([name, "--help"]);
       assert.equal(help.code, 0);
       assert.match(help.stdout, new RegExp(`^Usage: keel ${name}`, "m"));
-      assert.match(help.stdout, /^Examples:\n  keel /m);
+      assert.match(help.stdout, /^Examples:\n {2}keel /m);
     }
   });
 
