@@ -1,25 +1,28 @@
 // Evaluating a set of modules into one configuration, with NixOS semantics:
 // imports (each module once), declarations merged into one option tree,
-// definitions merged per option, and `config` as a lazy fixed point that
-// module functions may read.
+// definitions merged per option in module order, and `config` as a lazy fixed
+// point that module functions may read.
 //
 // JavaScript builds a module function's result eagerly, so reading `config`
 // inside it needs the option's definitions before that module's own are known.
 // keel first calls each module function with a stand-in `config` to learn its
-// imports and options, then calls the functions that read `config` again when
-// definitions are needed. A value read while other modules are unfinished is
-// computed from the finished ones, and keel checks afterwards that none of the
-// unfinished ones defined it. When one did, evaluation starts again, and this
-// time the reading module waits until that module is finished. A module that
-// reads an option it defines itself is a cycle. A wrong read is an error or a
-// retry, never a silently different value.
+// imports and options, then calls it again, for real, when definitions are
+// needed. A value read while other modules are unfinished:
+// - is computed from the finished ones, and keel checks afterwards that none of
+//   the unfinished ones defined it; when one did, evaluation starts again and
+//   this time the reading module waits until that module is finished;
+// - makes the reading module wait (its computation is undone and redone later)
+//   when the value cannot be had yet: the option is itself being computed
+//   further down, or it has no definition among the finished modules.
+// A module that needs an option it defines itself is a cycle. A wrong read is
+// an error or a retry, never a silently different value.
 import { ConfigError } from "../errors.js";
 import { lib } from "./lib.js";
-import { moduleFile, type ModuleInput } from "./module.js";
 import { mergeDefinitions, notDefined } from "./merge.js";
+import { moduleFile, type ModuleInput } from "./module.js";
 import { isOption, type AnyOption, type OptionTree, type Path } from "./option.js";
-import { showPath } from "./show.js";
-import { collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
+import { optionsCommand, showPath } from "./show.js";
+import { closest, collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
 import type { InputSpec } from "../inputs/spec.js";
 
 export interface EvalArgs {
@@ -35,14 +38,16 @@ interface Entry {
   readonly key: object;
   readonly file: string;
   state: "pending" | "computing" | "done";
-  /** A module function whose body reads `config`: called again, for real, when definitions are needed. */
-  fn?: (args: unknown) => unknown;
+  /** A module function, called for real when its definitions are needed. */
+  readonly fn?: (args: unknown) => unknown;
   /** Whether its imports and options are known; not when calling it with a stand-in `config` failed. */
   opened: boolean;
-  /** Its definitions: a record, properties, or a function of the module arguments. */
+  /** Its definitions, for a module object: a record, properties, or a function of the module arguments. */
   config?: unknown;
-  /** The options it defines, by `pathKey`, once computed. */
-  readonly defined: Set<string>;
+  /** Its definitions by option, once computed. */
+  readonly defined: DefinitionSink;
+  /** The option it last had to wait for, for messages. */
+  waitedFor?: Path;
 }
 
 type Frame = { readonly kind: "option"; readonly path: Path } | { readonly kind: "module"; readonly entry: Entry };
@@ -57,7 +62,7 @@ interface Read {
   readonly known: number;
 }
 
-/** Options (by `pathKey`) that a module must not be unfinished for when read, by module. */
+/** Options (by `pathKey`) that must not be read while a module is unfinished, by module. */
 export type Waits = Map<object, Set<string>>;
 
 /** A read that a later attempt must avoid: `path` while `module` is unfinished. */
@@ -66,7 +71,7 @@ interface Conflict {
   readonly path: string;
 }
 
-/** Unwinds a module's computation that must wait for an unfinished module. */
+/** Unwinds a module's computation that must wait; the module is computed again later. */
 class Wait {}
 
 export class Evaluation {
@@ -74,7 +79,6 @@ export class Evaluation {
   private readonly entries: Entry[] = [];
   private readonly seen = new Set<object>();
   private readonly declaredIn = new Map<string, string>();
-  private readonly sink: DefinitionSink = new Map();
   private readonly values = new Map<string, { readonly value: unknown } | "evaluating">();
   private readonly stack: Frame[] = [];
   private readonly reads: Read[] = [];
@@ -100,20 +104,27 @@ export class Evaluation {
   valueOf(path: Path, option: AnyOption): unknown {
     const key = pathKey(path);
     const cached = this.values.get(key);
-    if (cached === "evaluating") throw this.cycle(path);
-    if (cached !== undefined) return cached.value;
+    if (cached !== undefined && cached !== "evaluating") return cached.value;
     const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
+    if (cached === "evaluating") {
+      // Being computed further down: a module computed for it since must wait;
+      // with no module in between, the option's value depends on itself.
+      const start = this.stack.findIndex((f) => f.kind === "option" && pathKey(f.path) === key);
+      if (this.stack.slice(start).some((f) => f.kind === "module")) this.wait(reader, path);
+      throw this.cycle(path);
+    }
     if (this.entries.some((e) => e.state === "computing" && e !== reader && this.waits.get(e.key)?.has(key))) {
-      throw new Wait();
+      this.wait(reader, path);
     }
     this.values.set(key, "evaluating");
     this.stack.push({ kind: "option", path });
     try {
       for (let i = 0; i < this.entries.length; i++) this.compute(this.entries[i] as Entry);
       const excluded = this.entries.filter((e) => e.state !== "done");
+      const defs = this.entries.flatMap((e) => e.defined.get(key)?.defs ?? []);
+      const merged = mergeDefinitions(path, option, defs);
+      if (!merged.defined) throw this.undefinedValue(path, reader, excluded);
       if (excluded.length > 0) this.reads.push({ path, reader, excluded, known: this.entries.length });
-      const merged = mergeDefinitions(path, option, this.sink.get(key)?.defs ?? []);
-      if (!merged.defined) throw notDefined(path);
       this.values.set(key, { value: merged.value });
       return merged.value;
     } catch (error) {
@@ -151,6 +162,24 @@ export class Evaluation {
     return node;
   }
 
+  /**
+   * Checks every value read while some module was unfinished against what that
+   * module defined. Returns the first conflict a new attempt can avoid by waiting.
+   */
+  conflict(): Conflict | undefined {
+    for (const read of this.reads) {
+      const key = pathKey(read.path);
+      const culprit = read.excluded.find((e) => e.defined.has(key));
+      const late = this.entries.slice(read.known).find((e) => e.defined.has(key));
+      if (culprit === undefined && late === undefined) continue;
+      if (culprit !== undefined && culprit !== read.reader && !this.waits.get(culprit.key)?.has(key)) {
+        return { module: culprit.key, path: key };
+      }
+      throw selfRecursion((culprit ?? late)?.file ?? "", read.path);
+    }
+    return undefined;
+  }
+
   private add(input: ModuleInput, parentFile: string, where: string): void {
     if ((typeof input !== "object" || input === null || Array.isArray(input)) && typeof input !== "function") {
       throw new ConfigError(
@@ -160,26 +189,24 @@ export class Evaluation {
     }
     if (this.seen.has(input)) return;
     this.seen.add(input);
-    const entry: Entry = { key: input, file: moduleFile(input) ?? parentFile, state: "pending", opened: false, defined: new Set() };
+    const fn = typeof input === "function" ? (input as (args: unknown) => unknown) : undefined;
+    const file = moduleFile(input) ?? parentFile;
+    const entry: Entry = { key: input, file, state: "pending", opened: false, defined: new Map(), ...(fn ? { fn } : {}) };
     this.entries.push(entry);
-    if (typeof input !== "function") {
+    if (fn === undefined) {
       this.open(entry, input);
       return;
     }
-    const fn = input as (args: unknown) => unknown;
-    const probe = { read: false };
-    let result: unknown;
+    let probed: unknown;
     try {
-      result = fn(this.args(this.standIn(probe)));
+      probed = fn(this.args(standIn()));
     } catch {
-      entry.fn = fn;
-      return;
+      return; // Opened when it is computed.
     }
-    if (probe.read) entry.fn = fn;
-    this.open(entry, result);
+    this.open(entry, probed);
   }
 
-  /** Takes in a module's options and imports; keeps its definitions unless its function must run again. */
+  /** Takes in a module's options and imports, and a module object's definitions. */
   private open(entry: Entry, module: unknown): void {
     const { imports, options, config } = parts(entry.file, module);
     if (options !== undefined) this.declare(options, entry.file, []);
@@ -193,23 +220,9 @@ export class Evaluation {
     entry.state = "computing";
     this.stack.push({ kind: "module", entry });
     try {
-      let part = entry.config;
-      if (entry.fn) {
-        const module = callModule(entry.fn, this.args(this.config), entry.file);
-        if (!entry.opened) this.open(entry, module);
-        part = parts(entry.file, module).config;
-      }
-      if (typeof part === "function") part = callModule(part as (args: unknown) => unknown, this.args(this.config), entry.file);
-      if (part !== undefined) {
-        const own: DefinitionSink = new Map();
-        collectDefinitions({ tree: this.tree }, part, entry.file, [], own);
-        for (const [key, collected] of own) {
-          entry.defined.add(key);
-          const existing = this.sink.get(key);
-          if (existing) existing.defs.push(...collected.defs);
-          else this.sink.set(key, collected);
-        }
-      }
+      const own: DefinitionSink = new Map();
+      collectDefinitions({ tree: this.tree }, this.definitionsOf(entry, this.config), entry.file, [], own);
+      for (const [key, collected] of own) entry.defined.set(key, collected);
       entry.state = "done";
     } catch (error) {
       entry.state = "pending";
@@ -219,33 +232,67 @@ export class Evaluation {
     }
   }
 
+  /** A module's definitions, computed with `config` as the module's view of the configuration. */
+  private definitionsOf(entry: Entry, config: unknown): unknown {
+    let part = entry.config;
+    if (entry.fn) {
+      const module = callModule(entry.fn, this.args(config), entry.file);
+      if (!entry.opened) this.open(entry, module);
+      part = parts(entry.file, module).config;
+    }
+    if (typeof part === "function") part = callModule(part as (args: unknown) => unknown, this.args(config), entry.file);
+    return part ?? {};
+  }
+
   private args(config: unknown): unknown {
     return { config, lib, inputs: this.inputs, name: this.name };
   }
 
-  /**
-   * A `config` that notes it was read and answers anything with a stand-in, so
-   * that a module function can run far enough to return its imports and options.
-   */
-  private standIn(probe: { read: boolean }): unknown {
-    const standIn: unknown = new Proxy(() => undefined, {
-      get(_target, key) {
-        probe.read = true;
-        if (key === Symbol.toPrimitive) return () => "";
-        if (key === Symbol.iterator) return function* () {};
-        return key === "then" ? undefined : standIn;
-      },
-      apply: () => standIn,
-      has: () => false,
-      ownKeys: () => [],
-    });
-    return standIn;
+  /** Undoes the reading module's computation, to be redone when the value can be had. */
+  private wait(reader: Entry | undefined, path: Path): never {
+    if (reader === undefined || !this.entries.some((e) => e.state === "computing" && e !== reader)) {
+      throw this.cycle(path);
+    }
+    reader.waitedFor = path;
+    throw new Wait();
+  }
+
+  /** An option with no definition among the finished modules: not defined, or not known yet. */
+  private undefinedValue(path: Path, reader: Entry | undefined, excluded: readonly Entry[]): ConfigError {
+    const unfinished = excluded.filter((e) => e !== reader);
+    if (unfinished.length > 0) {
+      if (reader !== undefined && this.entries.some((e) => e.state === "computing" && e !== reader)) this.wait(reader, path);
+      const waiting = unfinished
+        .map((e) => `\`${e.file}'${e.waitedFor ? ` reads \`${showPath(e.waitedFor)}'` : ""}`)
+        .join("; ");
+      return new ConfigError(
+        `Infinite recursion: \`${reader?.file}' reads the option \`${showPath(path)}' while its own definitions are computed, ` +
+          `but the modules that may define \`${showPath(path)}' need them first: ${waiting}.\n` +
+          `Fix: read one of these options in a getter (\`get x() { return config.${showPath(path)}; }\`), which is evaluated only when needed.`,
+      );
+    }
+    if (reader !== undefined && excluded.includes(reader) && this.probedDefines(reader, path)) {
+      return selfRecursion(reader.file, path);
+    }
+    return notDefined(path);
+  }
+
+  /** Whether a module would define `path`, judged from its result with a stand-in `config`. */
+  private probedDefines(entry: Entry, path: Path): boolean {
+    const sink: DefinitionSink = new Map();
+    try {
+      collectDefinitions({ tree: this.tree }, this.definitionsOf(entry, standIn()), entry.file, [], sink);
+    } catch {
+      return false;
+    }
+    return sink.has(pathKey(path));
   }
 
   private declare(options: unknown, file: string, path: Path): void {
     if (!isRecord(options)) {
       throw new ConfigError(
-        `\`options${path.length ? "." + showPath(path) : ""}' in \`${file}' must be a record of options made with mkOption.`,
+        `\`options${path.length ? "." + showPath(path) : ""}' in \`${file}' is neither an option nor a record of options.\n` +
+          "Fix: declare each option with mkOption({ type, description, … }), grouped in records.",
       );
     }
     let node: Record<string, unknown> = this.tree;
@@ -285,12 +332,7 @@ export class Evaluation {
           if (typeof key === "symbol") return undefined;
           const child = node()[key];
           const childPath = [...path, key];
-          if (child === undefined) {
-            throw new ConfigError(
-              `A module reads \`config.${showPath(childPath)}', which is not an option.\n` +
-                `Fix: check the spelling; \`keel options ${showPath(path)}' lists what exists.`,
-            );
-          }
+          if (child === undefined) throw this.unknownRead(childPath, Object.keys(node()));
           return isOption(child) ? this.valueOf(childPath, child) : this.proxy(childPath);
         },
         has: (_target, key) => typeof key === "string" && key in node(),
@@ -301,6 +343,16 @@ export class Evaluation {
     );
   }
 
+  private unknownRead(path: Path, siblings: readonly string[]): ConfigError {
+    const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
+    const suggestion = closest(path[path.length - 1] ?? "", siblings);
+    return new ConfigError(
+      `${reader ? `\`${reader.file}'` : "A module"} reads \`config.${showPath(path)}', which is not an option.\n` +
+        (suggestion === undefined ? "" : `Did you mean \`config.${showPath([...path.slice(0, -1), suggestion])}'?\n`) +
+        `Fix: check the spelling; ${optionsCommand(path.slice(0, -1))} lists what exists.`,
+    );
+  }
+
   private cycle(path: Path): ConfigError {
     const start = this.stack.findIndex((f) => f.kind === "option" && pathKey(f.path) === pathKey(path));
     const frames = this.stack.slice(start);
@@ -308,60 +360,37 @@ export class Evaluation {
     const files = [...new Set(frames.flatMap((f) => (f.kind === "module" ? [`\`${f.entry.file}'`] : [])))];
     return new ConfigError(
       `Infinite recursion: the option \`${showPath(path)}' depends on itself: ${[...options, `\`${showPath(path)}'`].join(" → ")}.\n` +
-        (files.length > 0 ? `Read by the module functions in ${files.join(", ")}.\n` : "") +
-        "Fix: break the cycle, or read the option in a getter (`get x() { return config.a.b; }`), which is evaluated only when needed.",
+        (files.length > 0
+          ? `Read by the module functions in ${files.join(", ")}.\n` +
+            "Fix: break the cycle, or read the option in a getter (`get x() { return config.a.b; }`), which is evaluated only when needed."
+          : "Fix: break the cycle: one of these options must be defined without reading the others."),
     );
-  }
-
-  /**
-   * Checks every value read while some module was unfinished against what that
-   * module defined. Returns the first conflict a new attempt can avoid by waiting.
-   */
-  conflict(): Conflict | undefined {
-    for (const read of this.reads) {
-      const key = pathKey(read.path);
-      const culprit = read.excluded.find((e) => e.defined.has(key));
-      const late = this.entries.slice(read.known).find((e) => e.defined.has(key));
-      if (culprit === undefined && late === undefined) continue;
-      if (culprit !== undefined && culprit !== read.reader && !this.waits.get(culprit.key)?.has(key)) {
-        return { module: culprit.key, path: key };
-      }
-      const file = (culprit ?? late)?.file;
-      throw new ConfigError(
-        `Infinite recursion: \`${file}' defines the option \`${showPath(read.path)}', and its value was needed to compute that module's own definitions.\n` +
-          `Fix: read it in a getter (\`get x() { return config.${showPath(read.path)}; }\`), which is evaluated only when needed, or move the definition of \`${showPath(read.path)}' to another module.`,
-      );
-    }
-    return undefined;
   }
 }
 
-interface ModuleParts {
-  readonly imports: readonly ModuleInput[];
-  readonly options: unknown;
-  readonly config: unknown;
+function selfRecursion(file: string, path: Path): ConfigError {
+  return new ConfigError(
+    `Infinite recursion: \`${file}' defines the option \`${showPath(path)}', and its value was needed to compute that module's own definitions.\n` +
+      `Fix: read it in a getter (\`get x() { return config.${showPath(path)}; }\`), which is evaluated only when needed, or move the definition of \`${showPath(path)}' to another module.`,
+  );
 }
 
-/** Splits a module into imports, options and definitions, as NixOS's `unifyModuleSyntax`. */
-function parts(file: string, module: unknown): ModuleParts {
-  if (!isRecord(module)) {
-    throw new ConfigError(
-      `The module function in \`${file}' returned ${module === undefined ? "nothing" : "something that is not a record"}.\n` +
-        "Fix: return a module, e.g. `({ config }) => ({ networking: { hostName: \"x\" } })`.",
-    );
-  }
-  const { imports = [], options, config, ...loose } = module;
-  const hasParts = "options" in module || "config" in module;
-  if (hasParts && Object.keys(loose).length > 0) {
-    throw new ConfigError(
-      `The module in \`${file}' has \`options' or \`config' and also definitions at its top level (${Object.keys(loose).join(", ")}).\n` +
-        "Fix: move those definitions into `config`.",
-    );
-  }
-  if (!Array.isArray(imports)) {
-    throw new ConfigError(`\`imports' in \`${file}' must be a list of modules.\nFix: write \`imports: [common]'.`);
-  }
-  return { imports, options, config: hasParts ? config : loose };
+/**
+ * A `config` that answers anything with itself, so that a module function can
+ * run far enough to return its imports and options before any value is known.
+ */
+function standIn(): unknown {
+  const self: unknown = new Proxy(() => undefined, {
+    get(_target, key) {
+      if (key === Symbol.toPrimitive) return () => "";
+      if (key === Symbol.iterator) return function* () {};
+      return key === "then" ? undefined : self;
+    },
+    apply: () => self,
+    has: () => false,
+    ownKeys: () => [],
+  });
+  return self;
 }
 
 function callModule(fn: (args: unknown) => unknown, args: unknown, file: string): unknown {
@@ -375,6 +404,42 @@ function callModule(fn: (args: unknown) => unknown, args: unknown, file: string)
       { cause: error },
     );
   }
+}
+
+interface ModuleParts {
+  readonly imports: readonly ModuleInput[];
+  readonly options: unknown;
+  readonly config: unknown;
+}
+
+const partNames = new Set(["imports", "options", "config"]);
+
+/**
+ * Splits a module into imports, options and definitions, as NixOS's
+ * `unifyModuleSyntax`. Definitions are copied with their getters unread.
+ */
+function parts(file: string, module: unknown): ModuleParts {
+  if (!isRecord(module)) {
+    throw new ConfigError(
+      `The module function in \`${file}' returned ${module === undefined ? "nothing" : "something that is not a record"}.\n` +
+        "Fix: return a module, e.g. `({ config }) => ({ networking: { hostName: \"x\" } })`.",
+    );
+  }
+  const loose = Object.keys(module).filter((k) => !partNames.has(k));
+  const hasParts = "options" in module || "config" in module;
+  if (hasParts && loose.length > 0) {
+    throw new ConfigError(
+      `The module in \`${file}' has \`options' or \`config' and also definitions at its top level (${loose.join(", ")}).\n` +
+        "Fix: move those definitions into `config`.",
+    );
+  }
+  const imports = module.imports ?? [];
+  if (!Array.isArray(imports)) {
+    throw new ConfigError(`\`imports' in \`${file}' must be a list of modules.\nFix: write \`imports: [common]'.`);
+  }
+  const definitions = {};
+  for (const key of loose) Object.defineProperty(definitions, key, Object.getOwnPropertyDescriptor(module, key) as PropertyDescriptor);
+  return { imports, options: module.options, config: hasParts ? module.config : definitions };
 }
 
 export function evaluateModules(args: EvalArgs): Evaluation {

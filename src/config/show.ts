@@ -25,10 +25,19 @@ function render(value: unknown, depth: number): string {
 
 /**
  * How NixOS names an option in messages: `a.b.c'. Keys that are not identifiers
- * are quoted; the docs' placeholders `<name>` (any key) and `*` (any element) are not.
+ * are quoted; the docs' placeholders `<name>` (any key) and `*` (any element) are
+ * not, and a list element's place is written `list[definition 1, entry 2]`.
  */
 export function showPath(path: readonly string[]): string {
-  return path.map((p) => (/^[A-Za-z_][\w-]*$|^<name>$|^\*$/.test(p) ? p : JSON.stringify(p))).join(".");
+  return path
+    .map((p) => (/^[A-Za-z_][\w-]*$|^<name>$|^\*$|^\[.*\]$/.test(p) ? p : JSON.stringify(p)))
+    .join(".")
+    .replaceAll(".[", "[");
+}
+
+/** `keel options <path>`, quoted, to name in a message. */
+export function optionsCommand(path: readonly string[]): string {
+  return path.length === 0 ? "`keel options`" : `\`keel options ${showPath(path)}\``;
 }
 
 /** A short description of a value's kind, for "expected X, got Y". */

@@ -5,7 +5,7 @@ import { ConfigError } from "../errors.js";
 import { Thunk, forceValue } from "./merge.js";
 import { isOption, type AnyOption, type Definition, type OptionTree, type Path } from "./option.js";
 import { mkIf, mkOrder, mkOverride, propertyOf } from "./properties.js";
-import { describeValue, showPath, showValue } from "./show.js";
+import { describeValue, optionsCommand, showPath, showValue } from "./show.js";
 
 export interface CollectedOption {
   readonly path: Path;
@@ -76,7 +76,7 @@ function collect(
     throw new ConfigError(
       `${where} is a group of options, but \`${file}' sets it to ${describeValue(value)}.\n` +
         `- In \`${file}': ${showValue(value)}\n` +
-        `Fix: set the options inside it instead; \`keel options ${showPath(path)}' lists them.`,
+        `Fix: set the options inside it instead; ${optionsCommand(path)} lists them.`,
     );
   }
   const leftover: Record<string, unknown> = {};
@@ -113,7 +113,7 @@ function unknownOption(tree: OptionTree, path: Path, file: string, value: unknow
   const name = path[path.length - 1] ?? "";
   const suggestion = closest(name, Object.keys(tree));
   const hint = suggestion === undefined
-    ? `Fix: remove it, or declare it under \`options' in a module; \`keel options ${showPath(path.slice(0, -1))}' lists the options that exist.`
+    ? `Fix: remove it, or declare it under \`options' in a module; ${optionsCommand(path.slice(0, -1))} lists the options that exist.`
     : `Did you mean \`${showPath([...path.slice(0, -1), suggestion])}'?\nFix: rename it, or declare it under \`options' in a module.`;
   return new ConfigError(
     `The option \`${showPath(path)}' does not exist. Definition values:\n- In \`${file}': ${showValue(value)}\n${hint}`,

@@ -3,6 +3,7 @@
 // result is remembered per project file until one of its files changes.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import type { DiagnosticMessageChain } from "typescript";
 import { ConfigError } from "../errors.js";
@@ -22,12 +23,18 @@ function hashFile(file: string): string | undefined {
   }
 }
 
+/** TypeScript's version, read without loading the compiler (that takes half a second). */
+function typescriptVersion(): string {
+  const require = createRequire(import.meta.url);
+  return (JSON.parse(readFileSync(require.resolve("typescript/package.json"), "utf8")) as { version: string }).version;
+}
+
 export async function typecheckProject(projectFile: string, cacheDir: string, keelVersion: string): Promise<void> {
-  const ts = (await import("typescript")).default;
-  const key = `${keelVersion} ${ts.version}`;
+  const key = `${keelVersion} ${typescriptVersion()}`;
   const manifestPath = path.join(cacheDir, "typecheck", `${createHash("sha256").update(projectFile).digest("hex").slice(0, 32)}.json`);
   if (isUpToDate(manifestPath, key)) return;
 
+  const ts = (await import("typescript")).default;
   const program = ts.createProgram([projectFile], {
     strict: true,
     noEmit: true,

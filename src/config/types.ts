@@ -111,7 +111,7 @@ export function listOf<R, I>(type: OptionType<R, I>): OptionType<readonly R[], r
       const result: R[] = [];
       defs.forEach((def, n) => {
         (def.value as unknown[]).forEach((element, m) => {
-          const merged = mergeDefinitions([...p, `[${n}:${m}]`], { type }, [{ file: def.file, value: element }]);
+          const merged = mergeDefinitions([...p, `[definition ${n + 1}, entry ${m + 1}]`], { type }, [{ file: def.file, value: element }]);
           if (merged.defined) result.push(merged.value as R);
         });
       });

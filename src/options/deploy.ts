@@ -14,7 +14,7 @@ export const options = {
     sshOptions: mkOption({
       type: types.listOf(types.str),
       default: [],
-      description: "Extra options for ssh (`keel deploy --ssh-option` adds to them), as NIX_SSHOPTS did.",
+      description: "Extra options for ssh and rsync (`keel deploy --ssh-opts` adds to them), as NIX_SSHOPTS did.",
       example: ["-p", "8022"],
     }),
   },
