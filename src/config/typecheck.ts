@@ -84,7 +84,13 @@ function messageLines(message: string | DiagnosticMessageChain): string[] {
     lines.push(chain.messageText);
     chain = chain.next?.[0];
   }
-  return lines.length <= 4 ? lines : [lines[0] as string, "…", ...lines.slice(-3)];
+  const kept = lines.length <= 4 ? lines : [lines[0] as string, "…", ...lines.slice(-3)];
+  return kept.map(shortenTypes);
+}
+
+/** keel's option types print as pages of text; the start of one names it well enough. */
+function shortenTypes(line: string): string {
+  return line.replace(/'([^']{100,})'/g, (_quoted, type: string) => `'${type.slice(0, 60)}…'`);
 }
 
 function isUpToDate(manifestPath: string, key: string): boolean {
