@@ -31,6 +31,8 @@ export interface PositionalSpec {
 export interface Output {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Whether standard error is a terminal (live progress) or not (plain lines). */
+  readonly interactive?: boolean;
 }
 
 export interface Globals {

@@ -27,7 +27,7 @@ export const evalCommand = defineCommand({
     const evaluated = evaluateSystem(await context.project(), system);
     for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
     const path = pathText === undefined ? [] : parsePath(pathText);
-    const value = path.length === 0 ? withoutChecks(evaluated.config) : valueAt(evaluated.config, path);
+    const value = path.length === 0 ? withoutChecks(evaluated.config) : evaluated.evaluation.resolve(path);
     context.out.stdout(values.json ? `${JSON.stringify(value, null, 2)}\n` : flatten(path, value).join("\n") + "\n");
     return 0;
   },
@@ -45,22 +45,6 @@ function parsePath(text: string): string[] {
 function withoutChecks(config: object): object {
   const { assertions: _assertions, warnings: _warnings, ...rest } = config as Record<string, unknown>;
   return rest;
-}
-
-function valueAt(config: unknown, path: readonly string[]): unknown {
-  let value = config;
-  for (const [i, name] of path.entries()) {
-    if (!isRecord(value) || !(name in value)) {
-      const there = isRecord(value) ? Object.keys(value) : [];
-      throw new UsageError(
-        `The system has no \`${showPath(path.slice(0, i + 1))}'.` +
-          (there.length > 0 ? ` Under \`${showPath(path.slice(0, i)) || "(top)"}' there are: ${there.join(", ")}.` : "") +
-          "\nFix: name an existing option; `keel options` lists them.",
-      );
-    }
-    value = value[name];
-  }
-  return value;
 }
 
 function flatten(path: readonly string[], value: unknown): string[] {

@@ -7,11 +7,14 @@ import type { Project } from "../config/project.js";
 import { ProcessError, UsageError, isKeelError } from "../errors.js";
 import { keelVersion } from "../version.js";
 import { commandHelp, globalOptions, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
+import { buildCommand } from "./build.js";
 import { evalCommand } from "./eval.js";
+import { gcCommand } from "./gc.js";
+import { logCommand } from "./log.js";
 import { optionsCommand } from "./options.js";
 import { systemsCommand } from "./systems.js";
 
-export const commands: readonly Command[] = [systemsCommand, evalCommand, optionsCommand];
+export const commands: readonly Command[] = [systemsCommand, evalCommand, optionsCommand, buildCommand, logCommand, gcCommand];
 
 export interface RunEnvironment {
   readonly cwd: string;

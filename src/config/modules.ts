@@ -135,15 +135,37 @@ export class Evaluation {
     }
   }
 
-  /** Every option's value, as one plain record. */
-  resolve(prefix: Path = []): unknown {
-    const node = this.lookup(prefix);
-    if (isOption(node)) return this.valueOf(prefix, node);
+  /**
+   * The value at `path`: a group of options as one plain record, an option's
+   * value, or a part of it (`users.users.root.shell`).
+   */
+  resolve(path: Path = []): unknown {
+    let node: AnyOption | OptionTree = this.tree;
+    for (let i = 0; i < path.length; i++) {
+      if (isOption(node)) return this.within(path.slice(0, i), this.valueOf(path.slice(0, i), node), path.slice(i));
+      node = this.lookup(path.slice(0, i + 1));
+    }
+    if (isOption(node)) return this.valueOf(path, node);
     const result: Record<string, unknown> = {};
     for (const [relative, option] of walkOptions(node)) {
-      setAtPath(result, relative, this.valueOf([...prefix, ...relative], option));
+      setAtPath(result, relative, this.valueOf([...path, ...relative], option));
     }
     return result;
+  }
+
+  private within(optionPath: Path, value: unknown, rest: Path): unknown {
+    let current = value;
+    for (const [i, key] of rest.entries()) {
+      if (!isRecord(current) || !(key in current)) {
+        const there = isRecord(current) ? ` It has: ${Object.keys(current).join(", ") || "nothing"}.` : "";
+        throw new ConfigError(
+          `The value of \`${showPath(optionPath)}' has no \`${showPath([...optionPath, ...rest.slice(0, i + 1)])}'.${there}\n` +
+            `Fix: check the name; \`keel eval <system> ${showPath(optionPath)}\` shows the value.`,
+        );
+      }
+      current = current[key];
+    }
+    return current;
   }
 
   /** The declaration at `path`: an option or a group of options. */
@@ -152,9 +174,11 @@ export class Evaluation {
     for (const [i, key] of path.entries()) {
       const child: AnyOption | OptionTree | undefined = isOption(node) ? undefined : node[key];
       if (child === undefined) {
+        const suggestion = isOption(node) ? undefined : closest(key, Object.keys(node));
         throw new ConfigError(
-          `The option \`${showPath(path.slice(0, i + 1))}' does not exist.\n` +
-            "Fix: check the spelling; `keel options` lists every option.",
+          `The option \`${showPath(path.slice(0, i + 1))}' does not exist.` +
+            (suggestion === undefined ? "" : ` Did you mean \`${showPath([...path.slice(0, i), suggestion])}'?`) +
+            `\nFix: check the spelling; ${optionsCommand(path.slice(0, i))} lists the options there.`,
         );
       }
       node = child;

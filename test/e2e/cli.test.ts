@@ -135,16 +135,22 @@ describe("the seed example", () => {
     const sshd = await runKeel(["eval", "qemu", 'environment.etc."ssh/sshd_config.d/keel.conf".text', "--json"]);
     assert.equal(
       JSON.parse(sshd.stdout),
-      "Port 22\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+      "Port 22\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u\nPermitRootLogin prohibit-password\n",
     );
   });
 
   test("keel eval names what exists when the path does not", async () => {
     assert.equal(
-      await failure(seed, ["eval", "qemu", "networking.hostname"], 2),
-      "error: The system has no `networking.hostname'. Under `networking' there are: hostName, useDHCP, interfaces, defaultGateway, nameservers.\n" +
-        "Fix: name an existing option; `keel options` lists them.\n",
+      await failure(seed, ["eval", "qemu", "networking.hostname"]),
+      "error: The option `networking.hostname' does not exist. Did you mean `networking.hostName'?\n" +
+        "Fix: check the spelling; `keel options networking` lists the options there.\n",
     );
+    assert.equal(
+      await failure(seed, ["eval", "qemu", "users.users.nobody"]),
+      "error: The value of `users.users' has no `users.users.nobody'. It has: brendan, root.\n" +
+        "Fix: check the name; `keel eval <system> users.users` shows the value.\n",
+    );
+    assert.deepEqual(await runKeel(["eval", "qemu", "users.users.root.shell"]), { code: 0, stdout: 'users.users.root.shell = "/bin/bash"\n', stderr: "" });
   });
 
   test("--project finds the project from another directory", async () => {

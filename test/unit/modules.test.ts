@@ -297,7 +297,7 @@ describe("declarations", () => {
   // The only message without a `Fix:' line.
   it("an option not made with mkOption", () =>
     checkConfigError(msg("`options.value' in `<fixtures>/declare-not-option.ts' is neither an option nor a record of options.", "Fix: declare each option with mkOption({ type, description, … }), grouped in records."), "value", "declare-not-option"));
-  it("reading an option that is not declared", () => checkConfigError(msg("The option `nope' does not exist.", "Fix: check the spelling; `keel options` lists every option."), "nope", "declare-int", "define-value-1"));
+  it("reading an option that is not declared", () => checkConfigError(msg("The option `nope' does not exist.", "Fix: check the spelling; `keel options` lists the options there."), "nope", "declare-int", "define-value-1"));
 });
 
 describe("module errors", () => {
@@ -331,11 +331,13 @@ describe("systems: assertions, warnings and the built-in modules", () => {
   it("openssh on: its package comes in module order", () =>
     checkSystemOutput(["openssh-server", "htop"], "packages", "enable-openssh", "define-package"));
   it("openssh on: its service", () =>
-    checkSystemOutput({ ssh: { enable: true, description: "", wantedBy: ["multi-user.target"], after: [], before: [], wants: [], requires: [], environment: {}, script: null, serviceConfig: {}, unitConfig: {} } }, "systemd.services", "enable-openssh"));
+    checkSystemOutput({ enable: true, description: "", wantedBy: ["multi-user.target"], after: [], before: [], wants: [], requires: [], environment: {}, script: null, serviceConfig: {}, unitConfig: {} }, "systemd.services.ssh", "enable-openssh"));
+  it("openssh on: host keys are made on first boot, before sshd starts", () =>
+    checkSystemOutput({ enable: true, description: "Generate SSH host keys", wantedBy: ["ssh.service"], after: [], before: ["ssh.service"], wants: [], requires: [], environment: {}, script: null, serviceConfig: { Type: "oneshot", ExecStart: "/usr/bin/ssh-keygen -A" }, unitConfig: { ConditionPathExists: "!/etc/ssh/ssh_host_ed25519_key" } }, "systemd.services.ssh-keygen", "enable-openssh"));
   it("openssh settings: declared and freeform", () =>
-    checkSystemOutput({ PermitRootLogin: "no", X11Forwarding: false, PasswordAuthentication: false, KbdInteractiveAuthentication: false }, "services.openssh.settings", "enable-openssh", "openssh-settings"));
+    checkSystemOutput({ PermitRootLogin: "no", X11Forwarding: false, PasswordAuthentication: false, KbdInteractiveAuthentication: false, AuthorizedKeysFile: ".ssh/authorized_keys /etc/ssh/authorized_keys.d/%u" }, "services.openssh.settings", "enable-openssh", "openssh-settings"));
   it("openssh settings reach sshd_config", () =>
-    checkSystemOutput({ "ssh/sshd_config.d/keel.conf": { text: "Port 2222\nX11Forwarding no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n", source: null, mode: "0644" } }, "environment.etc", "enable-openssh", "openssh-settings"));
+    checkSystemOutput({ "ssh/sshd_config.d/keel.conf": { text: "Port 2222\nX11Forwarding no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u\nPermitRootLogin no\n", source: null, mode: "0644" } }, "environment.etc", "enable-openssh", "openssh-settings"));
   it("a module adds a package when openssh is on", () =>
     checkSystemOutput(["openssh-server", "openssh-client"], "packages", "enable-openssh", "openssh-client"));
   it("an assertion on services.openssh.enable", () =>

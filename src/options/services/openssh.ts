@@ -30,6 +30,11 @@ export const options = {
               default: false,
               description: "Whether keyboard-interactive authentication (e.g. PAM passwords) is accepted.",
             }),
+            AuthorizedKeysFile: mkOption({
+              type: types.str,
+              default: ".ssh/authorized_keys /etc/ssh/authorized_keys.d/%u",
+              description: "Where sshd looks for a user's keys; keel writes users.users.<name>.openssh.authorizedKeys.keys to /etc/ssh/authorized_keys.d/<name>.",
+            }),
             PermitRootLogin: mkOption({
               type: types.enum(["yes", "prohibit-password", "forced-commands-only", "no"]),
               default: "prohibit-password",
@@ -59,7 +64,19 @@ export default defineModule({
     const cfg = config.services.openssh;
     return mkIf(cfg.enable, {
       packages: ["openssh-server"],
-      systemd: { services: { ssh: { wantedBy: ["multi-user.target"] } } },
+      systemd: {
+        services: {
+          ssh: { wantedBy: ["multi-user.target"] },
+          // Host keys are made on the machine's first boot, never baked into the image.
+          "ssh-keygen": {
+            description: "Generate SSH host keys",
+            wantedBy: ["ssh.service"],
+            before: ["ssh.service"],
+            unitConfig: { ConditionPathExists: "!/etc/ssh/ssh_host_ed25519_key" },
+            serviceConfig: { Type: "oneshot", ExecStart: "/usr/bin/ssh-keygen -A" },
+          },
+        },
+      },
       environment: {
         etc: {
           "ssh/sshd_config.d/keel.conf": {

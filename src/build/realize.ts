@@ -1,0 +1,91 @@
+// Realizing a plan: each step not in the store is built into it, in order,
+// and every step reports start, wait, done or failure as an event.
+import type { BuildPlan, Step } from "../plan/plan.js";
+import { sizeOf, type Store } from "../store/store.js";
+import type { BuildContext } from "./context.js";
+import { buildInitrd, type InitrdSlice } from "./initrd.js";
+import { buildDebianKernel, type DebianKernelSlice } from "./kernel.js";
+import { buildRootfs, type RootfsSlice } from "./rootfs.js";
+import { buildSystem } from "./system.js";
+
+export type BuildEvent =
+  | { readonly type: "plan"; readonly system: string; readonly steps: readonly PlannedStep[] }
+  | { readonly type: "start"; readonly step: string }
+  | { readonly type: "wait"; readonly step: string; readonly pid: number }
+  | { readonly type: "done"; readonly step: string; readonly status: "built" | "cached"; readonly seconds: number; readonly bytes: number; readonly path: string }
+  | { readonly type: "failed"; readonly step: string; readonly seconds: number; readonly log: string }
+  | { readonly type: "summary"; readonly system: string; readonly path: string; readonly built: number; readonly cached: number; readonly seconds: number };
+
+export interface PlannedStep {
+  readonly step: string;
+  readonly hash: string;
+  readonly path: string;
+  readonly cached: boolean;
+}
+
+export interface RealizeOptions {
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal: AbortSignal;
+  readonly onEvent: (event: BuildEvent) => void;
+}
+
+export function describePlan(plan: BuildPlan, store: Store): PlannedStep[] {
+  return plan.steps.map((s) => ({ step: s.kind, hash: s.hash, path: store.pathOf(s.hash, s.name), cached: store.has(s.hash, s.name) }));
+}
+
+async function buildStep(step: Step, out: string, context: BuildContext, inputs: Record<string, string>): Promise<void> {
+  switch (step.kind) {
+    case "kernel":
+      return buildDebianKernel(context, out, step.slice as DebianKernelSlice);
+    case "initrd":
+      return buildInitrd(out, inputs.kernel as string, step.slice as InitrdSlice);
+    case "rootfs":
+      return buildRootfs(context, out, step.slice as RootfsSlice, { kernel: inputs.kernel as string });
+    case "system":
+      return buildSystem(out, (step.slice as { kernelParams: string[] }).kernelParams, {
+        kernel: inputs.kernel as string,
+        rootfs: inputs.rootfs as string,
+        ...(inputs.initrd ? { initrd: inputs.initrd } : {}),
+      });
+  }
+}
+
+/** Builds what is missing and returns the store path of the whole system. */
+export async function realizePlan(plan: BuildPlan, store: Store, options: RealizeOptions): Promise<string> {
+  const started = performance.now();
+  options.onEvent({ type: "plan", system: plan.system, steps: describePlan(plan, store) });
+  let built = 0;
+  let cached = 0;
+  for (const step of plan.steps) {
+    const stepStarted = performance.now();
+    const inputs = Object.fromEntries(Object.entries(step.inputs).map(([role, input]) => [role, store.pathOf(input.hash, input.name)]));
+    if (!store.has(step.hash, step.name)) options.onEvent({ type: "start", step: step.kind });
+    const log = store.logOf(step.hash, step.name);
+    let result;
+    try {
+      result = await store.build({
+        hash: step.hash,
+        name: step.name,
+        references: Object.values(inputs),
+        onWait: (pid) => options.onEvent({ type: "wait", step: step.kind, pid }),
+        build: (out, logFile) => buildStep(step, out, { log: logFile, env: options.env, signal: options.signal }, inputs),
+      });
+    } catch (error) {
+      options.onEvent({ type: "failed", step: step.kind, seconds: (performance.now() - stepStarted) / 1000, log });
+      throw error;
+    }
+    if (result.built) built++;
+    else cached++;
+    options.onEvent({
+      type: "done",
+      step: step.kind,
+      status: result.built ? "built" : "cached",
+      seconds: (performance.now() - stepStarted) / 1000,
+      bytes: await sizeOf(result.path),
+      path: result.path,
+    });
+  }
+  const top = store.pathOf(plan.top.hash, plan.top.name);
+  options.onEvent({ type: "summary", system: plan.system, path: top, built, cached, seconds: (performance.now() - started) / 1000 });
+  return top;
+}

@@ -1,0 +1,125 @@
+// Showing a build: a live tree of steps on a terminal, one plain line per
+// event otherwise, or the events themselves as JSON lines with --json.
+import type { BuildEvent } from "../build/realize.js";
+import type { Output } from "./command.js";
+
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+const seconds = (s: number): string => `${s.toFixed(1)} s`;
+
+export interface BuildReporter {
+  event(event: BuildEvent): void;
+  /** Stops redrawing; the last state stays on the screen. */
+  close(): void;
+}
+
+export function buildReporter(out: Output, mode: "json" | "plain" | "live"): BuildReporter {
+  if (mode === "json") return { event: (e) => out.stdout(`${JSON.stringify(e)}\n`), close: () => undefined };
+  if (mode === "plain") return plainReporter(out);
+  return liveReporter(out);
+}
+
+function plainReporter(out: Output): BuildReporter {
+  return {
+    event(e) {
+      switch (e.type) {
+        case "plan":
+          out.stderr(`building ${e.system}: ${e.steps.map((s) => `${s.step}${s.cached ? " (cached)" : ""}`).join(", ")}\n`);
+          return;
+        case "start":
+          out.stderr(`${e.step}: building\n`);
+          return;
+        case "wait":
+          out.stderr(`${e.step}: waiting for keel (pid ${e.pid}), which is building it\n`);
+          return;
+        case "done":
+          out.stderr(`${e.step}: ${e.status} in ${seconds(e.seconds)}, ${formatBytes(e.bytes)}\n`);
+          return;
+        case "failed":
+          out.stderr(`${e.step}: failed after ${seconds(e.seconds)}; log: ${e.log}\n`);
+          return;
+        case "summary":
+          out.stderr(`${e.system}: ${e.built} built, ${e.cached} cached, ${seconds(e.seconds)}\n`);
+          return;
+      }
+    },
+    close: () => undefined,
+  };
+}
+
+interface Row {
+  readonly step: string;
+  state: "pending" | "building" | "waiting" | "built" | "cached" | "failed";
+  started?: number;
+  detail: string;
+}
+
+const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+function liveReporter(out: Output): BuildReporter {
+  const rows: Row[] = [];
+  let title = "";
+  let drawn = 0;
+  let frame = 0;
+  const draw = (): void => {
+    const lines = [title, ...rows.map(render)];
+    out.stderr(`${drawn > 0 ? `\x1b[${drawn}A` : ""}${lines.map((l) => `\x1b[2K${l}\n`).join("")}`);
+    drawn = lines.length;
+    frame++;
+  };
+  const render = (row: Row): string => {
+    const elapsed = row.started === undefined ? "" : seconds((performance.now() - row.started) / 1000);
+    const mark = { pending: "·", building: spinner[frame % spinner.length], waiting: "…", built: "✓", cached: "✓", failed: "✗" }[row.state];
+    const live = row.state === "building" || row.state === "waiting" ? `${row.state} ${elapsed}` : row.detail;
+    return `  ${mark} ${row.step.padEnd(8)} ${live}`;
+  };
+  const timer = setInterval(() => {
+    if (rows.some((r) => r.state === "building" || r.state === "waiting")) draw();
+  }, 100);
+  timer.unref();
+  const row = (step: string): Row | undefined => rows.find((r) => r.step === step);
+  return {
+    event(e) {
+      switch (e.type) {
+        case "plan":
+          title = `keel build ${e.system}`;
+          for (const s of e.steps) rows.push({ step: s.step, state: "pending", detail: s.cached ? "cached" : "" });
+          break;
+        case "start": {
+          const r = row(e.step);
+          if (r) Object.assign(r, { state: "building", started: performance.now() });
+          break;
+        }
+        case "wait": {
+          const r = row(e.step);
+          if (r) r.state = "waiting";
+          break;
+        }
+        case "done": {
+          const r = row(e.step);
+          if (r) Object.assign(r, { state: e.status, detail: `${e.status} ${seconds(e.seconds)}  ${formatBytes(e.bytes)}` });
+          break;
+        }
+        case "failed": {
+          const r = row(e.step);
+          if (r) Object.assign(r, { state: "failed", detail: `failed after ${seconds(e.seconds)}` });
+          break;
+        }
+        case "summary":
+          title = `keel build ${e.system}: ${e.built} built, ${e.cached} cached, ${seconds(e.seconds)}`;
+          break;
+      }
+      draw();
+    },
+    close: () => clearInterval(timer),
+  };
+}

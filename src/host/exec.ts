@@ -1,0 +1,134 @@
+// The one way keel runs a program: an argv (never a shell string), output
+// streamed to a log, and a failure turned into a ProcessError that quotes the
+// command line, the exit code or signal, and the tail of the output.
+import { spawn } from "node:child_process";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { ProcessError } from "../errors.js";
+
+export interface ExecOptions {
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Appends the command line and its output here. */
+  readonly log?: string;
+  /** Called with each chunk of output (stdout and stderr together). */
+  readonly onOutput?: (text: string) => void;
+  /** Gives the process this as standard input. */
+  readonly input?: string;
+  /** Kills the process after this many milliseconds. */
+  readonly timeout?: number;
+  /** Returns a failed result instead of throwing. */
+  readonly nothrow?: boolean;
+  /** Aborts (kills) the process. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  readonly argv: readonly string[];
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+}
+
+const tailLines = 30;
+
+/** Quotes an argv for display (and for pasting into a shell). */
+export function showCommand(argv: readonly string[]): string {
+  return argv.map(shellQuote).join(" ");
+}
+
+/** Quotes one word for a POSIX shell: the only way keel builds shell text. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+export function exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  const [program, ...args] = argv;
+  if (program === undefined) throw new Error("exec: empty argv");
+  const log: WriteStream | undefined = options.log ? createWriteStream(options.log, { flags: "a" }) : undefined;
+  log?.write(`$ ${showCommand(argv)}\n`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      signal: options.signal,
+    });
+    let stdout = "";
+    let stderr = "";
+    let combined = "";
+    let timedOut = false;
+    const timer =
+      options.timeout === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGKILL");
+          }, options.timeout);
+    const take = (chunk: Buffer, toStdout: boolean) => {
+      const text = chunk.toString("utf8");
+      if (toStdout) stdout += text;
+      else stderr += text;
+      combined = (combined + text).slice(-64 * 1024);
+      log?.write(text);
+      options.onOutput?.(text);
+    };
+    child.stdout?.on("data", (chunk: Buffer) => take(chunk, true));
+    child.stderr?.on("data", (chunk: Buffer) => take(chunk, false));
+    if (options.input !== undefined) child.stdin?.end(options.input);
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      log?.end();
+      if (error.name === "AbortError") {
+        reject(error);
+        return;
+      }
+      const missing = error.code === "ENOENT";
+      reject(
+        new ProcessError(
+          missing
+            ? `"${program}" was not found.\nFix: install it (\`keel doctor\` names the Debian package).`
+            : `"${showCommand(argv)}" could not be started: ${error.message}`,
+          argv,
+          missing ? 127 : null,
+          null,
+          "",
+          options.log,
+        ),
+      );
+    });
+    child.on("close", (exitCode, signal) => {
+      clearTimeout(timer);
+      log?.end(`[exit ${exitCode ?? signal}]\n`);
+      const result: ExecResult = { argv, exitCode, signal, stdout, stderr, timedOut };
+      if (exitCode === 0 || options.nothrow) {
+        resolve(result);
+        return;
+      }
+      const tail = combined.split("\n").slice(-tailLines - 1).join("\n").trimEnd();
+      const how = timedOut
+        ? `was killed after ${options.timeout} ms`
+        : signal
+          ? `was killed by signal ${signal}`
+          : `returned non-zero exit code ${exitCode}`;
+      reject(
+        new ProcessError(
+          `"${showCommand(argv)}" ${how}.${tail ? `\nIts last lines of output:\n${indent(tail)}` : ""}`,
+          argv,
+          exitCode,
+          signal,
+          tail,
+          options.log,
+        ),
+      );
+    });
+  });
+}
+
+function indent(text: string): string {
+  return text
+    .split("\n")
+    .map((line) => `  ${line}`)
+    .join("\n");
+}

@@ -1,0 +1,203 @@
+// The store: a directory of immutable outputs named `<hash>-<name>`. An output
+// is built in a temporary directory and renamed into place only when its step
+// succeeded; a lock per output makes concurrent builds of one step build it
+// once; each step's log stays in `logs/` whether it succeeded or not.
+import { randomBytes, createHash } from "node:crypto";
+import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { lstat, mkdir, open, readdir, readFile, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { cacheDir } from "../config/load.js";
+
+export interface StepOutput {
+  /** The store path of the output. */
+  readonly path: string;
+  /** Whether this call built it (false: it was in the store, or another process built it meanwhile). */
+  readonly built: boolean;
+}
+
+export interface BuildRequest {
+  readonly hash: string;
+  readonly name: string;
+  /** Store paths this output refers to: kept alive by `keel gc` as long as it is. */
+  readonly references: readonly string[];
+  /** Fills `out` (a fresh directory), appending what it runs to `log`. */
+  readonly build: (out: string, log: string) => Promise<void>;
+  /** Called when another process holds the lock, with its pid. */
+  readonly onWait?: (pid: number) => void;
+}
+
+const metadataFile = ".keel-step.json";
+const lockPoll = 200;
+
+/** The store directory: --store, else $KEEL_STORE, else the cache directory's `store`. */
+export function storeDir(env: NodeJS.ProcessEnv, explicit: string | undefined, cwd: string): string {
+  if (explicit !== undefined) return path.resolve(cwd, explicit);
+  if (env.KEEL_STORE) return path.resolve(cwd, env.KEEL_STORE);
+  return path.join(cacheDir(env), "store");
+}
+
+/** Temporary directories and locks of builds in progress, removed if keel is stopped. */
+const inProgress = new Set<string>();
+
+/** Removes what unfinished builds left; called on SIGINT and SIGTERM. */
+export async function abandonBuilds(): Promise<void> {
+  await Promise.all([...inProgress].map((p) => rm(p, { recursive: true, force: true })));
+  inProgress.clear();
+}
+
+export class Store {
+  constructor(readonly root: string) {}
+
+  pathOf(hash: string, name: string): string {
+    return path.join(this.root, `${hash}-${name}`);
+  }
+
+  has(hash: string, name: string): boolean {
+    return existsSync(this.pathOf(hash, name));
+  }
+
+  logOf(hash: string, name: string): string {
+    return path.join(this.root, "logs", `${hash}-${name}.log`);
+  }
+
+  async build(request: BuildRequest): Promise<StepOutput> {
+    const { hash, name } = request;
+    const final = this.pathOf(hash, name);
+    if (existsSync(final)) return { path: final, built: false };
+    await Promise.all(["tmp", "locks", "logs", "roots"].map((d) => mkdir(path.join(this.root, d), { recursive: true })));
+    const lock = path.join(this.root, "locks", `${hash}-${name}.lock`);
+    await this.acquire(lock, request.onWait);
+    try {
+      if (existsSync(final)) return { path: final, built: false };
+      const temporary = path.join(this.root, "tmp", `${hash}-${name}.${process.pid}.${randomBytes(4).toString("hex")}`);
+      inProgress.add(temporary);
+      try {
+        await mkdir(temporary);
+        const log = this.logOf(hash, name);
+        await writeFile(log, "");
+        await request.build(temporary, log);
+        await writeFile(path.join(temporary, metadataFile), `${JSON.stringify({ name, hash, references: request.references }, null, 2)}\n`);
+        await rename(temporary, final);
+      } finally {
+        await rm(temporary, { recursive: true, force: true });
+        inProgress.delete(temporary);
+      }
+      return { path: final, built: true };
+    } finally {
+      await unlink(lock).catch(() => undefined);
+      inProgress.delete(lock);
+    }
+  }
+
+  /** A lock file holding the builder's pid; one left by a dead process is taken over. */
+  private async acquire(lock: string, onWait: ((pid: number) => void) | undefined): Promise<void> {
+    let told = false;
+    for (;;) {
+      try {
+        const handle = await open(lock, "wx");
+        await handle.writeFile(`${process.pid}\n`);
+        await handle.close();
+        inProgress.add(lock);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+      const pid = Number((await readFile(lock, "utf8").catch(() => "")).trim());
+      if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) {
+        await unlink(lock).catch(() => undefined);
+        continue;
+      }
+      if (!told) onWait?.(pid);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, lockPoll));
+    }
+  }
+
+  /** Makes `link` a symlink to `target` and registers it as a GC root. */
+  async addRoot(link: string, target: string): Promise<void> {
+    const temporary = `${link}.${process.pid}.tmp`;
+    await rm(temporary, { force: true });
+    await symlink(target, temporary);
+    await rename(temporary, link);
+    const absolute = path.resolve(link);
+    const registration = path.join(this.root, "roots", createHash("sha256").update(absolute).digest("hex").slice(0, 32));
+    await mkdir(path.dirname(registration), { recursive: true });
+    await rm(registration, { force: true });
+    await symlink(absolute, registration);
+  }
+
+  /** Deletes what no root reaches; returns the bytes and entries freed. */
+  async gc(): Promise<{ readonly bytes: number; readonly entries: number }> {
+    const live = new Set<string>();
+    const visit = (entry: string): void => {
+      if (live.has(entry) || !existsSync(entry)) return;
+      live.add(entry);
+      for (const reference of readReferences(entry)) visit(reference);
+    };
+    for (const root of await readdir(path.join(this.root, "roots")).catch(() => [] as string[])) {
+      const registration = path.join(this.root, "roots", root);
+      const target = resolveRoot(registration, this.root);
+      if (target === undefined) await unlink(registration);
+      else visit(target);
+    }
+    let bytes = 0;
+    let entries = 0;
+    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+      const entry = path.join(this.root, name);
+      if (!/^[0-9a-f]{32}-/.test(name) || live.has(entry)) continue;
+      bytes += await sizeOf(entry);
+      entries++;
+      await rm(entry, { recursive: true, force: true });
+      await rm(path.join(this.root, "logs", `${name}.log`), { force: true });
+    }
+    for (const name of await readdir(path.join(this.root, "tmp")).catch(() => [] as string[])) {
+      const pid = Number(/\.(\d+)\.[0-9a-f]+$/.exec(name)?.[1]);
+      if (isAlive(pid)) continue;
+      const leftover = path.join(this.root, "tmp", name);
+      bytes += await sizeOf(leftover);
+      await rm(leftover, { recursive: true, force: true });
+    }
+    return { bytes, entries };
+  }
+}
+
+function readReferences(entry: string): string[] {
+  try {
+    const metadata = JSON.parse(readFileSync(path.join(entry, metadataFile), "utf8")) as { references?: string[] };
+    return metadata.references ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** The store entry a root registration reaches, if its link still exists and points into the store. */
+function resolveRoot(registration: string, storeRoot: string): string | undefined {
+  try {
+    const link = readlinkSync(registration);
+    const target = realpathSync(link);
+    const store = realpathSync(storeRoot);
+    return path.dirname(target) === store ? path.join(storeRoot, path.basename(target)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The bytes a file or directory tree takes (its files' sizes). */
+export async function sizeOf(file: string): Promise<number> {
+  const stat = await lstat(file).catch(() => undefined);
+  if (stat === undefined) return 0;
+  if (!stat.isDirectory()) return stat.size;
+  let total = stat.size;
+  for (const name of await readdir(file).catch(() => [] as string[])) total += await sizeOf(path.join(file, name));
+  return total;
+}
