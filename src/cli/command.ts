@@ -57,7 +57,10 @@ export interface Command<O extends OptionSpecs = OptionSpecs> {
   readonly positionals: readonly PositionalSpec[];
   readonly options: O;
   readonly examples: readonly (readonly [command: string, explanation: string])[];
-  run(context: Context, args: { readonly values: Values<O>; readonly positionals: readonly string[] }): Promise<number>;
+  run(
+    context: Context,
+    args: { readonly values: Values<O>; readonly positionals: readonly string[]; readonly rest: readonly string[] },
+  ): Promise<number>;
 }
 
 /** Identity, for inference of each command's option values. */

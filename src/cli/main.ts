@@ -8,13 +8,15 @@ import { ProcessError, UsageError, isKeelError } from "../errors.js";
 import { keelVersion } from "../version.js";
 import { commandHelp, globalOptions, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
 import { buildCommand } from "./build.js";
+import { doctorCommand } from "./doctor.js";
 import { evalCommand } from "./eval.js";
 import { gcCommand } from "./gc.js";
 import { logCommand } from "./log.js";
 import { optionsCommand } from "./options.js";
+import { shellCommand } from "./shell.js";
 import { systemsCommand } from "./systems.js";
 
-export const commands: readonly Command[] = [systemsCommand, evalCommand, optionsCommand, buildCommand, logCommand, gcCommand];
+export const commands: readonly Command[] = [systemsCommand, evalCommand, optionsCommand, buildCommand, shellCommand, logCommand, gcCommand, doctorCommand];
 
 export interface RunEnvironment {
   readonly cwd: string;
@@ -25,7 +27,7 @@ export interface RunEnvironment {
 /** Runs keel with `argv` (without the program name) and returns the exit code. */
 export async function run(argv: readonly string[], environment: RunEnvironment): Promise<number> {
   const { out } = environment;
-  const debug = argv.includes("--debug");
+  const debug = argv.slice(0, argv.includes("--") ? argv.indexOf("--") : undefined).includes("--debug");
   try {
     return await dispatch(argv, environment);
   } catch (error) {
@@ -34,7 +36,11 @@ export async function run(argv: readonly string[], environment: RunEnvironment):
   }
 }
 
-async function dispatch(argv: readonly string[], environment: RunEnvironment): Promise<number> {
+async function dispatch(all: readonly string[], environment: RunEnvironment): Promise<number> {
+  // Words after `--` belong to the command (a program to run), not to keel.
+  const dash = all.indexOf("--");
+  const argv = dash < 0 ? all : all.slice(0, dash);
+  const rest = dash < 0 ? [] : all.slice(dash + 1);
   const name = commandName(argv);
   const command = name === undefined ? undefined : commands.find((c) => c.name === name);
   if (name !== undefined && command === undefined) {
@@ -85,14 +91,13 @@ async function dispatch(argv: readonly string[], environment: RunEnvironment): P
       return loaded;
     },
   };
-  return command.run(context, { values, positionals });
+  return command.run(context, { values, positionals, rest });
 }
 
 /** The first argument that is neither an option nor the value of `--project`. */
 function commandName(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg === "--") return argv[i + 1];
     if (arg === "--project" || arg === "-p") i++;
     else if (!arg.startsWith("-")) return arg;
   }

@@ -16,6 +16,8 @@ export interface ExecOptions {
   readonly input?: string;
   /** Kills the process after this many milliseconds. */
   readonly timeout?: number;
+  /** Kills the process as soon as its output so far matches (a probe that has its answer). */
+  readonly stopWhen?: RegExp;
   /** Returns a failed result instead of throwing. */
   readonly nothrow?: boolean;
   /** Aborts (kills) the process. */
@@ -29,6 +31,8 @@ export interface ExecResult {
   readonly stdout: string;
   readonly stderr: string;
   readonly timedOut: boolean;
+  /** Whether `stopWhen` matched and the process was stopped for it. */
+  readonly stopped: boolean;
 }
 
 const tailLines = 30;
@@ -59,6 +63,7 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     let stderr = "";
     let combined = "";
     let timedOut = false;
+    let stopped = false;
     const timer =
       options.timeout === undefined
         ? undefined
@@ -73,6 +78,10 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
       combined = (combined + text).slice(-64 * 1024);
       log?.write(text);
       options.onOutput?.(text);
+      if (!stopped && options.stopWhen?.test(stdout + stderr)) {
+        stopped = true;
+        child.kill("SIGKILL");
+      }
     };
     child.stdout?.on("data", (chunk: Buffer) => take(chunk, true));
     child.stderr?.on("data", (chunk: Buffer) => take(chunk, false));
@@ -101,8 +110,8 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     child.on("close", (exitCode, signal) => {
       clearTimeout(timer);
       log?.end(`[exit ${exitCode ?? signal}]\n`);
-      const result: ExecResult = { argv, exitCode, signal, stdout, stderr, timedOut };
-      if (exitCode === 0 || options.nothrow) {
+      const result: ExecResult = { argv, exitCode, signal, stdout, stderr, timedOut, stopped };
+      if (exitCode === 0 || stopped || options.nothrow) {
         resolve(result);
         return;
       }
@@ -131,4 +140,15 @@ function indent(text: string): string {
     .split("\n")
     .map((line) => `  ${line}`)
     .join("\n");
+}
+
+/** Runs a program on the user's terminal (a shell) and returns its exit code. */
+export function runInteractive(argv: readonly string[], options: { readonly env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+  const [program, ...args] = argv;
+  if (program === undefined) throw new Error("runInteractive: empty argv");
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: "inherit", env: options.env });
+    child.on("error", (error) => reject(new ProcessError(`"${showCommand(argv)}" could not be started: ${error.message}`, argv, null, null, "")));
+    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
 }

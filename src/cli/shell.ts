@@ -1,0 +1,53 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { realizePlan } from "../build/realize.js";
+import { UsageError } from "../errors.js";
+import { runInteractive, shellQuote } from "../host/exec.js";
+import { defineCommand } from "./command.js";
+import { buildReporter } from "./output.js";
+import { planFor, stepOf, storeOption } from "./planning.js";
+
+export const shellCommand = defineCommand({
+  name: "shell",
+  summary: "open a shell inside a system's build output",
+  description:
+    "`keel shell <system> rootfs` builds the system if needed, unpacks a throwaway copy of its root\n" +
+    "filesystem and starts a shell in it (chroot; as an ordinary user inside a user namespace).\n" +
+    "The copy is deleted when the shell exits. Give a command after -- to run it instead of a shell.",
+  positionals: [
+    { name: "system", required: true, description: "A system of the project (see `keel systems`)." },
+    { name: "step", required: true, description: "What to enter: rootfs." },
+  ],
+  options: { store: storeOption },
+  examples: [
+    ["keel shell qemu rootfs", "Look around the qemu system's root filesystem."],
+    ["keel shell qemu rootfs -- cat /etc/fstab", "Run one command in it."],
+  ],
+  async run(context, { values, positionals, rest: command }) {
+    const [system = "", kind = ""] = positionals;
+    if (kind !== "rootfs") {
+      throw new UsageError(`keel shell: \`${kind}' cannot be entered yet; rootfs can.\nFix: run \`keel shell ${system} rootfs\`.`);
+    }
+    const { plan, store } = await planFor(context, system, values.store);
+    const step = stepOf(plan, kind);
+    const reporter = buildReporter(context.out, context.out.interactive ? "live" : "plain");
+    try {
+      await realizePlan(plan, store, { env: context.env, signal: new AbortController().signal, onEvent: (e) => reporter.event(e) });
+    } finally {
+      reporter.close();
+    }
+    const tarball = path.join(store.pathOf(step.hash, step.name), "rootfs.tar");
+    const root = await mkdtemp(path.join(os.tmpdir(), `keel-shell-${system}-`));
+    const inner = command.length > 0 ? command : ["/bin/bash", "-l"];
+    const script = `tar -xf ${shellQuote(tarball)} -C ${shellQuote(root)} --exclude='./dev/*' && exec chroot ${shellQuote(root)} ${inner.map(shellQuote).join(" ")}`;
+    const asRoot = process.getuid?.() === 0;
+    try {
+      return await runInteractive(asRoot ? ["sh", "-c", script] : ["unshare", "--map-root-user", "--mount", "sh", "-c", script], {
+        env: { ...context.env, HOME: "/root", TERM: context.env.TERM ?? "linux", PS1: `keel:${system}:rootfs# ` },
+      });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+});

@@ -1,0 +1,32 @@
+// Whether KVM really works: /dev/kvm can exist and still hang once a kernel
+// starts, so the probe boots a real kernel and waits for its first words.
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
+import { exec } from "./exec.js";
+
+export type KvmProbe =
+  | { readonly usable: true }
+  | { readonly usable: false; readonly reason: string };
+
+export const kvmProbeTimeout = 10_000;
+
+export async function probeKvm(kernel: string | undefined, timeout = kvmProbeTimeout): Promise<KvmProbe> {
+  try {
+    await access("/dev/kvm", constants.R_OK | constants.W_OK);
+  } catch {
+    return { usable: false, reason: "/dev/kvm is missing or not accessible" };
+  }
+  if (kernel === undefined) return { usable: false, reason: "not probed: no kernel built yet to boot (run keel build first)" };
+  const result = await exec(
+    ["qemu-system-x86_64", "-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+      "-kernel", kernel, "-append", "console=ttyS0 panic=-1 earlyprintk=serial"],
+    { nothrow: true, timeout, stopWhen: /Linux version/ },
+  ).catch((error: Error) => ({ stdout: "", stderr: error.message, timedOut: false, exitCode: 1, stopped: false }));
+  if (result.stopped) return { usable: true };
+  return {
+    usable: false,
+    reason: result.timedOut
+      ? `a kernel under KVM printed nothing in ${timeout / 1000} s`
+      : `qemu with KVM failed: ${result.stderr.trim().split("\n").pop() ?? `exit code ${result.exitCode}`}`,
+  };
+}
