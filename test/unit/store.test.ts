@@ -1,0 +1,103 @@
+// The store on a real directory with builders that write small files.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFile, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { Store, storeDir } from "../../src/store/store.ts";
+
+const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-store-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+let stores = 0;
+const freshStore = () => new Store(path.join(scratch, `store-${++stores}`));
+const hash = (c: string) => c.repeat(32);
+
+const writer = (text: string, counter?: { runs: number }) => async (out: string, log: string) => {
+  if (counter) counter.runs++;
+  await appendFile(log, `writing ${text}\n`);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await writeFile(path.join(out, "file"), text);
+};
+
+describe("store", () => {
+  it("an output appears under <hash>-<name> only when its builder finished", async () => {
+    const store = freshStore();
+    const result = await store.build({ hash: hash("a"), name: "thing", references: [], build: writer("hello") });
+    assert.deepEqual(result, { path: path.join(store.root, `${hash("a")}-thing`), built: true });
+    assert.equal(readFileSync(path.join(result.path, "file"), "utf8"), "hello");
+    assert.deepEqual(readdirSync(path.join(store.root, "tmp")), []);
+    assert.equal(readFileSync(store.logOf(hash("a"), "thing"), "utf8"), "writing hello\n");
+  });
+
+  it("an output in the store is not built again", async () => {
+    const store = freshStore();
+    const counter = { runs: 0 };
+    await store.build({ hash: hash("b"), name: "x", references: [], build: writer("1", counter) });
+    const again = await store.build({ hash: hash("b"), name: "x", references: [], build: writer("2", counter) });
+    assert.equal(again.built, false);
+    assert.equal(counter.runs, 1);
+  });
+
+  it("a failed builder leaves no entry and no temporary directory, and keeps its log", async () => {
+    const store = freshStore();
+    await assert.rejects(
+      store.build({
+        hash: hash("c"),
+        name: "broken",
+        references: [],
+        build: async (out, log) => {
+          await writeFile(path.join(out, "half"), "written");
+          await appendFile(log, "about to fail\n");
+          throw new Error("boom");
+        },
+      }),
+      { message: "boom" },
+    );
+    assert.equal(store.has(hash("c"), "broken"), false);
+    assert.deepEqual(readdirSync(path.join(store.root, "tmp")), []);
+    assert.deepEqual(readdirSync(path.join(store.root, "locks")), []);
+    assert.equal(readFileSync(store.logOf(hash("c"), "broken"), "utf8"), "about to fail\n");
+  });
+
+  it("two concurrent builds of one output build it once; the other waits and reuses it", async () => {
+    const store = freshStore();
+    const counter = { runs: 0 };
+    const waited: number[] = [];
+    const request = { hash: hash("d"), name: "shared", references: [], build: writer("once", counter), onWait: (pid: number) => waited.push(pid) };
+    const [one, two] = await Promise.all([store.build(request), store.build(request)]);
+    assert.equal(counter.runs, 1);
+    assert.deepEqual([one.built, two.built].sort(), [false, true]);
+    assert.deepEqual(waited, [process.pid]);
+  });
+
+  it("a lock left by a dead process is taken over", async () => {
+    const store = freshStore();
+    await store.build({ hash: hash("0"), name: "warmup", references: [], build: writer("") });
+    writeFileSync(path.join(store.root, "locks", `${hash("e")}-stale.lock`), "999999999\n");
+    assert.equal((await store.build({ hash: hash("e"), name: "stale", references: [], build: writer("ok") })).built, true);
+  });
+
+  it("gc keeps what a live result link reaches, with its references, and frees the rest", async () => {
+    const store = freshStore();
+    const dep = await store.build({ hash: hash("1"), name: "dep", references: [], build: writer("dependency") });
+    const top = await store.build({ hash: hash("2"), name: "top", references: [dep.path], build: writer("top") });
+    const loose = await store.build({ hash: hash("3"), name: "loose", references: [], build: writer("12345") });
+    const link = path.join(scratch, `result-${stores}`);
+    await store.addRoot(link, top.path);
+    const first = await store.gc();
+    assert.equal(first.entries, 1);
+    assert.ok(first.bytes >= 5, `freed ${first.bytes} bytes`);
+    assert.deepEqual([existsSync(dep.path), existsSync(top.path), existsSync(loose.path)], [true, true, false]);
+    rmSync(link);
+    const second = await store.gc();
+    assert.equal(second.entries, 2);
+    assert.deepEqual([existsSync(dep.path), existsSync(top.path)], [false, false]);
+  });
+
+  it("the store directory: --store, else KEEL_STORE, else the XDG cache", () => {
+    assert.equal(storeDir({ XDG_CACHE_HOME: "/c" }, "s", "/w"), "/w/s");
+    assert.equal(storeDir({ XDG_CACHE_HOME: "/c", KEEL_STORE: "/k" }, undefined, "/w"), "/k");
+    assert.equal(storeDir({ XDG_CACHE_HOME: "/c" }, undefined, "/w"), "/c/keel/store");
+  });
+});
