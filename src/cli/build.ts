@@ -5,6 +5,10 @@ import { defineCommand } from "./command.js";
 import { buildReporter } from "./output.js";
 import { planFor, storeOption } from "./planning.js";
 
+const exitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
+/** How long a stopped tool may take to exit before keel removes what it left and exits anyway. */
+const abandonAfter = 15_000;
+
 export const buildCommand = defineCommand({
   name: "build",
   summary: "build a system's kernel, initrd and root filesystem into the store",
@@ -34,10 +38,14 @@ export const buildCommand = defineCommand({
       return 0;
     }
     const reporter = buildReporter(context.out, values.json ? "json" : context.out.interactive ? "live" : "plain");
+    // On Ctrl-C or a kill, the running tool is stopped and the build unwinds:
+    // the step's temporary directory is removed once the tool has exited.
     const abort = new AbortController();
-    const stop = (signal: NodeJS.Signals): void => {
+    let interrupted: keyof typeof exitCodes | undefined;
+    const stop = (signal: keyof typeof exitCodes): void => {
+      interrupted = signal;
       abort.abort();
-      void abandonBuilds().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+      setTimeout(() => void abandonBuilds().finally(() => process.exit(exitCodes[signal])), abandonAfter).unref();
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
@@ -49,6 +57,10 @@ export const buildCommand = defineCommand({
       }
       if (!values.json) context.out.stdout(`${result}\n`);
       return 0;
+    } catch (error) {
+      if (interrupted === undefined) throw error;
+      context.out.stderr(`keel build: interrupted (${interrupted}); the unfinished step was discarded.\n`);
+      return exitCodes[interrupted];
     } finally {
       reporter.close();
       process.removeListener("SIGINT", stop);

@@ -20,7 +20,7 @@ export interface ExecOptions {
   readonly stopWhen?: RegExp;
   /** Returns a failed result instead of throwing. */
   readonly nothrow?: boolean;
-  /** Aborts (kills) the process. */
+  /** Stops the process (SIGTERM to its process group). */
   readonly signal?: AbortSignal;
 }
 
@@ -53,12 +53,28 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
   const log: WriteStream | undefined = options.log ? createWriteStream(options.log, { flags: "a" }) : undefined;
   log?.write(`$ ${showCommand(argv)}\n`);
   return new Promise((resolve, reject) => {
+    // Each program gets its own process group: some (mmdebstrap) signal their
+    // whole group when they clean up, which must not reach keel. Stopping a
+    // build therefore signals the program's group explicitly.
     const child = spawn(program, args, {
       cwd: options.cwd,
       env: options.env,
       stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      signal: options.signal,
+      detached: true,
     });
+    let aborted = false;
+    const abort = (): void => {
+      aborted = true;
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGTERM");
+        } catch {
+          // Already gone.
+        }
+      }
+    };
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener("abort", abort, { once: true });
     let stdout = "";
     let stderr = "";
     let combined = "";
@@ -88,11 +104,8 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     if (options.input !== undefined) child.stdin?.end(options.input);
     child.on("error", (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
       log?.end();
-      if (error.name === "AbortError") {
-        reject(error);
-        return;
-      }
       const missing = error.code === "ENOENT";
       reject(
         new ProcessError(
@@ -109,7 +122,12 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     });
     child.on("close", (exitCode, signal) => {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
       log?.end(`[exit ${exitCode ?? signal}]\n`);
+      if (aborted) {
+        reject(new ProcessError(`"${showCommand(argv)}" was stopped because keel was interrupted.`, argv, exitCode, signal, "", options.log));
+        return;
+      }
       const result: ExecResult = { argv, exitCode, signal, stdout, stderr, timedOut, stopped };
       if (exitCode === 0 || stopped || options.nothrow) {
         resolve(result);

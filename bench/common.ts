@@ -1,0 +1,32 @@
+// Helpers for the benchmarks: run keel or another program and time it.
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("../", import.meta.url));
+export const seed = path.join(root, "examples/seed");
+
+/** Runs argv to completion and returns the seconds it took and its output; a failure ends the benchmark. */
+export function run(argv: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { seconds: number; stdout: string } {
+  const started = performance.now();
+  const result = spawnSync(argv[0] as string, argv.slice(1), { cwd: options.cwd, env: options.env, encoding: "utf8", maxBuffer: 256 << 20 });
+  const seconds = (performance.now() - started) / 1000;
+  if (result.status !== 0) {
+    process.stderr.write(`${argv.join(" ")} failed (${result.status ?? result.signal}):\n${result.stdout}${result.stderr}`);
+    process.exit(1);
+  }
+  return { seconds, stdout: result.stdout };
+}
+
+export function timed(argv: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): number {
+  return run(argv, options).seconds;
+}
+
+export function keelArgv(...args: string[]): string[] {
+  return [process.execPath, path.join(root, "bin/keel.js"), ...args];
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
