@@ -1,6 +1,6 @@
 // Realizing a plan: each step not in the store is built into it, in order,
 // and every step reports start, wait, done or failure as an event.
-import type { BuildPlan, Step } from "../plan/plan.js";
+import type { BuildPlan, Step, StepKind } from "../plan/plan.js";
 import { sizeOf, type Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
 import { buildInitrd, type InitrdSlice } from "./initrd.js";
@@ -33,14 +33,14 @@ export function describePlan(plan: BuildPlan, store: Store): PlannedStep[] {
   return plan.steps.map((s) => ({ step: s.kind, hash: s.hash, path: store.pathOf(s.hash, s.name), cached: store.has(s.hash, s.name) }));
 }
 
-async function buildStep(step: Step, out: string, context: BuildContext, inputs: Record<string, string>): Promise<void> {
+async function buildStep(step: Step, out: string, context: BuildContext, inputs: Record<string, string>, lateReady: Promise<unknown>): Promise<void> {
   switch (step.kind) {
     case "kernel":
       return buildDebianKernel(context, out, step.slice as DebianKernelSlice);
     case "initrd":
       return buildInitrd(out, inputs.kernel as string, step.slice as InitrdSlice);
     case "rootfs":
-      return buildRootfs(context, out, step.slice as RootfsSlice, { kernel: inputs.kernel as string });
+      return buildRootfs(context, out, step.slice as RootfsSlice, { kernel: inputs.kernel as string, kernelReady: lateReady });
     case "system":
       return buildSystem(out, (step.slice as { kernelParams: string[] }).kernelParams, {
         kernel: inputs.kernel as string,
@@ -50,41 +50,58 @@ async function buildStep(step: Step, out: string, context: BuildContext, inputs:
   }
 }
 
-/** Builds what is missing and returns the store path of the whole system. */
+/**
+ * Builds what is missing and returns the store path of the whole system. A
+ * step starts when its inputs are built, or started for its late inputs; the
+ * first failure stops the other running steps.
+ */
 export async function realizePlan(plan: BuildPlan, store: Store, options: RealizeOptions): Promise<string> {
   const started = performance.now();
   options.onEvent({ type: "plan", system: plan.system, steps: describePlan(plan, store) });
+  const stopOthers = new AbortController();
+  const signal = AbortSignal.any([options.signal, stopOthers.signal]);
   let built = 0;
   let cached = 0;
-  for (const step of plan.steps) {
-    const stepStarted = performance.now();
-    const inputs = Object.fromEntries(Object.entries(step.inputs).map(([role, input]) => [role, store.pathOf(input.hash, input.name)]));
-    if (!store.has(step.hash, step.name)) options.onEvent({ type: "start", step: step.kind });
-    const log = store.logOf(step.hash, step.name);
-    let result;
-    try {
-      result = await store.build({
-        hash: step.hash,
-        name: step.name,
-        references: Object.values(inputs),
-        onWait: (pid) => options.onEvent({ type: "wait", step: step.kind, pid }),
-        build: (out, logFile) => buildStep(step, out, { log: logFile, env: options.env, signal: options.signal }, inputs),
-      });
-    } catch (error) {
-      options.onEvent({ type: "failed", step: step.kind, seconds: (performance.now() - stepStarted) / 1000, log });
-      throw error;
-    }
-    if (result.built) built++;
-    else cached++;
-    options.onEvent({
-      type: "done",
-      step: step.kind,
-      status: result.built ? "built" : "cached",
-      seconds: (performance.now() - stepStarted) / 1000,
-      bytes: await sizeOf(result.path),
-      path: result.path,
-    });
-  }
+  const running = new Map<Step, Promise<string>>();
+
+  const realize = (step: Step): Promise<string> => {
+    let promise = running.get(step);
+    if (promise) return promise;
+    promise = (async () => {
+      const inputs = Object.entries(step.inputs) as [StepKind, Step][];
+      await Promise.all(inputs.map(([role, input]) => (step.lateInputs.includes(role) ? undefined : realize(input))));
+      const lateReady = Promise.all(inputs.flatMap(([role, input]) => (step.lateInputs.includes(role) ? [realize(input)] : [])));
+      lateReady.catch(() => undefined);
+      const paths = Object.fromEntries(inputs.map(([role, input]) => [role, store.pathOf(input.hash, input.name)]));
+      const stepStarted = performance.now();
+      if (!store.has(step.hash, step.name)) options.onEvent({ type: "start", step: step.kind });
+      let result;
+      try {
+        result = await store.build({
+          hash: step.hash,
+          name: step.name,
+          references: Object.values(paths),
+          onWait: (pid) => options.onEvent({ type: "wait", step: step.kind, pid }),
+          build: (out, log) => buildStep(step, out, { log, env: options.env, signal }, paths, lateReady),
+        });
+      } catch (error) {
+        stopOthers.abort();
+        options.onEvent({ type: "failed", step: step.kind, seconds: (performance.now() - stepStarted) / 1000, log: store.logOf(step.hash, step.name) });
+        throw error;
+      }
+      if (result.built) built++;
+      else cached++;
+      const seconds = (performance.now() - stepStarted) / 1000;
+      options.onEvent({ type: "done", step: step.kind, status: result.built ? "built" : "cached", seconds, bytes: await sizeOf(result.path), path: result.path });
+      return result.path;
+    })();
+    running.set(step, promise);
+    return promise;
+  };
+
+  const settled = await Promise.allSettled(plan.steps.map(realize));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) throw failure.reason;
   const top = store.pathOf(plan.top.hash, plan.top.name);
   options.onEvent({ type: "summary", system: plan.system, path: top, built, cached, seconds: (performance.now() - started) / 1000 });
   return top;

@@ -2,7 +2,8 @@
 // (hostname, fstab, networkd units, systemd units, /etc files, authorized keys)
 // are synced in from an overlay, and a setup script run in the chroot creates
 // users and enables units. SSH host keys are removed: each machine makes its
-// own on first boot. Output: rootfs.tar.
+// own on first boot. The kernel's modules are appended to the tarball last, so
+// the kernel step can run alongside mmdebstrap. Output: rootfs.tar.
 import { chmod, copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ResolvedSystem } from "../config/project.js";
@@ -182,9 +183,31 @@ export function setupScript(slice: RootfsSlice): string {
 export interface RootfsInputs {
   /** The kernel step's output, whose modules go to /usr/lib/modules. */
   readonly kernel: string;
+  /** Settles when the kernel step, which may run alongside this one, is done. */
+  readonly kernelReady: Promise<unknown>;
 }
 
-export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, kernel: string, output: string): string[] {
+/**
+ * Appends the kernel's modules to the root filesystem's tarball as root-owned
+ * /usr/lib/modules: one write of them, instead of a copy into mmdebstrap's
+ * chroot and a second one into the tarball.
+ */
+export function appendModulesArgv(tarball: string, kernel: string): string[] {
+  return [
+    "tar",
+    "--append",
+    `--file=${tarball}`,
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--transform=flags=r;s,^\\.,./usr/lib/modules,",
+    "-C",
+    path.join(kernel, "lib/modules"),
+    ".",
+  ];
+}
+
+export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, output: string): string[] {
   const packages = [...new Set([...basePackages, ...slice.packages])];
   return [
     "mmdebstrap",
@@ -194,8 +217,6 @@ export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, kernel: stri
     `--components=${slice.distro.components.join(",")}`,
     `--include=${packages.join(",")}`,
     `--customize-hook=sync-in ${shellQuote(overlay)} /`,
-    '--customize-hook=mkdir -p "$1/usr/lib/modules"',
-    `--customize-hook=sync-in ${shellQuote(path.join(kernel, "lib/modules"))} /usr/lib/modules`,
     '--customize-hook=chroot "$1" /bin/sh /.keel-setup.sh',
     slice.distro.suite,
     output,
@@ -213,9 +234,12 @@ export async function buildRootfs(context: BuildContext, out: string, slice: Roo
     else await writeFile(destination, file.text);
     await chmod(destination, file.mode);
   }
-  await run(context, mmdebstrapArgv(slice, overlay, inputs.kernel, path.join(out, "rootfs.tar")), {
+  const tarball = path.join(out, "rootfs.tar");
+  await run(context, mmdebstrapArgv(slice, overlay, tarball), {
     // mmdebstrap in unshare mode needs a directory it may use as the unprivileged user.
     env: { ...context.env, TMPDIR: context.env.TMPDIR ?? "/tmp" },
   });
   await rm(overlay, { recursive: true, force: true });
+  await inputs.kernelReady;
+  await run(context, appendModulesArgv(tarball, inputs.kernel));
 }

@@ -14,6 +14,11 @@ export interface Step {
   readonly hash: string;
   /** Steps whose outputs this one reads, by role. */
   readonly inputs: Readonly<Partial<Record<StepKind, Step>>>;
+  /**
+   * Inputs the step reads only near its end: it may start while they are
+   * still being built, and its builder waits for their output to appear.
+   */
+  readonly lateInputs: readonly StepKind[];
   /** What the step reads from the configuration and the host: the input of its hash. */
   readonly slice: unknown;
 }
@@ -38,7 +43,7 @@ export interface HostFacts {
 }
 
 /** Bump a step's version when what its builder makes from the same inputs changes. */
-const versions: Record<StepKind, number> = { kernel: 1, rootfs: 1, initrd: 2, system: 1 };
+const versions: Record<StepKind, number> = { kernel: 1, rootfs: 2, initrd: 2, system: 1 };
 
 export function stepHash(kind: StepKind, slice: unknown, inputs: Readonly<Partial<Record<StepKind, Step>>>): string {
   const inputHashes = Object.fromEntries(Object.entries(inputs).map(([role, step]) => [role, step.hash]));
@@ -48,8 +53,14 @@ export function stepHash(kind: StepKind, slice: unknown, inputs: Readonly<Partia
     .slice(0, 32);
 }
 
-function makeStep(kind: StepKind, name: string, slice: unknown, inputs: Readonly<Partial<Record<StepKind, Step>>> = {}): Step {
-  return { kind, name, hash: stepHash(kind, slice, inputs), inputs, slice };
+function makeStep(
+  kind: StepKind,
+  name: string,
+  slice: unknown,
+  inputs: Readonly<Partial<Record<StepKind, Step>>> = {},
+  lateInputs: readonly StepKind[] = [],
+): Step {
+  return { kind, name, hash: stepHash(kind, slice, inputs), inputs, lateInputs, slice };
 }
 
 /** JSON with sorted keys, so that equal values hash equally. */
@@ -110,6 +121,8 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
       kernelModules: config.boot.kernelModules,
     },
     { kernel },
+    // mmdebstrap needs the kernel's modules only in its last hooks: the two steps overlap.
+    ["kernel"],
   );
   const root = config.fileSystems["/"] ?? null;
   const initrd = needsInitrd(config)

@@ -8,7 +8,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { cpioArchive } from "../../src/build/cpio.ts";
 import { initScript, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/build/initrd.ts";
-import { fstab, mmdebstrapArgv, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/build/rootfs.ts";
+import { appendModulesArgv, fstab, mmdebstrapArgv, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/build/rootfs.ts";
 import { defineModule } from "../../src/index.ts";
 import { evaluateSystem } from "../../src/config/project.ts";
 import { showCommand, shellQuote } from "../../src/host/exec.ts";
@@ -164,7 +164,7 @@ describe("root filesystem", () => {
   });
 
   it("mmdebstrap's command line", () =>
-    assert.deepEqual(mmdebstrapArgv(slice, "/s/overlay", "/s/kernel", "/s/out/rootfs.tar"), [
+    assert.deepEqual(mmdebstrapArgv(slice, "/s/overlay", "/s/out/rootfs.tar"), [
       "mmdebstrap",
       "--mode=auto",
       "--variant=minbase",
@@ -172,13 +172,28 @@ describe("root filesystem", () => {
       "--components=main",
       "--include=systemd-sysv,udev,kmod,iproute2,systemd-resolved,openssh-server",
       "--customize-hook=sync-in /s/overlay /",
-      '--customize-hook=mkdir -p "$1/usr/lib/modules"',
-      "--customize-hook=sync-in /s/kernel/lib/modules /usr/lib/modules",
       '--customize-hook=chroot "$1" /bin/sh /.keel-setup.sh',
       "bookworm",
       "/s/out/rootfs.tar",
       "http://deb.debian.org/debian",
     ]));
+});
+
+describe("kernel modules in the root filesystem", () => {
+  it("are appended to the tarball, owned by root, under ./usr/lib/modules", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "keel-modules-"));
+    try {
+      execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && ln -s /usr/src/linux ${dir}/kernel/lib/modules/6.1.0-test/build && tar -cf ${dir}/rootfs.tar -C ${dir}/root ./etc`]);
+      const argv = appendModulesArgv(path.join(dir, "rootfs.tar"), path.join(dir, "kernel"));
+      execFileSync(argv[0] as string, argv.slice(1));
+      const listing = execFileSync("tar", ["--numeric-owner", "-tvf", path.join(dir, "rootfs.tar")], { encoding: "utf8" });
+      assert.match(listing, /^-rw-r--r-- 0\/0 +2 .* \.\/usr\/lib\/modules\/6\.1\.0-test\/kernel\/a\.ko$/m);
+      assert.match(listing, /^lrwxrwxrwx 0\/0 .* \.\/usr\/lib\/modules\/6\.1\.0-test\/build -> \/usr\/src\/linux$/m, "symlink targets are kept");
+      assert.match(listing, /^d.* \.\/etc\/$/m, "what mmdebstrap wrote stays");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("quoting", () => {

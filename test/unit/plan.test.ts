@@ -79,6 +79,11 @@ describe("step hashes", () => {
     assert.notEqual(one.rootfs, two.rootfs);
   });
 
+  it("the root filesystem may start while the kernel is built: it needs the modules only at its end", () => {
+    const steps = planSystem("test", configOf(base), host).steps;
+    assert.deepEqual(steps.map((s) => [s.kind, s.lateInputs]), [["kernel", []], ["initrd", []], ["rootfs", ["kernel"]], ["system", []]]);
+  });
+
   it("hashes are 32 hex digits, store names carry the host name", () => {
     const steps = planSystem("test", configOf(base), host).steps;
     for (const step of steps) assert.match(step.hash, /^[0-9a-f]{32}$/);
