@@ -1,7 +1,7 @@
 import path from "node:path";
 import { describePlan, realizePlan } from "../build/realize.js";
 import { abandonBuilds } from "../store/store.js";
-import { defineCommand } from "./command.js";
+import { defineCommand, systemArgument } from "./command.js";
 import { buildReporter } from "./output.js";
 import { planFor, storeOption } from "./planning.js";
 
@@ -16,7 +16,7 @@ export const buildCommand = defineCommand({
     "Plans the system's steps (kernel, initrd, rootfs, system), builds those not in the store, and links\n" +
     "result-<system> next to keel.config.ts to the output (a root for `keel gc`). A step whose inputs\n" +
     "did not change is not built again. Progress goes to standard error; the output path to standard output.",
-  positionals: [{ name: "system", required: true, description: "A system of the project (see `keel systems`)." }],
+  positionals: [systemArgument],
   options: {
     "dry-run": { type: "boolean", description: "List the steps, their hashes and what would be built; build nothing." },
     json: { type: "boolean", description: "Print progress as JSON events, one per line." },

@@ -28,6 +28,9 @@ export interface PositionalSpec {
   readonly description: string;
 }
 
+/** The argument naming a system, as most commands take it first. */
+export const systemArgument: PositionalSpec = { name: "system", required: true, description: "A system of the project (see `keel systems`)." };
+
 export interface Output {
   stdout(text: string): void;
   stderr(text: string): void;

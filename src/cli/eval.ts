@@ -2,7 +2,7 @@ import { evaluateSystem } from "../config/project.js";
 import { parseOptionPath, showPath } from "../config/show.js";
 import { isRecord } from "../config/tree.js";
 import { UsageError } from "../errors.js";
-import { defineCommand } from "./command.js";
+import { defineCommand, systemArgument } from "./command.js";
 
 export const evalCommand = defineCommand({
   name: "eval",
@@ -11,7 +11,7 @@ export const evalCommand = defineCommand({
     "Evaluates the system's modules with keel's built-in ones and prints the result: every option, or the one named.\n" +
     "Without --json, each value is a line `option.path = value`. Warnings go to standard error.",
   positionals: [
-    { name: "system", required: true, description: "A system of the project (see `keel systems`)." },
+    systemArgument,
     { name: "option.path", required: false, description: 'An option or group of options, e.g. `services.openssh` or `environment.etc."motd"`.' },
   ],
   options: {

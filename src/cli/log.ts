@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../errors.js";
-import { defineCommand } from "./command.js";
+import { defineCommand, systemArgument } from "./command.js";
 import { planFor, stepOf, storeOption } from "./planning.js";
 
 export const logCommand = defineCommand({
@@ -8,7 +8,7 @@ export const logCommand = defineCommand({
   summary: "print the log of one build step of a system",
   description: "Prints the commands a step ran and their output, from its latest build in the store (kept after a failure too).",
   positionals: [
-    { name: "system", required: true, description: "A system of the project (see `keel systems`)." },
+    systemArgument,
     { name: "step", required: true, description: "kernel, initrd, rootfs or system." },
   ],
   options: { store: storeOption },

@@ -4,7 +4,7 @@ import path from "node:path";
 import { realizePlan } from "../build/realize.js";
 import { UsageError } from "../errors.js";
 import { runInteractive, shellQuote } from "../host/exec.js";
-import { defineCommand } from "./command.js";
+import { defineCommand, systemArgument } from "./command.js";
 import { buildReporter } from "./output.js";
 import { planFor, stepOf, storeOption } from "./planning.js";
 
@@ -16,7 +16,7 @@ export const shellCommand = defineCommand({
     "filesystem and starts a shell in it (chroot; as an ordinary user inside a user namespace).\n" +
     "The copy is deleted when the shell exits. Give a command after -- to run it instead of a shell.",
   positionals: [
-    { name: "system", required: true, description: "A system of the project (see `keel systems`)." },
+    systemArgument,
     { name: "step", required: true, description: "What to enter: rootfs." },
   ],
   options: { store: storeOption },
