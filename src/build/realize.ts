@@ -1,7 +1,7 @@
 // Realizing a plan: each step not in the store is built into it, in order,
 // and every step reports start, wait, done or failure as an event.
 import type { BuildPlan, Step, StepKind } from "../plan/plan.js";
-import { sizeOf, type Store } from "../store/store.js";
+import type { Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
 import { buildInitrd, type InitrdSlice } from "./initrd.js";
 import { buildDebianKernel, type DebianKernelSlice } from "./kernel.js";
@@ -92,7 +92,7 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
       if (result.built) built++;
       else cached++;
       const seconds = (performance.now() - stepStarted) / 1000;
-      options.onEvent({ type: "done", step: step.kind, status: result.built ? "built" : "cached", seconds, bytes: await sizeOf(result.path), path: result.path });
+      options.onEvent({ type: "done", step: step.kind, status: result.built ? "built" : "cached", seconds, bytes: result.bytes, path: result.path });
       return result.path;
     })();
     running.set(step, promise);

@@ -13,6 +13,8 @@ export interface StepOutput {
   readonly path: string;
   /** Whether this call built it (false: it was in the store, or another process built it meanwhile). */
   readonly built: boolean;
+  /** Its size, measured once when it was built. */
+  readonly bytes: number;
 }
 
 export interface BuildRequest {
@@ -63,26 +65,29 @@ export class Store {
   async build(request: BuildRequest): Promise<StepOutput> {
     const { hash, name } = request;
     const final = this.pathOf(hash, name);
-    if (existsSync(final)) return { path: final, built: false };
+    if (existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
     await Promise.all(["tmp", "locks", "logs", "roots"].map((d) => mkdir(path.join(this.root, d), { recursive: true })));
     const lock = path.join(this.root, "locks", `${hash}-${name}.lock`);
     await this.acquire(lock, request.onWait);
     try {
-      if (existsSync(final)) return { path: final, built: false };
+      if (existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
       const temporary = path.join(this.root, "tmp", `${hash}-${name}.${process.pid}.${randomBytes(4).toString("hex")}`);
       inProgress.add(temporary);
+      let bytes: number;
       try {
         await mkdir(temporary);
         const log = this.logOf(hash, name);
         await writeFile(log, "");
         await request.build(temporary, log);
-        await writeFile(path.join(temporary, metadataFile), `${JSON.stringify({ name, hash, references: request.references }, null, 2)}\n`);
+        bytes = await sizeOf(temporary);
+        const metadata: Metadata = { name, hash, references: request.references, bytes };
+        await writeFile(path.join(temporary, metadataFile), `${JSON.stringify(metadata, null, 2)}\n`);
         await rename(temporary, final);
       } finally {
         await rm(temporary, { recursive: true, force: true });
         inProgress.delete(temporary);
       }
-      return { path: final, built: true };
+      return { path: final, built: true, bytes };
     } finally {
       await unlink(lock).catch(() => undefined);
       inProgress.delete(lock);
@@ -161,13 +166,25 @@ export class Store {
   }
 }
 
-function readReferences(entry: string): string[] {
+/** What an output records about itself, in `.keel-step.json`. */
+interface Metadata {
+  readonly name?: string;
+  readonly hash?: string;
+  /** Store paths it refers to: `keel gc` keeps them while it lives. */
+  readonly references?: readonly string[];
+  readonly bytes?: number;
+}
+
+function readMetadata(entry: string): Metadata {
   try {
-    const metadata = JSON.parse(readFileSync(path.join(entry, metadataFile), "utf8")) as { references?: string[] };
-    return metadata.references ?? [];
+    return JSON.parse(readFileSync(path.join(entry, metadataFile), "utf8")) as Metadata;
   } catch {
-    return [];
+    return {};
   }
+}
+
+function readReferences(entry: string): readonly string[] {
+  return readMetadata(entry).references ?? [];
 }
 
 /** The store entry a root registration reaches, if its link still exists and points into the store. */
@@ -193,7 +210,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** The bytes a file or directory tree takes (its files' sizes). */
-export async function sizeOf(file: string): Promise<number> {
+async function sizeOf(file: string): Promise<number> {
   const stat = await lstat(file).catch(() => undefined);
   if (stat === undefined) return 0;
   if (!stat.isDirectory()) return stat.size;

@@ -24,7 +24,10 @@ describe("store", () => {
   it("an output appears under <hash>-<name> only when its builder finished", async () => {
     const store = freshStore();
     const result = await store.build({ hash: hash("a"), name: "thing", references: [], build: writer("hello") });
-    assert.deepEqual(result, { path: path.join(store.root, `${hash("a")}-thing`), built: true });
+    assert.equal(result.path, path.join(store.root, `${hash("a")}-thing`));
+    assert.equal(result.built, true);
+    assert.ok(result.bytes >= 5, "its size is measured");
+    assert.equal((await store.build({ hash: hash("a"), name: "thing", references: [], build: writer("x") })).bytes, result.bytes, "and remembered");
     assert.equal(readFileSync(path.join(result.path, "file"), "utf8"), "hello");
     assert.deepEqual(readdirSync(path.join(store.root, "tmp")), []);
     assert.equal(readFileSync(store.logOf(hash("a"), "thing"), "utf8"), "writing hello\n");
