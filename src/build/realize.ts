@@ -1,5 +1,6 @@
-// Realizing a plan: each step not in the store is built into it, in order,
-// and every step reports start, wait, done or failure as an event.
+// Realizing a plan: each step not in the store is built into it once its
+// inputs are there (or, for late inputs, under way), and every step reports
+// start, wait, done or failure as an event.
 import type { BuildPlan, Step, StepKind } from "../plan/plan.js";
 import type { Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
