@@ -35,9 +35,19 @@ export const options = {
 export default defineModule({
   options,
   config: ({ config }) => ({
-    assertions: Object.entries(config.environment.etc).map(([name, file]) => ({
-      assertion: (file.text === null) !== (file.source === null),
-      message: `environment.etc."${name}" must set exactly one of \`text' and \`source'.`,
-    })),
+    assertions: Object.entries(config.environment.etc).flatMap(([name, file]) => [
+      {
+        assertion: (file.text === null) !== (file.source === null),
+        message: `environment.etc."${name}" must set exactly one of \`text' and \`source'.`,
+      },
+      {
+        assertion: name !== "" && !name.startsWith("/") && !name.split("/").includes(".."),
+        message: `environment.etc."${name}" must be a path inside /etc, relative and without "..", e.g. "ssh/sshd_config.d/local.conf".`,
+      },
+      {
+        assertion: /^[0-7]{3,4}$/.test(file.mode),
+        message: `environment.etc."${name}".mode is "${file.mode}"; give the permissions in octal, e.g. "0644".`,
+      },
+    ]),
   }),
 });

@@ -54,4 +54,12 @@ export const options = {
   },
 };
 
-export default defineModule({ options });
+export default defineModule({
+  options,
+  config: ({ config }) => ({
+    assertions: Object.keys(config.systemd.services).map((name) => ({
+      assertion: /^[\w:.@-]+$/.test(name) && !name.endsWith(".service"),
+      message: `systemd.services."${name}": a unit name without ".service", of letters, digits and : _ . @ - (e.g. "hello" for hello.service).`,
+    })),
+  }),
+});

@@ -49,4 +49,15 @@ export const options = {
   },
 };
 
-export default defineModule({ options });
+/** What useradd accepts as a name (Debian's default NAME_REGEX, with capitals). */
+const userName = /^[a-z_][a-zA-Z0-9_-]*\$?$/;
+
+export default defineModule({
+  options,
+  config: ({ config }) => ({
+    assertions: [...Object.keys(config.users.users), ...Object.keys(config.users.groups)].map((name) => ({
+      assertion: userName.test(name) && name.length <= 32,
+      message: `users: "${name}" is not a valid user or group name. Use lower-case letters, digits, _ and -, starting with a letter or _.`,
+    })),
+  }),
+});

@@ -100,7 +100,7 @@ describe("root filesystem", () => {
       users: {
         users: {
           alice: { isNormalUser: true, uid: 1000, extraGroups: ["sudo", "kvm"], hashedPassword: "$y$j9T$abc", openssh: { authorizedKeys: { keys: ["ssh-ed25519 AAAA alice"] } } },
-          "o'brien": { isNormalUser: true, description: "Pat O'Brien" },
+          obrien: { isNormalUser: true, description: "Pat O'Brien; $(reboot)" },
         },
       },
       fileSystems: { "/": { label: "root", fsType: "ext4" }, "/boot": { device: "/dev/vda1", fsType: "vfat", options: ["umask=077"] } },
@@ -155,8 +155,8 @@ describe("root filesystem", () => {
     assert.match(script, /^getent group kvm >\/dev\/null \|\| groupadd kvm$/m);
     assert.match(script, /^id -u alice >\/dev\/null 2>&1 \|\| useradd -m -u 1000 -U -G sudo,kvm -s \/bin\/bash -c '' alice$/m);
     assert.match(script, /^usermod -p '\$y\$j9T\$abc' alice$/m);
-    assert.match(script, /^id -u 'o'\\''brien' .* -c 'Pat O'\\''Brien' 'o'\\''brien'$/m);
-    assert.match(script, /^passwd -l 'o'\\''brien' >\/dev\/null$/m);
+    assert.match(script, /^id -u obrien .* -c 'Pat O'\\''Brien; \$\(reboot\)' obrien$/m);
+    assert.match(script, /^passwd -l obrien >\/dev\/null$/m);
     assert.match(script, /^ln -sf \/usr\/share\/zoneinfo\/Europe\/London \/etc\/localtime$/m);
     assert.match(script, /^systemctl add-wants multi-user.target ssh.service$/m);
     assert.match(script, /^systemctl enable ssh-keygen.service$/m);

@@ -323,6 +323,17 @@ describe("systems: assertions, warnings and the built-in modules", () => {
   it("an assertion computed from config holds", () => checkSystemOutput("web", "networking.hostName", "assert-hostname", "define-hostname-web"));
   it("failed assertions are listed in module order", () =>
     checkSystemError(msg("The system `test' fails 2 assertions:", "- The host name is \"test\"; it must be \"web\".", "- The fixture's assertion failed. Fix: nothing, it always fails."), "assert-hostname", "assert-fails"));
+  it("names that would escape their directory, or that useradd and systemd refuse, fail assertions", () =>
+    checkSystemError(
+      msg(
+        "The system `test' fails 4 assertions:",
+        '- users: "../evil" is not a valid user or group name. Use lower-case letters, digits, _ and -, starting with a letter or _.',
+        '- systemd.services."hello.service": a unit name without ".service", of letters, digits and : _ . @ - (e.g. "hello" for hello.service).',
+        '- environment.etc."../shadow" must be a path inside /etc, relative and without "..", e.g. "ssh/sshd_config.d/local.conf".',
+        '- environment.etc."motd".mode is "rw-r--r--"; give the permissions in octal, e.g. "0644".',
+      ),
+      "bad-names",
+    ));
   it("warnings", async () => assert.deepEqual(system(await load(["warn"])).warnings, ["The fixture warns."]));
   it("the host name defaults to the system's name", () => checkSystemOutput("test", "networking.hostName", "define-package"));
   it("openssh off: no package", () => checkSystemOutput(["htop"], "packages", "define-package"));
