@@ -7,7 +7,7 @@ export interface BuildContext {
   readonly log: string;
   /** Environment for the programs the step runs. */
   readonly env: NodeJS.ProcessEnv;
-  /** Aborted when keel is interrupted. */
+  /** Aborted when keel is interrupted or another step failed; its reason says which. */
   readonly signal: AbortSignal;
 }
 

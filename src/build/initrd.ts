@@ -18,7 +18,7 @@ export interface InitrdSlice {
 }
 
 /** A module's name as modprobe compares them: no directory, no suffix, `-` as `_`. */
-export function moduleName(file: string): string {
+function moduleName(file: string): string {
   return path.basename(file).replace(/\.ko(\.(xz|zst|gz))?$/, "").replaceAll("-", "_");
 }
 

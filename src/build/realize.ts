@@ -63,6 +63,7 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
   const signal = AbortSignal.any([options.signal, stopOthers.signal]);
   let built = 0;
   let cached = 0;
+  let firstFailure: unknown;
   const running = new Map<Step, Promise<string>>();
 
   const realize = (step: Step): Promise<string> => {
@@ -86,7 +87,9 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
           build: (out, log) => buildStep(step, out, { log, env: options.env, signal }, paths, lateReady),
         });
       } catch (error) {
-        stopOthers.abort();
+        // The first failure is the one to report; the steps it stops fail after it.
+        if (firstFailure === undefined) firstFailure = error;
+        stopOthers.abort("another step failed");
         options.onEvent({ type: "failed", step: step.kind, seconds: (performance.now() - stepStarted) / 1000, log: store.logOf(step.hash, step.name) });
         throw error;
       }
@@ -100,9 +103,8 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
     return promise;
   };
 
-  const settled = await Promise.allSettled(plan.steps.map(realize));
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failure) throw failure.reason;
+  await Promise.allSettled(plan.steps.map(realize));
+  if (firstFailure !== undefined) throw firstFailure;
   const top = store.pathOf(plan.top.hash, plan.top.name);
   options.onEvent({ type: "summary", system: plan.system, path: top, built, cached, seconds: (performance.now() - started) / 1000 });
   return top;

@@ -7,6 +7,7 @@
 import { chmod, copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ResolvedSystem } from "../config/project.js";
+import { ConfigError } from "../errors.js";
 import { shellQuote } from "../host/exec.js";
 import type { Distro } from "./apt.js";
 import { run, type BuildContext } from "./context.js";
@@ -73,8 +74,17 @@ function section(name: string, settings: Readonly<Record<string, UnitValue>>): s
   return lines.length === 0 ? [] : [`[${name}]`, ...lines, ""];
 }
 
+/**
+ * A value as systemd reads it back inside double quotes: it C-unescapes
+ * backslashes and quotes and expands % specifiers, so those are doubled.
+ */
+export function systemdEscape(value: string): string {
+  if (/[\n\r]/.test(value)) throw new ConfigError(`A systemd setting cannot hold a line break: ${JSON.stringify(value)}.\nFix: remove the line break from the value in systemd.services.`);
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("%", "%%");
+}
+
 /** Whether keel writes the whole unit (it says what to run) rather than extending a package's. */
-export function ownsUnit(service: Service): boolean {
+function ownsUnit(service: Service): boolean {
   return service.script !== null || "ExecStart" in service.serviceConfig;
 }
 
@@ -89,7 +99,7 @@ export function serviceFiles(services: RootfsSlice["services"]): Record<string, 
       files[script] = { text: `#!/bin/sh\nset -e\n${service.script}\n`, mode: 0o755 };
       serviceConfig.ExecStart = script;
     }
-    const environment = Object.entries(service.environment).map(([k, v]) => `"${k}=${v.replaceAll('"', '\\"')}"`);
+    const environment = Object.entries(service.environment).map(([k, v]) => `"${systemdEscape(`${k}=${v}`)}"`);
     if (environment.length > 0) serviceConfig.Environment = environment;
     const unit: Record<string, UnitValue> = {
       ...(service.description ? { Description: service.description } : {}),

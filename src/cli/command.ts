@@ -1,6 +1,8 @@
 // The shape of a keel command: one file each, typed options, usage text and
 // examples next to the code, output through the context so tests can read it.
 import type { Project } from "../config/project.js";
+import { parseOptionPath } from "../config/show.js";
+import { UsageError } from "../errors.js";
 
 export interface OptionSpec {
   readonly type: "string" | "boolean";
@@ -30,6 +32,17 @@ export interface PositionalSpec {
 
 /** The argument naming a system, as most commands take it first. */
 export const systemArgument: PositionalSpec = { name: "system", required: true, description: "A system of the project (see `keel systems`)." };
+
+/** An option path given on the command line, as names. */
+export function optionPathArgument(text: string): string[] {
+  try {
+    return parseOptionPath(text);
+  } catch {
+    throw new UsageError(
+      `\`${text}' is not an option path.\nFix: write names separated by dots, quoting names with dots or slashes: environment.etc."ssh/sshd_config".`,
+    );
+  }
+}
 
 export interface Output {
   stdout(text: string): void;
@@ -88,7 +101,7 @@ function optionLines(options: OptionSpecs): string[] {
   return rows.map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`);
 }
 
-export function usageLine(command: Command): string {
+function usageLine(command: Command): string {
   const positionals = command.positionals.map((p) => (p.required ? `<${p.name}>` : `[${p.name}]`));
   return ["keel", command.name, ...positionals, ...(Object.keys(command.options).length > 0 ? ["[options]"] : [])].join(" ");
 }

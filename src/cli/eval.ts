@@ -1,8 +1,7 @@
 import { evaluateSystem } from "../config/project.js";
-import { parseOptionPath, showPath } from "../config/show.js";
+import { showPath } from "../config/show.js";
 import { isRecord } from "../config/tree.js";
-import { UsageError } from "../errors.js";
-import { defineCommand, systemArgument } from "./command.js";
+import { defineCommand, optionPathArgument, systemArgument } from "./command.js";
 
 export const evalCommand = defineCommand({
   name: "eval",
@@ -26,20 +25,12 @@ export const evalCommand = defineCommand({
     const [system = "", pathText] = positionals;
     const evaluated = evaluateSystem(await context.project(), system);
     for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
-    const path = pathText === undefined ? [] : parsePath(pathText);
+    const path = pathText === undefined ? [] : optionPathArgument(pathText);
     const value = path.length === 0 ? withoutChecks(evaluated.config) : evaluated.evaluation.resolve(path);
     context.out.stdout(values.json ? `${JSON.stringify(value, null, 2)}\n` : flatten(path, value).join("\n") + "\n");
     return 0;
   },
 });
-
-function parsePath(text: string): string[] {
-  try {
-    return parseOptionPath(text);
-  } catch {
-    throw new UsageError(`\`${text}' is not an option path.\nFix: write names separated by dots, quoting names with dots or slashes: environment.etc."ssh/sshd_config".`);
-  }
-}
 
 /** The whole configuration leaves out `assertions` and `warnings`: checks, not settings. */
 function withoutChecks(config: object): object {

@@ -1,3 +1,4 @@
+import { UsageError } from "../errors.js";
 import { Store, storeDir } from "../store/store.js";
 import { defineCommand } from "./command.js";
 import { formatBytes } from "./output.js";
@@ -17,6 +18,13 @@ export const gcCommand = defineCommand({
   ],
   async run(context, { values }) {
     const store = new Store(storeDir(context.env, values.store, context.cwd));
+    const builders = await store.activeBuilders();
+    if (builders.length > 0) {
+      throw new UsageError(
+        `keel (pid ${builders.join(", ")}) is building into ${store.root}; what it has built so far is not a root yet.\n` +
+          "Fix: run keel gc when that build has finished.",
+      );
+    }
     const freed = await store.gc();
     context.out.stdout(
       values.json

@@ -2,12 +2,12 @@ import path from "node:path";
 import { evaluateModules } from "../config/modules.js";
 import type { OptionTree } from "../config/option.js";
 import { systemModules } from "../config/project.js";
-import { parseOptionPath, showPath } from "../config/show.js";
+import { showPath } from "../config/show.js";
 import { closest, walkOptions } from "../config/tree.js";
 import { UsageError } from "../errors.js";
 import { builtinModules } from "../options/index.js";
 import { keelRoot } from "../version.js";
-import { defineCommand } from "./command.js";
+import { defineCommand, optionPathArgument } from "./command.js";
 
 export interface OptionDoc {
   readonly name: string;
@@ -43,7 +43,7 @@ export const optionsCommand = defineCommand({
     const modules = values.system === undefined ? builtinModules : [...builtinModules, ...systemModules(await context.project(), values.system)];
     const tree = evaluateModules({ modules, rootFile: "<command line>" }).tree;
     const all = [...optionDocs(tree, [], undefined)];
-    const prefix = positionals[0] === undefined ? [] : prefixPath(positionals[0]);
+    const prefix = positionals[0] === undefined ? [] : optionPathArgument(positionals[0]);
     const docs = all.filter((doc) => prefix.every((name, i) => doc.path[i] === name));
     if (docs.length === 0) {
       const names = new Set(all.flatMap((d) => d.path.map((_, i) => showPath(d.path.slice(0, i + 1)))));
@@ -58,14 +58,6 @@ export const optionsCommand = defineCommand({
     return 0;
   },
 });
-
-function prefixPath(text: string): string[] {
-  try {
-    return parseOptionPath(text);
-  } catch {
-    throw new UsageError(`\`${text}' is not an option path.\nFix: write names separated by dots, e.g. services.openssh.`);
-  }
-}
 
 function* optionDocs(tree: OptionTree, prefix: readonly string[], inheritedFile: string | undefined): Generator<OptionDoc & { path: readonly string[] }> {
   for (const [relative, option] of walkOptions(tree)) {

@@ -1,10 +1,12 @@
 // What build, log and shell share: the system evaluated, planned and placed in a store.
+import { realizePlan } from "../build/realize.js";
 import { evaluateSystem, type EvaluatedSystem } from "../config/project.js";
 import { hostFacts } from "../host/facts.js";
 import { planSystem, type BuildPlan, type Step, type StepKind } from "../plan/plan.js";
-import { Store, storeDir } from "../store/store.js";
+import { abandonBuilds, Store, storeDir } from "../store/store.js";
 import { UsageError } from "../errors.js";
 import type { Context } from "./command.js";
+import { buildReporter } from "./output.js";
 
 export const storeOption = {
   type: "string",
@@ -34,4 +36,40 @@ export function stepOf(plan: BuildPlan, kind: string): Step {
     );
   }
   return step;
+}
+
+const exitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
+/** How long a stopped tool may take to exit before keel removes what it left and exits anyway. */
+const abandonAfter = 15_000;
+
+/** The system's store path, or the exit code when Ctrl-C or a kill stopped the build. */
+export type Realized = { readonly path: string } | { readonly exitCode: number };
+
+/**
+ * Builds what the plan misses, showing progress. On Ctrl-C or a kill, the
+ * running tools are stopped and the build unwinds: each unfinished step's
+ * temporary directory is removed once its tool has exited.
+ */
+export async function realizeShowingProgress(context: Context, planned: PlannedSystem, json: boolean): Promise<Realized> {
+  const reporter = buildReporter(context.out, json ? "json" : context.out.interactive ? "live" : "plain");
+  const abort = new AbortController();
+  let interrupted: keyof typeof exitCodes | undefined;
+  const stop = (signal: keyof typeof exitCodes): void => {
+    interrupted = signal;
+    abort.abort("keel was interrupted");
+    setTimeout(() => void abandonBuilds().finally(() => process.exit(exitCodes[signal])), abandonAfter).unref();
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    return { path: await realizePlan(planned.plan, planned.store, { env: context.env, signal: abort.signal, onEvent: (e) => reporter.event(e) }) };
+  } catch (error) {
+    if (interrupted === undefined) throw error;
+    context.out.stderr(`keel: interrupted (${interrupted}); the unfinished step was discarded.\n`);
+    return { exitCode: exitCodes[interrupted] };
+  } finally {
+    reporter.close();
+    process.removeListener("SIGINT", stop);
+    process.removeListener("SIGTERM", stop);
+  }
 }

@@ -1,12 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { realizePlan } from "../build/realize.js";
 import { UsageError } from "../errors.js";
-import { runInteractive, shellQuote } from "../host/exec.js";
+import { exec, runInteractive, shellQuote } from "../host/exec.js";
 import { defineCommand, systemArgument } from "./command.js";
-import { buildReporter } from "./output.js";
-import { planFor, stepOf, storeOption } from "./planning.js";
+import { planFor, realizeShowingProgress, stepOf, storeOption } from "./planning.js";
 
 export const shellCommand = defineCommand({
   name: "shell",
@@ -29,25 +27,24 @@ export const shellCommand = defineCommand({
     if (kind !== "rootfs") {
       throw new UsageError(`keel shell: \`${kind}' cannot be entered yet; rootfs can.\nFix: run \`keel shell ${system} rootfs\`.`);
     }
-    const { plan, store } = await planFor(context, system, values.store);
+    const planned = await planFor(context, system, values.store);
+    const { plan, store } = planned;
     const step = stepOf(plan, kind);
-    const reporter = buildReporter(context.out, context.out.interactive ? "live" : "plain");
-    try {
-      await realizePlan(plan, store, { env: context.env, signal: new AbortController().signal, onEvent: (e) => reporter.event(e) });
-    } finally {
-      reporter.close();
-    }
+    const realized = await realizeShowingProgress(context, planned, false);
+    if ("exitCode" in realized) return realized.exitCode;
     const tarball = path.join(store.pathOf(step.hash, step.name), "rootfs.tar");
     const root = await mkdtemp(path.join(os.tmpdir(), `keel-shell-${system}-`));
     const inner = command.length > 0 ? command : ["/bin/bash", "-l"];
     const script = `tar -xf ${shellQuote(tarball)} -C ${shellQuote(root)} --exclude='./dev/*' && exec chroot ${shellQuote(root)} ${inner.map(shellQuote).join(" ")}`;
-    const asRoot = process.getuid?.() === 0;
+    // As an ordinary user, the user's subordinate ids (/etc/subuid) stand in for the root filesystem's owners,
+    // so the copy is both unpacked and deleted inside a user namespace.
+    const namespace = process.getuid?.() === 0 ? [] : ["unshare", "--map-root-user", "--map-auto", "--mount"];
     try {
-      return await runInteractive(asRoot ? ["sh", "-c", script] : ["unshare", "--map-root-user", "--mount", "sh", "-c", script], {
+      return await runInteractive([...namespace, "sh", "-c", script], {
         env: { ...context.env, HOME: "/root", TERM: context.env.TERM ?? "linux", PS1: `keel:${system}:rootfs# ` },
       });
     } finally {
-      await rm(root, { recursive: true, force: true });
+      await exec([...namespace, "rm", "-rf", "--one-file-system", root], { env: context.env });
     }
   },
 });

@@ -9,7 +9,7 @@ import { validateProject, type Project } from "./project.js";
 import { typecheckProject } from "./typecheck.js";
 import { keelVersion } from "../version.js";
 
-export const projectFileName = "keel.config.ts";
+const projectFileName = "keel.config.ts";
 
 /** keel's cache directory: $XDG_CACHE_HOME/keel, or ~/.cache/keel. */
 export function cacheDir(env: NodeJS.ProcessEnv): string {

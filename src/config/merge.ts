@@ -62,7 +62,7 @@ export type MergeResult = { readonly defined: true; readonly value: unknown } | 
  * The definitions that take effect, in order: properties discharged, only the
  * highest priority kept, each value checked against the type.
  */
-export function effectiveDefinitions(path: Path, target: MergeTarget, defs: readonly Definition[]): Definition[] {
+function effectiveDefinitions(path: Path, target: MergeTarget, defs: readonly Definition[]): Definition[] {
   const all: Discharged[] = [];
   for (const def of defs) discharge(def, path, priorities.plain, orders.default, all);
   if (target.hasDefault) {

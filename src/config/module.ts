@@ -75,7 +75,7 @@ export function moduleFile(module: object): string | undefined {
 const thisFile = fileURLToPath(import.meta.url);
 
 /** The source file of the first stack frame outside this file. */
-export function callerFile(): string | undefined {
+function callerFile(): string | undefined {
   const stack = new Error().stack?.split("\n").slice(1) ?? [];
   for (const line of stack) {
     const match = /\((.*):\d+:\d+\)$/.exec(line) ?? /at (.*):\d+:\d+$/.exec(line);

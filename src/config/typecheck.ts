@@ -7,20 +7,13 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type { DiagnosticMessageChain } from "typescript";
 import { ConfigError } from "../errors.js";
+import { hashFile } from "../host/facts.js";
 
 const maxShown = 10;
 
 interface Manifest {
   readonly key: string;
   readonly files: Readonly<Record<string, string>>;
-}
-
-function hashFile(file: string): string | undefined {
-  try {
-    return createHash("sha256").update(readFileSync(file)).digest("hex");
-  } catch {
-    return undefined;
-  }
 }
 
 /** TypeScript's version, read without loading the compiler (that takes half a second). */

@@ -20,7 +20,7 @@ function isDeepEqual(a: unknown, b: unknown): boolean {
 }
 
 /** Scalars merge only when every definition agrees, as NixOS's `mergeEqualOption`. */
-export function mergeEqual(optionPath: Path, defs: readonly Definition[]): unknown {
+function mergeEqual(optionPath: Path, defs: readonly Definition[]): unknown {
   const first = defs[0];
   if (first === undefined) throw notDefined(optionPath);
   if (defs.every((d) => isDeepEqual(d.value, first.value))) return first.value;
@@ -78,7 +78,7 @@ function resolveFrom(file: string, value: string): string {
   return path.isAbsolute(value) || !path.isAbsolute(file) ? value : path.resolve(path.dirname(file), value);
 }
 
-export function enumOf<const V extends readonly (string | number | boolean)[]>(values: V): OptionType<V[number]> {
+function enumOf<const V extends readonly (string | number | boolean)[]>(values: V): OptionType<V[number]> {
   return scalar<V[number]>(`one of ${values.map((v) => JSON.stringify(v)).join(", ")}`, (v) =>
     values.includes(v as V[number]),
   );

@@ -3,6 +3,7 @@
 // command line, the exit code or signal, and the tail of the output.
 import { spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
+import os from "node:os";
 import { ProcessError } from "../errors.js";
 
 export interface ExecOptions {
@@ -12,15 +13,13 @@ export interface ExecOptions {
   readonly log?: string;
   /** Called with each chunk of output (stdout and stderr together). */
   readonly onOutput?: (text: string) => void;
-  /** Gives the process this as standard input. */
-  readonly input?: string;
   /** Kills the process after this many milliseconds. */
   readonly timeout?: number;
   /** Kills the process as soon as its output so far matches (a probe that has its answer). */
   readonly stopWhen?: RegExp;
   /** Returns a failed result instead of throwing. */
   readonly nothrow?: boolean;
-  /** Stops the process (SIGTERM to its process group). */
+  /** Stops the process (SIGTERM to its process group); a string reason is told in the error. */
   readonly signal?: AbortSignal;
 }
 
@@ -51,27 +50,28 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
   const [program, ...args] = argv;
   if (program === undefined) throw new Error("exec: empty argv");
   const log: WriteStream | undefined = options.log ? createWriteStream(options.log, { flags: "a" }) : undefined;
+  // A log that cannot be written must not take keel down; the tool's own result decides.
+  log?.on("error", () => undefined);
   log?.write(`$ ${showCommand(argv)}\n`);
   return new Promise((resolve, reject) => {
     // Each program gets its own process group: some (mmdebstrap) signal their
     // whole group when they clean up, which must not reach keel. Stopping a
-    // build therefore signals the program's group explicitly.
-    const child = spawn(program, args, {
-      cwd: options.cwd,
-      env: options.env,
-      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      detached: true,
-    });
-    let aborted = false;
-    const abort = (): void => {
-      aborted = true;
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGTERM");
-        } catch {
-          // Already gone.
-        }
+    // program therefore signals its group, so that its children stop too.
+    const child = spawn(program, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const killGroup = (signal: NodeJS.Signals): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
       }
+    };
+    let settled = false;
+    let stopReason: string | undefined;
+    const abort = (): void => {
+      const reason: unknown = options.signal?.reason;
+      stopReason = typeof reason === "string" ? reason : "keel was interrupted";
+      killGroup("SIGTERM");
     };
     if (options.signal?.aborted) abort();
     else options.signal?.addEventListener("abort", abort, { once: true });
@@ -85,8 +85,13 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
         ? undefined
         : setTimeout(() => {
             timedOut = true;
-            child.kill("SIGKILL");
+            killGroup("SIGKILL");
           }, options.timeout);
+    const finish = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
+    };
     const take = (chunk: Buffer, toStdout: boolean) => {
       const text = chunk.toString("utf8");
       if (toStdout) stdout += text;
@@ -96,16 +101,15 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
       options.onOutput?.(text);
       if (!stopped && options.stopWhen?.test(stdout + stderr)) {
         stopped = true;
-        child.kill("SIGKILL");
+        killGroup("SIGKILL");
       }
     };
-    child.stdout?.on("data", (chunk: Buffer) => take(chunk, true));
-    child.stderr?.on("data", (chunk: Buffer) => take(chunk, false));
-    if (options.input !== undefined) child.stdin?.end(options.input);
-    child.on("error", (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", abort);
-      log?.end();
+    child.stdout.on("data", (chunk: Buffer) => take(chunk, true));
+    child.stderr.on("data", (chunk: Buffer) => take(chunk, false));
+    child.on("error", async (error: NodeJS.ErrnoException) => {
+      if (settled) return;
+      finish();
+      await endLog(log, "");
       const missing = error.code === "ENOENT";
       reject(
         new ProcessError(
@@ -120,12 +124,12 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
         ),
       );
     });
-    child.on("close", (exitCode, signal) => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", abort);
-      log?.end(`[exit ${exitCode ?? signal}]\n`);
-      if (aborted) {
-        reject(new ProcessError(`"${showCommand(argv)}" was stopped because keel was interrupted.`, argv, exitCode, signal, "", options.log));
+    child.on("close", async (exitCode, signal) => {
+      if (settled) return;
+      finish();
+      await endLog(log, `[exit ${exitCode ?? signal}]\n`);
+      if (stopReason !== undefined) {
+        reject(new ProcessError(`"${showCommand(argv)}" was stopped because ${stopReason}.`, argv, exitCode, signal, "", options.log));
         return;
       }
       const result: ExecResult = { argv, exitCode, signal, stdout, stderr, timedOut, stopped };
@@ -153,6 +157,11 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
   });
 }
 
+/** Ends a log and waits until it is on disk, so that whoever reads it next sees all of it. */
+function endLog(log: WriteStream | undefined, last: string): Promise<void> {
+  return new Promise((resolve) => (log ? log.end(last, () => resolve()) : resolve()));
+}
+
 function indent(text: string): string {
   return text
     .split("\n")
@@ -160,13 +169,19 @@ function indent(text: string): string {
     .join("\n");
 }
 
-/** Runs a program on the user's terminal (a shell) and returns its exit code. */
+/**
+ * Runs a program on the user's terminal (a shell) and returns its exit code,
+ * 128 + the signal's number if a signal ended it. Ctrl-C belongs to the
+ * program meanwhile: keel ignores SIGINT so that it can clean up afterwards.
+ */
 export function runInteractive(argv: readonly string[], options: { readonly env?: NodeJS.ProcessEnv } = {}): Promise<number> {
   const [program, ...args] = argv;
   if (program === undefined) throw new Error("runInteractive: empty argv");
-  return new Promise((resolve, reject) => {
+  const ignore = (): void => undefined;
+  process.on("SIGINT", ignore);
+  return new Promise<number>((resolve, reject) => {
     const child = spawn(program, args, { stdio: "inherit", env: options.env });
     child.on("error", (error) => reject(new ProcessError(`"${showCommand(argv)}" could not be started: ${error.message}`, argv, null, null, "")));
-    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
+    child.on("close", (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
+  }).finally(() => process.removeListener("SIGINT", ignore));
 }

@@ -3,16 +3,18 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ResolvedSystem } from "../config/project.js";
+import { ConfigError } from "../errors.js";
 import type { HostFacts } from "../plan/plan.js";
 
 export const busyboxPath = "/bin/busybox";
 const fallbackMirror = "http://deb.debian.org/debian";
 
-function hashFile(file: string): string {
+/** The sha256 of a file's content; undefined when it cannot be read. */
+export function hashFile(file: string): string | undefined {
   try {
     return createHash("sha256").update(readFileSync(file)).digest("hex");
   } catch {
-    return "missing";
+    return undefined;
   }
 }
 
@@ -38,15 +40,22 @@ export function hostMirror(aptDir = "/etc/apt"): string {
   return uris.find((uri) => !/security/.test(uri))?.replace(/\/$/, "") ?? fallbackMirror;
 }
 
-export function debianArch(): string {
+function debianArch(): string {
   return ({ x64: "amd64", arm64: "arm64", ia32: "i386" } as Record<string, string>)[process.arch] ?? process.arch;
 }
 
 export function hostFacts(config: ResolvedSystem): HostFacts {
-  const files = Object.fromEntries(
-    Object.values(config.environment.etc)
-      .flatMap((file) => (file.source === null ? [] : [file.source]))
-      .map((source) => [source, hashFile(source)]),
-  );
-  return { mirror: hostMirror(), arch: debianArch(), busybox: hashFile(busyboxPath), files };
+  const files: Record<string, string> = {};
+  for (const [name, file] of Object.entries(config.environment.etc)) {
+    if (file.source === null) continue;
+    const hash = hashFile(file.source);
+    if (hash === undefined) {
+      throw new ConfigError(
+        `environment.etc."${name}".source is ${file.source}, which is not a file keel can read.\n` +
+          "Fix: correct the path (a relative one is taken from the module that sets it) or use `text`.",
+      );
+    }
+    files[file.source] = hash;
+  }
+  return { mirror: hostMirror(), arch: debianArch(), busybox: hashFile(busyboxPath) ?? "missing", files };
 }

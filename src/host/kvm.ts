@@ -8,7 +8,7 @@ export type KvmProbe =
   | { readonly usable: true }
   | { readonly usable: false; readonly reason: string };
 
-export const kvmProbeTimeout = 10_000;
+const kvmProbeTimeout = 10_000;
 
 export async function probeKvm(kernel: string | undefined, timeout = kvmProbeTimeout): Promise<KvmProbe> {
   try {

@@ -4,6 +4,7 @@
 // and fast: whether anything needs building is decided here.
 import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
+import { ConfigError } from "../errors.js";
 
 export type StepKind = "kernel" | "rootfs" | "initrd" | "system";
 
@@ -45,7 +46,7 @@ export interface HostFacts {
 /** Bump a step's version when what its builder makes from the same inputs changes. */
 const versions: Record<StepKind, number> = { kernel: 1, rootfs: 2, initrd: 2, system: 1 };
 
-export function stepHash(kind: StepKind, slice: unknown, inputs: Readonly<Partial<Record<StepKind, Step>>>): string {
+function stepHash(kind: StepKind, slice: unknown, inputs: Readonly<Partial<Record<StepKind, Step>>>): string {
   const inputHashes = Object.fromEntries(Object.entries(inputs).map(([role, step]) => [role, step.hash]));
   return createHash("sha256")
     .update(canonicalJson({ kind, version: versions[kind], slice, inputs: inputHashes }))
@@ -75,7 +76,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-export function distroOf(config: ResolvedSystem, host: HostFacts) {
+function distroOf(config: ResolvedSystem, host: HostFacts) {
   return {
     suite: config.distro.suite,
     mirror: config.distro.mirror ?? host.mirror,
@@ -92,6 +93,12 @@ export function needsInitrd(config: ResolvedSystem): boolean {
 }
 
 export function planSystem(system: string, config: ResolvedSystem, host: HostFacts): BuildPlan {
+  if (config.boot.kernel.source !== null) {
+    throw new ConfigError(
+      `boot.kernel.source is "${config.boot.kernel.source}", but keel does not build kernels from source yet; it would silently build Debian's kernel instead.\n` +
+        "Fix: set boot.kernel.source to null to boot Debian's kernel (boot.kernel.debianPackage) until kernels from source land.",
+    );
+  }
   const distro = distroOf(config, host);
   const kernel = makeStep("kernel", `kernel-${config.boot.kernel.debianPackage}`, {
     flavour: "debian",

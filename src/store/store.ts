@@ -4,7 +4,7 @@
 // once; each step's log stays in `logs/` whether it succeeded or not.
 import { randomBytes, createHash } from "node:crypto";
 import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { link, lstat, mkdir, readdir, readFile, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { cacheDir } from "../config/load.js";
 
@@ -30,6 +30,8 @@ export interface BuildRequest {
 
 const metadataFile = ".keel-step.json";
 const lockPoll = 200;
+/** A lock without a pid in it (not written by this keel) is given up after this long. */
+const unreadableLockAge = 10_000;
 
 /** The store directory: --store, else $KEEL_STORE, else the cache directory's `store`. */
 export function storeDir(env: NodeJS.ProcessEnv, explicit: string | undefined, cwd: string): string {
@@ -41,7 +43,7 @@ export function storeDir(env: NodeJS.ProcessEnv, explicit: string | undefined, c
 /** Temporary directories and locks of builds in progress, removed if keel is stopped. */
 const inProgress = new Set<string>();
 
-/** Removes what unfinished builds left; called on SIGINT and SIGTERM. */
+/** Removes what unfinished builds left, when keel must exit before its tools have stopped. */
 export async function abandonBuilds(): Promise<void> {
   await Promise.all([...inProgress].map((p) => rm(p, { recursive: true, force: true })));
   inProgress.clear();
@@ -66,9 +68,11 @@ export class Store {
     const { hash, name } = request;
     const final = this.pathOf(hash, name);
     if (existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
+    // The store holds root filesystems with password hashes: only its owner may enter it.
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
     await Promise.all(["tmp", "locks", "logs", "roots"].map((d) => mkdir(path.join(this.root, d), { recursive: true })));
     const lock = path.join(this.root, "locks", `${hash}-${name}.lock`);
-    await this.acquire(lock, request.onWait);
+    const token = await this.acquire(lock, request.onWait);
     try {
       if (existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
       const temporary = path.join(this.root, "tmp", `${hash}-${name}.${process.pid}.${randomBytes(4).toString("hex")}`);
@@ -82,40 +86,64 @@ export class Store {
         bytes = await sizeOf(temporary);
         const metadata: Metadata = { name, hash, references: request.references, bytes };
         await writeFile(path.join(temporary, metadataFile), `${JSON.stringify(metadata, null, 2)}\n`);
-        await rename(temporary, final);
+        try {
+          await rename(temporary, final);
+        } catch (error) {
+          // Another keel published it meanwhile (a lock taken over from a process thought dead).
+          const code = (error as NodeJS.ErrnoException).code;
+          if ((code === "ENOTEMPTY" || code === "EEXIST") && existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
+          throw error;
+        }
       } finally {
         await rm(temporary, { recursive: true, force: true });
         inProgress.delete(temporary);
       }
       return { path: final, built: true, bytes };
     } finally {
-      await unlink(lock).catch(() => undefined);
+      if ((await readFile(lock, "utf8").catch(() => "")) === token) await unlink(lock).catch(() => undefined);
       inProgress.delete(lock);
     }
   }
 
-  /** A lock file holding the builder's pid; one left by a dead process is taken over. */
-  private async acquire(lock: string, onWait: ((pid: number) => void) | undefined): Promise<void> {
+  /**
+   * A lock file holding the builder's pid (and a nonce, so that only its owner
+   * removes it); one left by a dead process is taken over. The file appears with
+   * its content, by link(2), so that a reader never sees an empty lock.
+   */
+  private async acquire(lock: string, onWait: ((pid: number) => void) | undefined): Promise<string> {
+    const token = `${process.pid} ${randomBytes(8).toString("hex")}\n`;
+    const draft = `${lock}.${process.pid}.${randomBytes(4).toString("hex")}`;
+    await writeFile(draft, token);
     let told = false;
-    for (;;) {
-      try {
-        const handle = await open(lock, "wx");
-        await handle.writeFile(`${process.pid}\n`);
-        await handle.close();
-        inProgress.add(lock);
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    try {
+      for (;;) {
+        try {
+          await link(draft, lock);
+          inProgress.add(lock);
+          return token;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        }
+        const pid = lockHolder(await readFile(lock, "utf8").catch(() => ""));
+        const age = Date.now() - ((await lstat(lock).catch(() => undefined))?.mtimeMs ?? Date.now());
+        if (pid !== undefined ? !isAlive(pid) : age > unreadableLockAge) {
+          await unlink(lock).catch(() => undefined);
+          continue;
+        }
+        if (pid !== undefined && !told) onWait?.(pid);
+        told = pid !== undefined;
+        await new Promise((resolve) => setTimeout(resolve, lockPoll));
       }
-      const pid = Number((await readFile(lock, "utf8").catch(() => "")).trim());
-      if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) {
-        await unlink(lock).catch(() => undefined);
-        continue;
-      }
-      if (!told) onWait?.(pid);
-      told = true;
-      await new Promise((resolve) => setTimeout(resolve, lockPoll));
+    } finally {
+      await unlink(draft).catch(() => undefined);
     }
+  }
+
+  /** The pids of keel processes building into this store now. */
+  async activeBuilders(): Promise<number[]> {
+    const locks = await readdir(path.join(this.root, "locks")).catch(() => [] as string[]);
+    const pids = await Promise.all(locks.map(async (name) => lockHolder(await readFile(path.join(this.root, "locks", name), "utf8").catch(() => ""))));
+    return [...new Set(pids.filter((pid): pid is number => pid !== undefined && isAlive(pid)))];
   }
 
   /** Makes `link` a symlink to `target` and registers it as a GC root. */
@@ -131,7 +159,10 @@ export class Store {
     await symlink(absolute, registration);
   }
 
-  /** Deletes what no root reaches; returns the bytes and entries freed. */
+  /**
+   * Deletes what no root reaches; returns the bytes and entries freed. Run it
+   * when no build is running: a build's outputs become roots only when it ends.
+   */
   async gc(): Promise<{ readonly bytes: number; readonly entries: number }> {
     const live = new Set<string>();
     const visit = (entry: string): void => {
@@ -197,6 +228,12 @@ function resolveRoot(registration: string, storeRoot: string): string | undefine
   } catch {
     return undefined;
   }
+}
+
+/** The pid in a lock file's content; undefined while it is being written or unreadable. */
+function lockHolder(content: string): number | undefined {
+  const pid = Number(content.split(" ")[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 function isAlive(pid: number): boolean {

@@ -233,6 +233,10 @@ describe("keel build", () => {
     const listing = execFileSync("tar", ["--numeric-owner", "-tvf", rootfs, "./etc/shadow", "./home/brendan/"], { encoding: "utf8" });
     assert.match(listing, /^-rw-r----- 0\/42 .* \.\/etc\/shadow$/m, "ownership inside the tarball is the system's, not the user's");
     assert.match(listing, /^drwxr-xr-x 1000\/1000 .* \.\/home\/brendan\/$/m);
+    const shell = await keel(["shell", "rootless", "rootfs", "--store", userStore, "--no-typecheck", "--", "stat", "-c", "%U:%G %a", "/etc/shadow"], dir, { user, keelRoot });
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.equal(shell.stdout, "root:shadow 640\n", "keel shell as the user shows the files' real owners");
+    assert.deepEqual(readdirSync(os.tmpdir()).filter((name) => name.startsWith("keel-shell-rootless-")), [], "the throwaway copy is deleted");
   });
 });
 

@@ -8,7 +8,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { cpioArchive } from "../../src/build/cpio.ts";
 import { initScript, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/build/initrd.ts";
-import { appendModulesArgv, fstab, mmdebstrapArgv, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/build/rootfs.ts";
+import { appendModulesArgv, fstab, mmdebstrapArgv, systemdEscape, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/build/rootfs.ts";
 import { defineModule } from "../../src/index.ts";
 import { evaluateSystem } from "../../src/config/project.ts";
 import { showCommand, shellQuote } from "../../src/host/exec.ts";
@@ -123,6 +123,11 @@ describe("root filesystem", () => {
       "10-keel-enp3s0.network": "[Match]\nName=enp3s0\n\n[Network]\nAddress=10.0.0.2/24\nGateway=10.0.0.1\nDNS=10.0.0.1\n",
       "99-keel-dhcp.network": "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n",
     }));
+
+  it("environment values reach systemd as written: backslashes, quotes and % escaped", () => {
+    assert.equal(systemdEscape('DIR=C:\\temp "x" 50%'), 'DIR=C:\\\\temp \\"x\\" 50%%');
+    assert.throws(() => systemdEscape("A=two\nlines"), { message: 'A systemd setting cannot hold a line break: "A=two\\nlines".\nFix: remove the line break from the value in systemd.services.' });
+  });
 
   it("a service with a script becomes a unit and a script file", () => {
     const files = serviceFiles(slice.services);

@@ -4,6 +4,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { defineModule, mkForce } from "../../src/index.ts";
 import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
+import { hostFacts } from "../../src/host/facts.ts";
 import { canonicalJson, needsInitrd, planSystem, type BuildPlan, type HostFacts } from "../../src/plan/plan.ts";
 
 const host: HostFacts = { mirror: "http://deb.debian.org/debian", arch: "amd64", busybox: "b".repeat(64), files: {} };
@@ -15,7 +16,11 @@ const base = defineModule({
 });
 
 function configOf(...modules: object[]): ResolvedSystem {
-  const project = { file: path.resolve("keel.config.ts"), inputs: {}, systems: new Map([["test", modules]]) };
+  const project = {
+    file: path.resolve("keel.config.ts"),
+    inputs: { linux: { type: "debian-source", package: "linux-source-6.1" } } as const,
+    systems: new Map([["test", modules]]),
+  };
   return evaluateSystem(project, "test").config;
 }
 
@@ -89,6 +94,31 @@ describe("step hashes", () => {
     for (const step of steps) assert.match(step.hash, /^[0-9a-f]{32}$/);
     assert.deepEqual(steps.map((s) => s.name), ["kernel-linux-image-amd64", "initrd", "rootfs-test", "system-test"]);
   });
+});
+
+describe("what planning refuses", () => {
+  it("a kernel from source, until keel builds them, rather than Debian's kernel in its place", () =>
+    assert.throws(() => planSystem("test", configOf(base, defineModule({ boot: { kernel: { source: "linux" } } })), host), {
+      message:
+        'boot.kernel.source is "linux", but keel does not build kernels from source yet; it would silently build Debian\'s kernel instead.\n' +
+        "Fix: set boot.kernel.source to null to boot Debian's kernel (boot.kernel.debianPackage) until kernels from source land.",
+    }));
+  it("an /etc source file that cannot be read", () =>
+    assert.throws(() => hostFacts(configOf(base, defineModule({ environment: { etc: { motd: { source: "/nonexistent/motd" } } } }))), {
+      message:
+        'environment.etc."motd".source is /nonexistent/motd, which is not a file keel can read.\n' +
+        "Fix: correct the path (a relative one is taken from the module that sets it) or use `text`.",
+    }));
+});
+
+describe("the root device", () => {
+  it("must be one the initrd can find without udev", () =>
+    assert.throws(() => configOf(base, defineModule({ fileSystems: { "/": { device: mkForce("/dev/disk/by-id/virtio-root") } } })), {
+      message:
+        "The system `test' fails an assertion:\n" +
+        '- fileSystems."/".device is "/dev/disk/by-id/virtio-root", which keel\'s initrd cannot find (it has no udev). Use a device node (/dev/vda2), /dev/disk/by-uuid/…, /dev/disk/by-label/… or `label\'.',
+    }));
+  it("by UUID is fine", () => assert.doesNotThrow(() => configOf(base, defineModule({ fileSystems: { "/": { device: mkForce("/dev/disk/by-uuid/5c1e") } } }))));
 });
 
 describe("the initrd is planned only when needed", () => {

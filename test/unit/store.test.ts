@@ -81,6 +81,18 @@ describe("store", () => {
     assert.equal((await store.build({ hash: hash("e"), name: "stale", references: [], build: writer("ok") })).built, true);
   });
 
+  it("a lock of a live process is waited for, even when it names no builder yet", async () => {
+    const store = freshStore();
+    await store.build({ hash: hash("0"), name: "warmup", references: [], build: writer("") });
+    const lock = path.join(store.root, "locks", `${hash("f")}-held.lock`);
+    writeFileSync(lock, "");
+    const building = store.build({ hash: hash("f"), name: "held", references: [], build: writer("late") });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(store.has(hash("f"), "held"), false, "still waiting after 0.5 s");
+    rmSync(lock);
+    assert.equal((await building).built, true);
+  });
+
   it("gc keeps what a live result link reaches, with its references, and frees the rest", async () => {
     const store = freshStore();
     const dep = await store.build({ hash: hash("1"), name: "dep", references: [], build: writer("dependency") });
