@@ -51,6 +51,10 @@ export default defineModule({
         message: `fileSystems."${mountPoint}" must set exactly one of \`device' and \`label'.`,
       })),
       {
+        assertion: config.fileSystems["/"] !== undefined,
+        message: `\`fileSystems' does not say where the root file system is. Add fileSystems."/" = { device: "/dev/vda", fsType: "ext4" } (or your machine's device).`,
+      },
+      {
         // keel's stage 1 has no udev: it finds the root by device node, LABEL or UUID (busybox findfs).
         assertion: !/^\/dev\/disk\/by-(?!label\/|uuid\/)/.test(config.fileSystems["/"]?.device ?? ""),
         message: `fileSystems."/".device is ${JSON.stringify(config.fileSystems["/"]?.device)}, which keel's initrd cannot find (it has no udev). Use a device node (/dev/vda2), /dev/disk/by-uuid/…, /dev/disk/by-label/… or \`label'.`,

@@ -270,7 +270,7 @@ describe("configuration errors, as the user sees them", () => {
     writeFileSync(
       path.join(dir, "keel.config.ts"),
       project(
-        `const box = defineModule({ imports: [other], networking: { hostName: mkForce("box") } });\nexport default defineProject({ systems: { box } });`,
+        `const box = defineModule({ imports: [other], networking: { hostName: mkForce("box") }, fileSystems: { "/": { device: "/dev/vda", fsType: "ext4" } } });\nexport default defineProject({ systems: { box } });`,
         'import other from "./other";',
       ),
     );
@@ -318,7 +318,7 @@ describe("configuration errors, as the user sees them", () => {
   test("a failed assertion: its message, which says what to change", async () => {
     const dir = makeProject({
       "keel.config.ts": project(
-        `const box = defineModule({ boot: { kernel: { source: "linux-6.9" } } });\nexport default defineProject({ inputs: { linux: { type: "debian-source", package: "linux-source-6.1" } }, systems: { box } });`,
+        `const box = defineModule({ boot: { kernel: { source: "linux-6.9" } }, fileSystems: { "/": { device: "/dev/vda", fsType: "ext4" } } });\nexport default defineProject({ inputs: { linux: { type: "debian-source", package: "linux-source-6.1" } }, systems: { box } });`,
       ),
     });
     assert.equal(

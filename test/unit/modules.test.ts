@@ -61,9 +61,11 @@ async function checkConfigError(expected: string, optionPath: string, ...names: 
   assertConfigError(expected, () => evaluateModules({ modules, rootFile: path.join(fixtures, "root.ts") }).resolve(parsePath(optionPath)));
 }
 
-/** A system `test' of a fake project: keel's built-in modules and the fixtures. */
-function system(modules: readonly ModuleInput[]): EvaluatedSystem {
-  const project = { file: path.join(fixtures, "keel.config.ts"), inputs: {}, systems: new Map([["test", modules]]) };
+const rootFileSystem: ModuleInput = { config: { fileSystems: { "/": { device: "/dev/vda", fsType: "ext4" } } } };
+
+/** A system `test' of a fake project: keel's built-in modules, a root file system and the fixtures. */
+function system(modules: readonly ModuleInput[], root: readonly ModuleInput[] = [rootFileSystem]): EvaluatedSystem {
+  const project = { file: path.join(fixtures, "keel.config.ts"), inputs: {}, systems: new Map([["test", [...root, ...modules]]]) };
   return evaluateSystem(project, "test");
 }
 
@@ -319,6 +321,11 @@ describe("systems: assertions, warnings and the built-in modules", () => {
   it("a holding assertion", () => checkSystemOutput([], "packages", "assert-holds"));
   it("a failed assertion", () => checkSystemError(msg("The system `test' fails an assertion:", "- The fixture's assertion failed. Fix: nothing, it always fails."), "assert-fails"));
   it("two failed assertions", () => checkSystemError(msg("The system `test' fails 2 assertions:", "- The fixture's assertion failed. Fix: nothing, it always fails.", "- A second failed assertion."), "assert-fails", "assert-fails-2"));
+  it("a system without a root file system fails an assertion", () =>
+    assertConfigError(
+      msg("The system `test' fails an assertion:", "- `fileSystems' does not say where the root file system is. Add fileSystems.\"/\" = { device: \"/dev/vda\", fsType: \"ext4\" } (or your machine's device)."),
+      () => system([], []),
+    ));
   it("an assertion computed from config fails", () => checkSystemError(msg("The system `test' fails an assertion:", "- The host name is \"test\"; it must be \"web\"."), "assert-hostname"));
   it("an assertion computed from config holds", () => checkSystemOutput("web", "networking.hostName", "assert-hostname", "define-hostname-web"));
   it("failed assertions are listed in module order", () =>
