@@ -1,4 +1,4 @@
-// The three kinds of failure keel reports. Only the CLI entry point catches
+// The kinds of failure keel reports. Only the CLI entry point catches
 // them; each message is complete on its own and ends with the fix.
 
 /** The command line was wrong: unknown flag, missing argument, unknown system. */
@@ -26,6 +26,17 @@ export class ProcessError extends Error {
   }
 }
 
-export function isKeelError(error: unknown): error is UsageError | ConfigError | ProcessError {
-  return error instanceof UsageError || error instanceof ConfigError || error instanceof ProcessError;
+/** A virtual machine failed to start, died, or did not answer in time; the message quotes its console's last lines. */
+export class VmError extends Error {
+  override name = "VmError";
+  constructor(
+    message: string,
+    readonly logPath: string,
+  ) {
+    super(message);
+  }
+}
+
+export function isKeelError(error: unknown): error is UsageError | ConfigError | ProcessError | VmError {
+  return error instanceof UsageError || error instanceof ConfigError || error instanceof ProcessError || error instanceof VmError;
 }

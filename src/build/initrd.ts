@@ -76,7 +76,11 @@ export interface ModuleSelection {
  * dependencies (ext4 wants crc32c first). Built-in modules need nothing. An
  * unknown name is an error naming the option.
  */
-export function selectModules(wanted: readonly { readonly option: string; readonly name: string }[], kernel: KernelModules): ModuleSelection {
+export function selectModules(
+  wanted: readonly { readonly option: string; readonly name: string }[],
+  kernel: KernelModules,
+  optional: readonly string[] = [],
+): ModuleSelection {
   const files = new Set<string>();
   const load: string[] = [];
   const add = (name: string, required: { option: string } | undefined): void => {
@@ -105,6 +109,7 @@ export function selectModules(wanted: readonly { readonly option: string; readon
     load.push(normal);
   };
   for (const { option, name } of wanted) add(name, { option });
+  for (const name of optional) add(name, undefined);
   return { files: [...files].sort(), load };
 }
 
@@ -141,8 +146,10 @@ done
 root=${shellQuote(rootSpec(slice.root))}
 fstype=${shellQuote(fsType)}
 flags=${shellQuote(options)}
+state=""
 for word in $(cat /proc/cmdline); do
   case "$word" in
+    keel.state=*) state="\${word#keel.state=}" ;;
     root=*) root="\${word#root=}" ;;
     rootfstype=*) fstype="\${word#rootfstype=}" ;;
     rootflags=*) flags="\${word#rootflags=}" ;;
@@ -159,7 +166,17 @@ for i in $(seq 1 300); do
   sleep 0.1
 done
 [ -n "$device" ] || fail "the root device $root did not appear in 30 seconds"
-mount \${fstype:+-t "$fstype"} \${flags:+-o "$flags"} "$device" /newroot || fail "cannot mount $device on /"
+if [ -n "$state" ]; then
+  # keel run: the system image is read-only; the VM's own disk holds its changes (overlayfs).
+  mkdir -p /lower /state
+  mount -o ro \${fstype:+-t "$fstype"} "$device" /lower || fail "cannot mount $device"
+  for i in $(seq 1 50); do [ -b "$state" ] && break; sleep 0.1; done
+  mount -t ext4 "$state" /state || fail "cannot mount the VM's disk $state"
+  mkdir -p /state/upper /state/work
+  mount -t overlay overlay -o lowerdir=/lower,upperdir=/state/upper,workdir=/state/work /newroot || fail "cannot mount the overlay on /"
+else
+  mount \${fstype:+-t "$fstype"} \${flags:+-o "$flags"} "$device" /newroot || fail "cannot mount $device on /"
+fi
 mount --move /dev /newroot/dev 2>/dev/null || umount /dev
 umount /proc /sys
 exec switch_root /newroot /sbin/init
@@ -185,7 +202,8 @@ export async function buildInitrd(out: string, kernel: string, slice: InitrdSlic
     ...slice.kernelModules.map((name) => ({ option: "boot.initrd.kernelModules", name })),
     ...slice.availableKernelModules.map((name) => ({ option: "boot.initrd.availableKernelModules", name })),
   ];
-  const selection = selectModules(wanted, modules);
+  // overlay: for keel.state= (keel run); not every kernel has it as a module.
+  const selection = selectModules(wanted, modules, ["overlay"]);
   const included = new Set(selection.files);
   const dep = [...modules.modules.values()]
     .filter((m) => included.has(m.file))

@@ -4,6 +4,7 @@
 import type { BuildPlan, Step, StepKind } from "../plan/plan.js";
 import type { Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
+import { buildImage, type ImageSlice } from "./image.js";
 import { buildInitrd, type InitrdSlice } from "./initrd.js";
 import { buildDebianKernel, type DebianKernelSlice } from "./kernel.js";
 import { buildRootfs, type RootfsSlice } from "./rootfs.js";
@@ -42,6 +43,8 @@ async function buildStep(step: Step, out: string, context: BuildContext, inputs:
       return buildInitrd(out, inputs.kernel as string, step.slice as InitrdSlice);
     case "rootfs":
       return buildRootfs(context, out, step.slice as RootfsSlice, { kernel: inputs.kernel as string, kernelReady: lateReady });
+    case "image":
+      return buildImage(context, out, inputs.rootfs as string, step.slice as ImageSlice);
     case "system":
       return buildSystem(out, (step.slice as { kernelParams: string[] }).kernelParams, {
         kernel: inputs.kernel as string,

@@ -39,7 +39,9 @@ export function fstab(fileSystems: RootfsSlice["fileSystems"], swapDevices: Root
   const lines = ["# Written by keel from fileSystems and swapDevices."];
   for (const [mountPoint, fs] of Object.entries(fileSystems).sort(([a], [b]) => a.localeCompare(b))) {
     const spec = fs.label !== null ? `LABEL=${fs.label}` : (fs.device ?? "");
-    lines.push([spec, mountPoint, fs.fsType, fs.options.join(",") || "defaults", "0", mountPoint === "/" ? "1" : "2"].join("\t"));
+    // Only block devices are checked: a share's tag (9p, virtiofs) is not one.
+    const pass = mountPoint === "/" ? "1" : spec.startsWith("/") || spec.startsWith("LABEL=") ? "2" : "0";
+    lines.push([spec, mountPoint, fs.fsType, fs.options.join(",") || "defaults", "0", pass].join("\t"));
   }
   for (const swap of swapDevices) lines.push([swap.device, "none", "swap", "sw", "0", "0"].join("\t"));
   return `${lines.join("\n")}\n`;

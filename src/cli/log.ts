@@ -9,7 +9,7 @@ export const logCommand = defineCommand({
   description: "Prints the commands a step ran and their output, from its latest build in the store (kept after a failure too).",
   positionals: [
     systemArgument,
-    { name: "step", required: true, description: "kernel, initrd, rootfs or system." },
+    { name: "step", required: true, description: "kernel, initrd, rootfs, system or image (the disk `keel run` boots)." },
   ],
   options: { store: storeOption },
   examples: [
@@ -18,7 +18,7 @@ export const logCommand = defineCommand({
   ],
   async run(context, { values, positionals }) {
     const [system = "", kind = ""] = positionals;
-    const { plan, store } = await planFor(context, system, values.store);
+    const { plan, store } = await planFor(context, system, values.store, { image: true });
     const step = stepOf(plan, kind);
     const log = store.logOf(step.hash, step.name);
     const text = await readFile(log, "utf8").catch(() => undefined);

@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { findProjectFile, loadProject } from "../config/load.js";
 import { closest } from "../config/tree.js";
 import type { Project } from "../config/project.js";
-import { ProcessError, UsageError, isKeelError } from "../errors.js";
+import { ProcessError, UsageError, VmError, isKeelError } from "../errors.js";
 import { keelVersion } from "../version.js";
 import { commandHelp, globalOptions, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
 import { buildCommand } from "./build.js";
@@ -13,10 +13,25 @@ import { evalCommand } from "./eval.js";
 import { gcCommand } from "./gc.js";
 import { logCommand } from "./log.js";
 import { optionsCommand } from "./options.js";
+import { runCommand } from "./run.js";
 import { shellCommand } from "./shell.js";
+import { sshCommand } from "./ssh.js";
 import { systemsCommand } from "./systems.js";
+import { vmCommand } from "./vm.js";
 
-export const commands: readonly Command[] = [systemsCommand, evalCommand, optionsCommand, buildCommand, shellCommand, logCommand, gcCommand, doctorCommand];
+export const commands: readonly Command[] = [
+  systemsCommand,
+  evalCommand,
+  optionsCommand,
+  buildCommand,
+  runCommand,
+  sshCommand,
+  vmCommand,
+  shellCommand,
+  logCommand,
+  gcCommand,
+  doctorCommand,
+];
 
 export interface RunEnvironment {
   readonly cwd: string;
@@ -129,7 +144,7 @@ function parse(argv: readonly string[], command: Command | undefined): ReturnTyp
 function reportError(error: unknown, out: Output, debug: boolean): void {
   if (isKeelError(error)) {
     out.stderr(`error: ${error.message}\n`);
-    if (error instanceof ProcessError && error.logPath) out.stderr(`The full log is in ${error.logPath}\n`);
+    if ((error instanceof ProcessError || error instanceof VmError) && error.logPath) out.stderr(`The full log is in ${error.logPath}\n`);
     if (debug) out.stderr(`${stackOf(error)}\n`);
     return;
   }

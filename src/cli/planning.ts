@@ -2,7 +2,7 @@
 import { realizePlan } from "../build/realize.js";
 import { evaluateSystem, type EvaluatedSystem } from "../config/project.js";
 import { hostFacts } from "../host/facts.js";
-import { planSystem, type BuildPlan, type Step, type StepKind } from "../plan/plan.js";
+import { planSystem, type BuildPlan, type PlanOptions, type Step, type StepKind } from "../plan/plan.js";
 import { abandonBuilds, Store, storeDir } from "../store/store.js";
 import { UsageError } from "../errors.js";
 import type { Context } from "./command.js";
@@ -20,10 +20,10 @@ export interface PlannedSystem {
   readonly store: Store;
 }
 
-export async function planFor(context: Context, system: string, store: string | undefined): Promise<PlannedSystem> {
+export async function planFor(context: Context, system: string, store: string | undefined, options: PlanOptions = {}): Promise<PlannedSystem> {
   const evaluated = evaluateSystem(await context.project(), system);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
-  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config));
+  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config), options);
   return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 

@@ -32,6 +32,9 @@ const programs: readonly Program[] = [
   { name: "dpkg-deb", argv: ["dpkg-deb", "--version"], packageName: "dpkg", version: /version (\S+)/ },
   { name: "depmod", argv: ["depmod", "--version"], packageName: "kmod", version: /kmod version (\S+)/ },
   { name: "qemu-system-x86_64", argv: ["qemu-system-x86_64", "--version"], packageName: "qemu-system-x86", version: /version (\S+)/ },
+  { name: "qemu-img", argv: ["qemu-img", "--version"], packageName: "qemu-utils", version: /version (\S+)/ },
+  { name: "mke2fs", argv: ["mke2fs", "-V"], packageName: "e2fsprogs", version: /mke2fs (\S+)/ },
+  { name: "ssh", argv: ["ssh", "-V"], packageName: "openssh-client", version: /OpenSSH_(\S+?),/ },
   { name: "newuidmap", argv: ["sh", "-c", "command -v newuidmap"], packageName: "uidmap", version: /(\S+)/, rootless: true },
 ];
 

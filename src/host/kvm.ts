@@ -1,7 +1,8 @@
 // Whether KVM really works: /dev/kvm can exist and still hang once a kernel
 // starts, so the probe boots a real kernel and waits for its first words.
-import { constants } from "node:fs";
-import { access } from "node:fs/promises";
+import { constants, readFileSync } from "node:fs";
+import { access, mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { exec } from "./exec.js";
 
 export type KvmProbe =
@@ -29,4 +30,22 @@ export async function probeKvm(kernel: string | undefined, timeout = kvmProbeTim
       ? `a kernel under KVM printed nothing in ${timeout / 1000} s`
       : `qemu with KVM failed: ${result.stderr.trim().split("\n").pop() ?? `exit code ${result.exitCode}`}`,
   };
+}
+
+/**
+ * The probe's answer for this boot of the host: the first `keel run` after a
+ * reboot probes, later ones read the answer (a hanging KVM costs the timeout).
+ */
+export async function probeKvmOnce(kernel: string, cacheFile: string): Promise<KvmProbe> {
+  const bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  try {
+    const cached = JSON.parse(readFileSync(cacheFile, "utf8")) as { bootId: string; probe: KvmProbe };
+    if (cached.bootId === bootId) return cached.probe;
+  } catch {
+    // Not probed yet on this boot.
+  }
+  const probe = await probeKvm(kernel);
+  await mkdir(path.dirname(cacheFile), { recursive: true });
+  await writeFile(cacheFile, `${JSON.stringify({ bootId, probe })}\n`);
+  return probe;
 }

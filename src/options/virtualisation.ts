@@ -60,4 +60,33 @@ export const options = {
   },
 };
 
-export default defineModule({ options });
+/** 9p's mount tags are at most 31 bytes. */
+const maxTagLength = 31;
+
+export default defineModule({
+  options,
+  // Like NixOS's qemu-vm.nix, each shared directory is also a file system of the guest.
+  config: ({ config }) => {
+    const shares = Object.entries(config.virtualisation.sharedDirectories);
+    return {
+      fileSystems: Object.fromEntries(
+        shares.map(([tag, share]) => [
+          share.target,
+          {
+            device: tag,
+            fsType: share.mechanism,
+            options: [
+              ...(share.mechanism === "9p" ? ["trans=virtio", "version=9p2000.L", "msize=1048576", "cache=loose"] : []),
+              share.readOnly ? "ro" : "rw",
+              "nofail",
+            ],
+          },
+        ]),
+      ),
+      assertions: shares.map(([tag]) => ({
+        assertion: tag.length <= maxTagLength && /^[\w.-]+$/.test(tag),
+        message: `virtualisation.sharedDirectories."${tag}": a share's name is its mount tag: at most ${maxTagLength} letters, digits, '.', '_' or '-'.`,
+      })),
+    };
+  },
+});

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
 
-export type StepKind = "kernel" | "rootfs" | "initrd" | "system";
+export type StepKind = "kernel" | "rootfs" | "initrd" | "system" | "image";
 
 export interface Step {
   readonly kind: StepKind;
@@ -44,7 +44,7 @@ export interface HostFacts {
 }
 
 /** Bump a step's version when what its builder makes from the same inputs changes. */
-const versions: Record<StepKind, number> = { kernel: 1, rootfs: 2, initrd: 2, system: 1 };
+const versions: Record<StepKind, number> = { kernel: 1, rootfs: 3, initrd: 3, system: 1, image: 1 };
 
 function stepHash(kind: StepKind, slice: unknown, inputs: Readonly<Partial<Record<StepKind, Step>>>): string {
   const inputHashes = Object.fromEntries(Object.entries(inputs).map(([role, step]) => [role, step.hash]));
@@ -92,7 +92,17 @@ export function needsInitrd(config: ResolvedSystem): boolean {
   return config.boot.initrd.availableKernelModules.length > 0 || config.boot.initrd.kernelModules.length > 0 || byName;
 }
 
-export function planSystem(system: string, config: ResolvedSystem, host: HostFacts): BuildPlan {
+/** The label a root file system image gets: the one the configuration finds it by, else "keel-root". */
+function rootLabel(root: ResolvedSystem["fileSystems"][string] | null): string {
+  return root?.label ?? /^\/dev\/disk\/by-label\/(.+)$/.exec(root?.device ?? "")?.[1] ?? "keel-root";
+}
+
+export interface PlanOptions {
+  /** Also make the root file system's disk image (what `keel run` boots). */
+  readonly image?: boolean;
+}
+
+export function planSystem(system: string, config: ResolvedSystem, host: HostFacts, options: PlanOptions = {}): BuildPlan {
   if (config.boot.kernel.source !== null) {
     throw new ConfigError(
       `boot.kernel.source is "${config.boot.kernel.source}", but keel does not build kernels from source yet; it would silently build Debian's kernel instead.\n` +
@@ -132,7 +142,8 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     ["kernel"],
   );
   const root = config.fileSystems["/"] ?? null;
-  const initrd = needsInitrd(config)
+  // keel run's stage 1 lays the VM's disk over the image: it always needs the initrd.
+  const initrd = needsInitrd(config) || options.image === true
     ? makeStep(
         "initrd",
         "initrd",
@@ -151,5 +162,10 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     { kernelParams: config.boot.kernelParams },
     initrd ? { kernel, initrd, rootfs } : { kernel, rootfs },
   );
-  return { system, steps: initrd ? [kernel, initrd, rootfs, top] : [kernel, rootfs, top], top };
+  const steps = initrd ? [kernel, initrd, rootfs, top] : [kernel, rootfs, top];
+  if (options.image === true) {
+    // The image is the root file system only: its size is the VM's disk size, its label the one stage 1 finds.
+    steps.push(makeStep("image", `image-${config.networking.hostName}`, { diskSize: config.virtualisation.diskSize, label: rootLabel(root) }, { rootfs }));
+  }
+  return { system, steps, top };
 }

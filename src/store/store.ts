@@ -246,11 +246,11 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** The bytes a file or directory tree takes (its files' sizes). */
+/** The bytes a file or directory tree takes (its files' sizes; a sparse file's allocated bytes). */
 async function sizeOf(file: string): Promise<number> {
   const stat = await lstat(file).catch(() => undefined);
   if (stat === undefined) return 0;
-  if (!stat.isDirectory()) return stat.size;
+  if (!stat.isDirectory()) return stat.isFile() ? Math.min(stat.size, stat.blocks * 512) : stat.size;
   let total = stat.size;
   for (const name of await readdir(file).catch(() => [] as string[])) total += await sizeOf(path.join(file, name));
   return total;

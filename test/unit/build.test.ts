@@ -143,7 +143,7 @@ describe("root filesystem", () => {
     assert.equal(files["/etc/systemd/system/ssh.service"], undefined, "Debian's ssh.service is kept");
     assert.equal(
       (files["/etc/systemd/system/ssh-keygen.service"] as { text: string }).text,
-      "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nWantedBy=ssh.service\n",
+      "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key\n\n[Install]\nWantedBy=ssh.service\n",
     );
   });
 

@@ -32,8 +32,15 @@ export const options = {
             }),
             AuthorizedKeysFile: mkOption({
               type: types.str,
-              default: ".ssh/authorized_keys /etc/ssh/authorized_keys.d/%u",
-              description: "Where sshd looks for a user's keys; keel writes users.users.<name>.openssh.authorizedKeys.keys to /etc/ssh/authorized_keys.d/<name>.",
+              default: ".ssh/authorized_keys /etc/ssh/authorized_keys.d/%u /run/keel/authorized_keys.d/%u",
+              description:
+                "Where sshd looks for a user's keys; keel writes users.users.<name>.openssh.authorizedKeys.keys to /etc/ssh/authorized_keys.d/<name>, " +
+                "and a VM started by `keel run` gets the project's key for root in /run/keel/authorized_keys.d/root.",
+            }),
+            HostKey: mkOption({
+              type: types.str,
+              default: "/etc/ssh/ssh_host_ed25519_key",
+              description: "The host key sshd offers. keel makes an ed25519 key on first boot (an RSA key takes seconds in a VM without KVM).",
             }),
             PermitRootLogin: mkOption({
               type: types.enum(["yes", "prohibit-password", "forced-commands-only", "no"]),
@@ -73,7 +80,20 @@ export default defineModule({
             wantedBy: ["ssh.service"],
             before: ["ssh.service"],
             unitConfig: { ConditionPathExists: "!/etc/ssh/ssh_host_ed25519_key" },
-            serviceConfig: { Type: "oneshot", ExecStart: "/usr/bin/ssh-keygen -A" },
+            serviceConfig: { Type: "oneshot", ExecStart: '/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key' },
+          },
+          // `keel run` passes the project's public key on the kernel command line (keel.ssh_key=<type>:<base64>).
+          "keel-vm-ssh-key": {
+            description: "Authorize keel's key for root, from the kernel command line",
+            wantedBy: ["ssh.service"],
+            before: ["ssh.service"],
+            unitConfig: { ConditionKernelCommandLine: "keel.ssh_key" },
+            serviceConfig: { Type: "oneshot" },
+            script: [
+              'for word in $(cat /proc/cmdline); do case "$word" in keel.ssh_key=*) key="${word#keel.ssh_key=}" ;; esac; done',
+              "mkdir -p /run/keel/authorized_keys.d",
+              "printf '%s\\n' \"$key\" | tr ':' ' ' > /run/keel/authorized_keys.d/root",
+            ].join("\n"),
           },
         },
       },

@@ -1,0 +1,130 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { BootDescription } from "../build/system.js";
+import { cacheDir } from "../config/load.js";
+import type { ResolvedSystem } from "../config/project.js";
+import { UsageError } from "../errors.js";
+import { showCommand } from "../host/exec.js";
+import { probeKvmOnce } from "../host/kvm.js";
+import { startDetached, runOnTerminal, waitForSsh } from "../vm/machine.js";
+import { qemuArgv, type Accelerator } from "../vm/qemu.js";
+import { startVirtiofsd } from "../vm/virtiofs.js";
+import { ensureDisk, ensureProjectKey, runningVm, vmPaths, type VmInfo } from "../vm/state.js";
+import { defineCommand, systemArgument } from "./command.js";
+import { planFor, realizeShowingProgress, stepOf, storeOption } from "./planning.js";
+
+const defaultTimeout = 300;
+
+/** Where the host reaches the guest's sshd: the first TCP forward from a host port to a port sshd listens on. */
+export function sshForward(config: ResolvedSystem): VmInfo["ssh"] {
+  const ports = config.services.openssh.enable ? config.services.openssh.ports : [22];
+  const forward = config.virtualisation.forwardPorts.find((p) => p.from === "host" && p.proto === "tcp" && ports.includes(p.guest.port));
+  if (forward === undefined) return null;
+  const address = forward.host.address === "" || forward.host.address === "0.0.0.0" ? "127.0.0.1" : forward.host.address === "::" ? "::1" : forward.host.address;
+  return { address, port: forward.host.port };
+}
+
+function parseTimeout(text: string | undefined): number {
+  if (text === undefined) return defaultTimeout;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`keel run: --timeout ${text} is not a number of seconds.\nFix: give a positive number, e.g. --timeout 120.`);
+  return seconds;
+}
+
+export const runCommand = defineCommand({
+  name: "run",
+  summary: "boot a system in QEMU (building what is missing)",
+  description:
+    "Builds the system and its disk image if needed, then boots it in QEMU: the kernel and initrd from the\n" +
+    "store, the image read-only as /dev/vda, and the VM's own disk (a qcow2 file in keel's state directory)\n" +
+    "laid over it, so that what the guest writes survives restarts and rebuilds until --reset.\n" +
+    "virtualisation.* says memory, cores, forwarded ports (127.0.0.1 unless an address is given) and shares.\n" +
+    "KVM is used when a real probe shows it works, else TCG (software emulation), with a notice.\n\n" +
+    "On the terminal the serial console is attached: Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor.\n" +
+    "With --detach QEMU runs in the background; `keel vm console|stop|list` manage it, `keel ssh` logs in.",
+  positionals: [systemArgument],
+  options: {
+    detach: { type: "boolean", description: "Run in the background (console on a socket, QMP for `keel vm stop`)." },
+    "wait-ssh": { type: "boolean", description: "With --detach: return once the guest's SSH server answers." },
+    timeout: { type: "string", value: "seconds", description: `How long --wait-ssh waits (default ${defaultTimeout}).` },
+    reset: { type: "boolean", description: "Start from an empty VM disk: what the guest wrote before is deleted." },
+    ephemeral: { type: "boolean", description: "Throw away everything the guest writes when it stops." },
+    accel: { type: "string", value: "kvm|tcg", description: "Use this accelerator instead of probing KVM." },
+    "dry-run": { type: "boolean", description: "Build what is missing, print the QEMU command line, boot nothing." },
+    store: storeOption,
+  },
+  examples: [
+    ["keel run qemu", "Boot the VM guest with its console on this terminal (Ctrl-A X quits)."],
+    ["keel run qemu --detach --wait-ssh", "Boot it in the background; return when `ssh -p 2222 localhost` works."],
+    ["keel run qemu --reset", "Boot from a fresh disk, forgetting what the guest wrote."],
+    ["keel run qemu --dry-run", "Show the QEMU command keel would run."],
+  ],
+  async run(context, { values, positionals }) {
+    const system = positionals[0] ?? "";
+    const accel = values.accel;
+    if (accel !== undefined && accel !== "kvm" && accel !== "tcg") throw new UsageError(`keel run: --accel ${accel} is not an accelerator keel knows.\nFix: use --accel kvm or --accel tcg.`);
+    if (values["wait-ssh"] && !values.detach) throw new UsageError("keel run: --wait-ssh needs --detach (without it the console has the terminal).\nFix: run `keel run " + system + " --detach --wait-ssh`.");
+    if (values.reset && values.ephemeral) throw new UsageError("keel run: --reset and --ephemeral exclude each other.\nFix: give one of them.");
+    const timeout = parseTimeout(values.timeout);
+    const project = await context.project();
+    const paths = vmPaths(context.env, project.file, system);
+    const running = runningVm(paths);
+    if (running !== undefined) {
+      throw new UsageError(`The VM \`${system}' is already running (pid ${running.pid}).\nFix: log in with \`keel ssh ${system}\`, or stop it first with \`keel vm stop ${system}\`.`);
+    }
+    const planned = await planFor(context, system, values.store, { image: true });
+    const config = planned.evaluated.config;
+    const realized = await realizeShowingProgress(context, planned, false);
+    if ("exitCode" in realized) return realized.exitCode;
+    const boot = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
+    const imageStep = stepOf(planned.plan, "image");
+    const image = path.join(planned.store.pathOf(imageStep.hash, imageStep.name), "rootfs.img");
+
+    let chosen: Accelerator = accel ?? "kvm";
+    if (accel === undefined) {
+      const probe = await probeKvmOnce(boot.kernel, path.join(cacheDir(context.env), "kvm-probe.json"));
+      if (!probe.usable) {
+        chosen = "tcg";
+        context.out.stderr(`keel: KVM is not usable (${probe.reason}); using TCG (software emulation), which is slower.\n`);
+      }
+    }
+    if (values["dry-run"] !== true) await ensureDisk(paths, config.virtualisation.diskSize, values.reset === true);
+    const sshPublicKey = await ensureProjectKey(paths);
+    const shares = Object.entries(config.virtualisation.sharedDirectories).filter(([, s]) => s.mechanism === "virtiofs");
+    const virtiofsSockets = Object.fromEntries(shares.map(([tag]) => [tag, path.join(paths.dir, `virtiofs-${tag}.sock`)]));
+    const argv = qemuArgv({
+      system,
+      boot,
+      virtualisation: config.virtualisation,
+      accel: chosen,
+      ephemeral: values.ephemeral === true,
+      sshPublicKey,
+      files: {
+        image,
+        disk: paths.disk,
+        qmp: paths.qmp,
+        consoleLog: paths.consoleLog,
+        pidFile: paths.pidFile,
+        console: values.detach ? { kind: "socket", path: paths.consoleSocket } : { kind: "terminal" },
+        virtiofsSockets,
+      },
+    });
+    if (values["dry-run"]) {
+      context.out.stdout(`${showCommand(argv)}\n`);
+      return 0;
+    }
+    const helpers = await Promise.all(shares.map(([tag, share]) => startVirtiofsd(share, virtiofsSockets[tag] ?? "", `virtualisation.sharedDirectories."${tag}"`)));
+    const info = { system, project: project.file, started: new Date().toISOString(), accel: chosen, ssh: sshForward(config), helpers };
+    if (!values.detach) {
+      context.out.stderr(`keel: the console of \`${system}' follows. Ctrl-A X quits QEMU; Ctrl-A C toggles its monitor.\n`);
+      return await runOnTerminal(argv, paths, info);
+    }
+    const vm = await startDetached(argv, paths, info);
+    context.out.stderr(`keel: \`${system}' runs in the background (pid ${vm.pid}). Console: keel vm console ${system}; stop: keel vm stop ${system}.\n`);
+    if (values["wait-ssh"]) {
+      const ready = await waitForSsh(vm, paths, timeout);
+      context.out.stderr(`keel: \`${system}' answers SSH on ${ready.address}:${ready.port} after ${ready.seconds.toFixed(1)} s; log in with \`keel ssh ${system}\`.\n`);
+    }
+    return 0;
+  },
+});

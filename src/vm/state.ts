@@ -1,0 +1,155 @@
+// Where keel keeps what a VM owns outside the store: per project an SSH key,
+// per system its writable disk, pinned host key, console log and sockets.
+//   $XDG_STATE_HOME/keel/projects/<id>/project.json       { file }
+//   $XDG_STATE_HOME/keel/projects/<id>/ssh/id_ed25519     the project's key (0600)
+//   $XDG_STATE_HOME/keel/projects/<id>/vms/<system>/      disk.qcow2 known_hosts console.log
+//                                                          console.sock qmp.sock qemu.pid vm.json
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { ConfigError } from "../errors.js";
+import { exec } from "../host/exec.js";
+
+export function stateDir(env: NodeJS.ProcessEnv): string {
+  return path.join(env.XDG_STATE_HOME || path.join(env.HOME || os.homedir(), ".local/state"), "keel");
+}
+
+export interface VmPaths {
+  readonly system: string;
+  readonly projectFile: string;
+  readonly key: string;
+  readonly dir: string;
+  readonly disk: string;
+  readonly knownHosts: string;
+  readonly consoleLog: string;
+  readonly consoleSocket: string;
+  readonly qmp: string;
+  readonly pidFile: string;
+  readonly info: string;
+  readonly qemuLog: string;
+}
+
+/** What `keel run` records about a running VM, for `keel vm`, `keel ssh` and `keel vm stop`. */
+export interface VmInfo {
+  readonly system: string;
+  readonly project: string;
+  readonly pid: number;
+  readonly started: string;
+  readonly accel: string;
+  /** Host address and port that reach the guest's sshd, if one is forwarded. */
+  readonly ssh: { readonly address: string; readonly port: number } | null;
+  readonly helpers: readonly number[];
+}
+
+/** A unix socket's path must fit in sockaddr_un. */
+const maxSocketPath = 107;
+
+export function vmPaths(env: NodeJS.ProcessEnv, projectFile: string, system: string): VmPaths {
+  const id = createHash("sha256").update(projectFile).digest("hex").slice(0, 12);
+  const project = path.join(stateDir(env), "projects", id);
+  const dir = path.join(project, "vms", system);
+  const paths = {
+    system,
+    projectFile,
+    key: path.join(project, "ssh", "id_ed25519"),
+    dir,
+    disk: path.join(dir, "disk.qcow2"),
+    knownHosts: path.join(dir, "known_hosts"),
+    consoleLog: path.join(dir, "console.log"),
+    consoleSocket: path.join(dir, "console.sock"),
+    qmp: path.join(dir, "qmp.sock"),
+    pidFile: path.join(dir, "qemu.pid"),
+    info: path.join(dir, "vm.json"),
+    qemuLog: path.join(dir, "qemu.log"),
+  };
+  if (paths.consoleSocket.length > maxSocketPath) {
+    throw new ConfigError(
+      `The VM state directory ${dir} is too deep for its sockets (${paths.consoleSocket.length} > ${maxSocketPath} bytes).\n` +
+        "Fix: set XDG_STATE_HOME to a shorter directory.",
+    );
+  }
+  return paths;
+}
+
+/** The project's SSH key pair, made once; returns the public key. */
+export async function ensureProjectKey(paths: VmPaths): Promise<string> {
+  if (!existsSync(paths.key)) {
+    await mkdir(path.dirname(paths.key), { recursive: true, mode: 0o700 });
+    await writeFile(path.join(path.dirname(path.dirname(paths.key)), "project.json"), `${JSON.stringify({ file: paths.projectFile })}\n`);
+    await exec(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", `keel@${path.basename(path.dirname(paths.projectFile))}`, "-f", paths.key]);
+    await chmod(paths.key, 0o600);
+  }
+  return readFileSync(`${paths.key}.pub`, "utf8").trim();
+}
+
+/**
+ * The VM's writable disk: an empty ext4 file system in a qcow2 file, which
+ * stage 1 lays over the read-only system image. `reset` starts from an empty
+ * one, and forgets the guest's host key with it (the keys live on that disk).
+ */
+export async function ensureDisk(paths: VmPaths, sizeMiB: number, reset: boolean): Promise<void> {
+  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+  if (reset) await Promise.all([rm(paths.disk, { force: true }), rm(paths.knownHosts, { force: true })]);
+  if (existsSync(paths.disk)) return;
+  const raw = `${paths.disk}.raw`;
+  try {
+    await exec(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "keel-state", raw, `${sizeMiB}M`]);
+    await exec(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, `${paths.disk}.tmp`]);
+    await rename(`${paths.disk}.tmp`, paths.disk);
+  } finally {
+    await rm(raw, { force: true });
+    await rm(`${paths.disk}.tmp`, { force: true });
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  // A reused pid is not our VM.
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("qemu-system");
+  } catch {
+    return false;
+  }
+}
+
+/** The VM's record if it is running; a stale record is removed. */
+export function runningVm(paths: VmPaths): VmInfo | undefined {
+  if (!existsSync(paths.info)) return undefined;
+  const info = JSON.parse(readFileSync(paths.info, "utf8")) as VmInfo;
+  return isAlive(info.pid) ? info : undefined;
+}
+
+/** Every VM keel started that is still running, across projects. */
+export function listVms(env: NodeJS.ProcessEnv): (VmInfo & { readonly dir: string })[] {
+  const projects = path.join(stateDir(env), "projects");
+  const found: (VmInfo & { dir: string })[] = [];
+  for (const project of existsSync(projects) ? readdirSync(projects) : []) {
+    const vms = path.join(projects, project, "vms");
+    for (const system of existsSync(vms) ? readdirSync(vms) : []) {
+      const info = path.join(vms, system, "vm.json");
+      if (!existsSync(info)) continue;
+      const vm = JSON.parse(readFileSync(info, "utf8")) as VmInfo;
+      if (isAlive(vm.pid)) found.push({ ...vm, dir: path.join(vms, system) });
+    }
+  }
+  return found;
+}
+
+/** The last lines of the VM's console log, without terminal colours. */
+export function consoleTail(paths: VmPaths, lines = 30): string {
+  let text: string;
+  try {
+    text = readFileSync(paths.consoleLog, "utf8");
+  } catch {
+    return "(the console printed nothing)";
+  }
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
+  return clean.trimEnd().split("\n").slice(-lines).join("\n");
+}

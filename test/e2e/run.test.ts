@@ -1,0 +1,176 @@
+// keel run end to end, under TCG: the seed's qemu system with a shared
+// directory, the test's own SSH key and a free loopback port boots and answers
+// SSH; its disk keeps what the guest wrote until --reset; a kernel that panics
+// is reported with its console. Each VM is stopped by the test.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-run-"));
+const store = path.join(scratch, "store");
+const env = { ...process.env, XDG_CACHE_HOME: path.join(scratch, "cache"), XDG_STATE_HOME: path.join(scratch, "state"), KEEL_STORE: store };
+
+interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+function keel(args: readonly string[], cwd: string): Promise<Result> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(root, "bin/keel.js"), ...args], { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+    child.on("close", (code) => resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 }));
+  });
+}
+
+/** A TCP port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A project in `dirName` with one system `vmtest`: the seed's qemu, forwarding `port`, sharing `shared`, authorizing `key`, plus `extra`. */
+function project(dirName: string, port: number, shared: string, key: string, extra = ""): string {
+  const name = "vmtest";
+  const dir = path.join(scratch, dirName);
+  mkdirSync(path.join(dir, "node_modules"), { recursive: true });
+  symlinkSync(root, path.join(dir, "node_modules/keel"));
+  writeFileSync(
+    path.join(dir, "keel.config.ts"),
+    `import { defineModule, defineProject, mkForce } from "keel";\n` +
+      `import qemu from ${JSON.stringify(path.join(root, "examples/seed/qemu.ts"))};\n` +
+      `const ${name} = defineModule({ imports: [qemu],\n` +
+      `  virtualisation: { forwardPorts: mkForce([{ host: { port: ${port} }, guest: { port: 22 } }]),\n` +
+      `    sharedDirectories: { data: { source: ${JSON.stringify(shared)}, target: "/mnt/data", readOnly: true } } },\n` +
+      `  users: { users: { root: { openssh: { authorizedKeys: { keys: [${JSON.stringify(key)}] } } } } },\n` +
+      `  ${extra}\n});\n` +
+      `export default defineProject({ systems: { ${name} } });\n`,
+  );
+  return dir;
+}
+
+describe("keel run", () => {
+  let port: number;
+  let dir: string;
+  let userKey: string;
+  const shared = path.join(scratch, "shared");
+
+  before(async () => {
+    port = await freePort();
+    mkdirSync(shared);
+    writeFileSync(path.join(shared, "marker"), "from the host\n");
+    userKey = path.join(scratch, "user_key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", userKey]);
+    dir = project("vmtest", port, shared, readFileSync(`${userKey}.pub`, "utf8").trim());
+  });
+
+  after(async () => {
+    for (const project of ["vmtest", "panics"]) await keel(["vm", "stop", "vmtest", "--force"], path.join(scratch, project));
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  test("boots the seed's qemu system; keel ssh runs a command in it; the kernel is the built one", async () => {
+    const run = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--timeout", "240"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, new RegExp(`answers SSH on 127\\.0\\.0\\.1:${port} after [\\d.]+ s`));
+    console.log(`# keel run --detach --wait-ssh: ${run.seconds.toFixed(1)} s`);
+    const systemDir = readdirSync(store).find((name) => name.endsWith("-system-vmtest")) ?? "";
+    const { release } = JSON.parse(readFileSync(path.join(store, systemDir, "boot.json"), "utf8")) as { release: string };
+    const uname = await keel(["ssh", "vmtest", "--", "uname", "-r"], dir);
+    assert.equal(uname.code, 0, uname.stderr);
+    assert.equal(uname.stdout, `${release}\n`);
+    const list = await keel(["vm", "list"], dir);
+    assert.match(list.stdout, new RegExp(`^vmtest +pid \\d+ +ssh 127\\.0\\.0\\.1:${port} `, "m"));
+  });
+
+  test("plain ssh -p <port> localhost works with the user's own key from the config", () => {
+    const out = execFileSync(
+      "ssh",
+      ["-i", userKey, "-p", String(port), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@localhost", "hostname"],
+      { encoding: "utf8", env },
+    );
+    assert.equal(out, "vmtest\n", "the host name defaults to the system's name");
+  });
+
+  test("the guest's host key is pinned in the VM's known_hosts", () => {
+    const states = path.join(scratch, "state/keel/projects");
+    const [projectId = ""] = readdirSync(states);
+    const knownHosts = readFileSync(path.join(states, projectId, "vms/vmtest/known_hosts"), "utf8");
+    assert.match(knownHosts, /^keel-vm-vmtest ssh-ed25519 /m);
+  });
+
+  test("the shared host directory is mounted read-only in the guest", async () => {
+    const read = await keel(["ssh", "vmtest", "--", "cat", "/mnt/data/marker"], dir);
+    assert.equal(read.stdout, "from the host\n", read.stderr);
+    const write = await keel(["ssh", "vmtest", "--", "touch", "/mnt/data/new"], dir);
+    assert.notEqual(write.code, 0);
+    assert.match(write.stderr, /Read-only file system/);
+  });
+
+  test("the forwarded port listens on loopback only: unreachable from another host", () => {
+    const listening = execFileSync("ss", ["-Hltn", `sport = :${port}`], { encoding: "utf8" });
+    assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${port}\\b`));
+    // A second host: a network namespace joined to this one by a veth pair.
+    const ns = `keel-test-${process.pid}`;
+    const hostSide = `kt${process.pid % 100000}`;
+    try {
+      execFileSync("ip", ["netns", "add", ns]);
+      execFileSync("ip", ["link", "add", hostSide, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+      execFileSync("ip", ["addr", "add", "10.231.0.1/30", "dev", hostSide]);
+      execFileSync("ip", ["link", "set", hostSide, "up"]);
+      execFileSync("ip", ["-n", ns, "addr", "add", "10.231.0.2/30", "dev", "eth0"]);
+      execFileSync("ip", ["-n", ns, "link", "set", "eth0", "up"]);
+      const probe = `require("net").connect(${port}, "10.231.0.1").on("connect", () => { console.log("connected"); process.exit(0); }).on("error", (e) => { console.log(e.code); process.exit(0); })`;
+      const answer = execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", probe], { encoding: "utf8", timeout: 15_000 }).trim();
+      assert.equal(answer, "ECONNREFUSED");
+    } finally {
+      execFileSync("ip", ["link", "del", hostSide], { stdio: "ignore" });
+      execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+    }
+  });
+
+  test("what the guest writes survives a restart, and is gone after --reset", async () => {
+    const write = await keel(["ssh", "vmtest", "--", "sh", "-c", "'echo kept > /root/note && sync'"], dir);
+    assert.equal(write.code, 0, write.stderr);
+    const stop = await keel(["vm", "stop", "vmtest"], dir);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stderr, /stopped \(powered off\)/);
+    const again = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--timeout", "240"], dir);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((await keel(["ssh", "vmtest", "--", "cat", "/root/note"], dir)).stdout, "kept\n");
+    assert.equal((await keel(["vm", "stop", "vmtest", "--force"], dir)).code, 0);
+    const reset = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--reset", "--timeout", "240"], dir);
+    assert.equal(reset.code, 0, reset.stderr);
+    const gone = await keel(["ssh", "vmtest", "--", "test", "-e", "/root/note"], dir);
+    assert.equal(gone.code, 1, `after --reset the file is gone (and the new host key is accepted): ${gone.stderr}`);
+  });
+
+  test("a kernel that panics is reported as failed, with its console, before the timeout", async () => {
+    // rdinit= names no program: the kernel cannot start stage 1 and panics. Only the
+    // kernel command line differs from the first project's system, so its root file system is reused.
+    const panics = project("panics", await freePort(), shared, readFileSync(`${userKey}.pub`, "utf8").trim(), 'boot: { kernelParams: ["rdinit=/nonexistent"] },');
+    const run = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--timeout", "240"], panics);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /error: The VM `vmtest' failed to boot \(its kernel panicked or stage 1 gave up\)\. The last lines of its console:/);
+    assert.match(run.stderr, /Kernel panic - not syncing/);
+    assert.ok(run.seconds < 240, `reported after ${run.seconds.toFixed(0)} s, not at the timeout`);
+    assert.match(run.stderr, /rootfs: cached/);
+    assert.match((await keel(["vm", "stop", "vmtest"], panics)).stderr, /The VM `vmtest' is not running\./, "the failed VM is stopped already");
+  });
+});
