@@ -9,6 +9,9 @@ import { VmError } from "../errors.js";
 import { runInteractive } from "../host/exec.js";
 import { consoleTail, isAlive, type VmInfo, type VmPaths } from "./state.js";
 
+/** SSH probes under way at once while waiting for the guest. */
+const maxAttempts = 8;
+
 /** Lines on the console that mean the guest will not come up. */
 const fatalConsole = /Kernel panic - not syncing|keel stage 1: powering off/;
 
@@ -53,9 +56,10 @@ export async function runOnTerminal(argv: readonly string[], paths: VmPaths, inf
 }
 
 /** Whether something answers with an SSH banner at address:port. */
-export function sshAnswers(address: string, port: number, timeout = 3000): Promise<boolean> {
+export function sshAnswers(address: string, port: number, timeout = 3000, signal?: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: address, port });
+    signal?.addEventListener("abort", () => done(false), { once: true });
     let received = "";
     const done = (answer: boolean) => {
       socket.destroy();
@@ -83,18 +87,32 @@ export async function waitForSsh(vm: VmInfo, paths: VmPaths, timeoutSeconds: num
     new VmError(`The VM \`${vm.system}' ${what}. The last lines of its console:\n${consoleTail(paths)}\nFix: ${fix}`, paths.consoleLog);
   const ssh = vm.ssh;
   if (ssh === null) throw failure("forwards no host port to its sshd", "add virtualisation.forwardPorts = [{ host: { port: 2222 }, guest: { port: 22 } }].");
-  for (;;) {
-    if (!isAlive(vm.pid)) throw failure("stopped before its SSH server answered", "read the console above; `keel run` without --detach shows the whole boot.");
-    const tail = consoleTail(paths, 200);
-    if (fatalConsole.test(tail)) {
-      await stopVm(vm, paths, { force: true });
-      throw failure("failed to boot (its kernel panicked or stage 1 gave up)", "read the console above for the first error.");
+  let answered = false;
+  let attempts = 0;
+  const stopAttempts = new AbortController();
+  try {
+    for (;;) {
+      if (!isAlive(vm.pid)) throw failure("stopped before its SSH server answered", "read the console above; `keel run` without --detach shows the whole boot.");
+      if (fatalConsole.test(consoleTail(paths, 200))) {
+        await stopVm(vm, paths, { force: true });
+        throw failure("failed to boot (its kernel panicked or stage 1 gave up)", "read the console above for the first error.");
+      }
+      if (answered) return { ...ssh, seconds: (performance.now() - started) / 1000 };
+      // Attempts overlap: before the guest's network is up, QEMU holds a connection open without an answer.
+      if (attempts < maxAttempts) {
+        attempts++;
+        void sshAnswers(ssh.address, ssh.port, 3000, stopAttempts.signal).then((yes) => {
+          attempts--;
+          answered ||= yes;
+        });
+      }
+      if ((performance.now() - started) / 1000 > timeoutSeconds) {
+        throw failure(`did not answer SSH on ${ssh.address}:${ssh.port} within ${timeoutSeconds} s`, "give it longer with --timeout, or read the console above.");
+      }
+      await sleep(250);
     }
-    if (await sshAnswers(ssh.address, ssh.port)) return { ...ssh, seconds: (performance.now() - started) / 1000 };
-    if ((performance.now() - started) / 1000 > timeoutSeconds) {
-      throw failure(`did not answer SSH on ${ssh.address}:${ssh.port} within ${timeoutSeconds} s`, "give it longer with --timeout, or read the console above.");
-    }
-    await sleep(250);
+  } finally {
+    stopAttempts.abort();
   }
 }
 
