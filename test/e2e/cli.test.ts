@@ -135,7 +135,9 @@ describe("the seed example", () => {
     const sshd = await runKeel(["eval", "qemu", 'environment.etc."ssh/sshd_config.d/keel.conf".text', "--json"]);
     assert.equal(
       JSON.parse(sshd.stdout),
-      "Port 22\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u\nPermitRootLogin prohibit-password\n",
+      "Port 22\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n" +
+        "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u /run/keel/authorized_keys.d/%u\n" +
+        "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\n",
     );
   });
 
