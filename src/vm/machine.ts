@@ -59,20 +59,22 @@ export async function runOnTerminal(argv: readonly string[], paths: VmPaths, inf
 export function sshAnswers(address: string, port: number, timeout = 3000, signal?: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: address, port });
-    signal?.addEventListener("abort", () => done(false), { once: true });
     let received = "";
     const done = (answer: boolean) => {
+      signal?.removeEventListener("abort", stop);
       socket.destroy();
       resolve(answer);
     };
-    socket.setTimeout(timeout, () => done(false));
+    const stop = () => done(false);
+    signal?.addEventListener("abort", stop, { once: true });
+    socket.setTimeout(timeout, stop);
     socket.on("data", (chunk) => {
       received += chunk.toString("latin1");
       if (received.startsWith("SSH-")) done(true);
       else if (received.length >= 4) done(false);
     });
-    socket.on("error", () => done(false));
-    socket.on("close", () => done(false));
+    socket.on("error", stop);
+    socket.on("close", stop);
   });
 }
 
