@@ -237,6 +237,16 @@ describe("keel build", () => {
     assert.equal(shell.code, 0, shell.stderr);
     assert.equal(shell.stdout, "root:shadow 640\n", "keel shell as the user shows the files' real owners");
     assert.deepEqual(readdirSync(os.tmpdir()).filter((name) => name.startsWith("keel-shell-rootless-")), [], "the throwaway copy is deleted");
+    // keel run's disk image, made as the user too: mke2fs -d inside the user namespace keeps the owners.
+    const home = path.join(scratch, `home-${user}`);
+    mkdirSync(home, { recursive: true });
+    execFileSync("chown", [user, home]);
+    const dry = await keel(["run", "rootless", "--dry-run", "--accel", "tcg", "--store", userStore, "--no-typecheck"], dir, { user, keelRoot });
+    assert.equal(dry.code, 0, dry.stderr);
+    const image = /-drive file=([^,]+),format=raw/.exec(dry.stdout)?.[1] ?? "";
+    const shadow = execFileSync("debugfs", ["-R", "stat /etc/shadow", image], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    assert.match(shadow, /User: +0 +Group: +42 /, "the image keeps /etc/shadow's owners");
+    assert.match(shadow, /Mode: +0640/);
   });
 });
 
