@@ -5,7 +5,7 @@
 // rootfs.img (sparse, `diskSize` MiB).
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { shellQuote } from "../host/exec.js";
+import { shellQuote, systemOwners } from "../host/exec.js";
 import { run, type BuildContext } from "./context.js";
 
 export interface ImageSlice {
@@ -26,7 +26,7 @@ export async function buildImage(context: BuildContext, out: string, rootfs: str
   const tree = path.join(out, ".tree");
   await mkdir(tree);
   const script = imageScript(path.join(rootfs, "rootfs.tar"), tree, path.join(out, "rootfs.img"), slice);
-  const namespace = process.getuid?.() === 0 ? [] : ["unshare", "--map-root-user", "--map-auto"];
+  const namespace = systemOwners();
   try {
     await run(context, [...namespace, "sh", "-c", script]);
   } finally {

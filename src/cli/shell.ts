@@ -2,7 +2,7 @@ import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { exec, runInteractive, shellQuote } from "../host/exec.js";
+import { exec, runInteractive, shellQuote, systemOwners } from "../host/exec.js";
 import { defineCommand, systemArgument } from "./command.js";
 import { planFor, realizeShowingProgress, stepOf, storeOption } from "./planning.js";
 
@@ -36,9 +36,8 @@ export const shellCommand = defineCommand({
     const root = await mkdtemp(path.join(os.tmpdir(), `keel-shell-${system}-`));
     const inner = command.length > 0 ? command : ["/bin/bash", "-l"];
     const script = `tar -xf ${shellQuote(tarball)} -C ${shellQuote(root)} --exclude='./dev/*' && exec chroot ${shellQuote(root)} ${inner.map(shellQuote).join(" ")}`;
-    // As an ordinary user, the user's subordinate ids (/etc/subuid) stand in for the root filesystem's owners,
-    // so the copy is both unpacked and deleted inside a user namespace.
-    const namespace = process.getuid?.() === 0 ? [] : ["unshare", "--map-root-user", "--map-auto", "--mount"];
+    // As an ordinary user the copy is both unpacked and deleted inside a user namespace.
+    const namespace = systemOwners("--mount");
     try {
       return await runInteractive([...namespace, "sh", "-c", script], {
         env: { ...context.env, HOME: "/root", TERM: context.env.TERM ?? "linux", PS1: `keel:${system}:rootfs# ` },

@@ -185,3 +185,12 @@ export function runInteractive(argv: readonly string[], options: { readonly env?
     child.on("close", (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
   }).finally(() => process.removeListener("SIGINT", ignore));
 }
+
+/**
+ * What runs a command as root of a user namespace in which the user's
+ * subordinate ids (/etc/subuid) stand for a system's users, so that files
+ * unpacked there keep the owners the system gives them. Nothing as root.
+ */
+export function systemOwners(...unshareOptions: string[]): string[] {
+  return process.getuid?.() === 0 ? [] : ["unshare", "--map-root-user", "--map-auto", ...unshareOptions];
+}
