@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { BootDescription } from "../build/system.js";
 import { cacheDir } from "../config/load.js";
@@ -78,7 +78,12 @@ export const runCommand = defineCommand({
     if ("exitCode" in realized) return realized.exitCode;
     const boot = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
     const imageStep = stepOf(planned.plan, "image");
-    const image = path.join(planned.store.pathOf(imageStep.hash, imageStep.name), "rootfs.img");
+    const imageDir = planned.store.pathOf(imageStep.hash, imageStep.name);
+    const image = path.join(imageDir, "rootfs.img");
+    // What the VM boots stays in the store while its state directory names it (keel gc keeps roots).
+    await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+    await planned.store.addRoot(path.join(paths.dir, "system"), realized.path);
+    await planned.store.addRoot(path.join(paths.dir, "image"), imageDir);
 
     let chosen: Accelerator = accel ?? "kvm";
     if (accel === undefined) {

@@ -2,25 +2,8 @@ import { findProjectFile } from "../config/load.js";
 import { UsageError } from "../errors.js";
 import { runInteractive } from "../host/exec.js";
 import { waitForSsh } from "../vm/machine.js";
-import { runningVm, vmPaths, type VmPaths } from "../vm/state.js";
+import { runningVm, sshArgv, vmPaths } from "../vm/state.js";
 import { defineCommand, systemArgument, type Context } from "./command.js";
-
-/** ssh into the guest as root with the project's key; the guest's host key is pinned in the VM's own known_hosts. */
-export function sshArgv(paths: VmPaths, address: string, port: number, command: readonly string[]): string[] {
-  return [
-    "ssh",
-    "-i", paths.key,
-    "-p", String(port),
-    "-o", "IdentitiesOnly=yes",
-    "-o", `UserKnownHostsFile=${paths.knownHosts}`,
-    "-o", "StrictHostKeyChecking=accept-new",
-    "-o", `HostKeyAlias=keel-vm-${paths.system}`,
-    "-o", "HashKnownHosts=no",
-    "-o", "LogLevel=ERROR",
-    `root@${address}`,
-    ...command,
-  ];
-}
 
 /** The running VM of a system of this project, or a usage error that says how to start it. */
 export function runningVmOf(context: Context, system: string) {

@@ -6,11 +6,15 @@ import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { VmError } from "../errors.js";
-import { runInteractive } from "../host/exec.js";
-import { consoleTail, isAlive, type VmInfo, type VmPaths } from "./state.js";
+import { exec, runInteractive } from "../host/exec.js";
+import { consoleTail, isAlive, sshArgv, type VmInfo, type VmPaths } from "./state.js";
 
-/** SSH probes under way at once while waiting for the guest. */
-const maxAttempts = 8;
+/**
+ * SSH probes under way at once while waiting for the guest: few, since each
+ * one QEMU held open reaches sshd when it starts, and sshd drops connections
+ * beyond MaxStartups.
+ */
+const maxAttempts = 3;
 
 /** Lines on the console that mean the guest will not come up. */
 const fatalConsole = /Kernel panic - not syncing|keel stage 1: powering off/;
@@ -79,7 +83,8 @@ export function sshAnswers(address: string, port: number, timeout = 3000, signal
 }
 
 /**
- * Waits until the VM's sshd answers. A VM that exits or whose console shows a
+ * Waits until the VM's sshd answers and root can log in with the project's
+ * key. A VM that exits or whose console shows a
  * kernel panic fails at once, and one that takes longer than `timeout` fails
  * then, each with the console's last lines.
  */
@@ -99,7 +104,12 @@ export async function waitForSsh(vm: VmInfo, paths: VmPaths, timeoutSeconds: num
         await stopVm(vm, paths, { force: true });
         throw failure("failed to boot (its kernel panicked or stage 1 gave up)", "read the console above for the first error.");
       }
-      if (answered) return { ...ssh, seconds: (performance.now() - started) / 1000 };
+      // A banner is not yet a login: the first login also pins the guest's host key.
+      if (answered) {
+        const login = await exec(sshArgv(paths, ssh.address, ssh.port, ["true"], ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]), { nothrow: true });
+        if (login.exitCode === 0) return { ...ssh, seconds: (performance.now() - started) / 1000 };
+        answered = false;
+      }
       // Attempts overlap: before the guest's network is up, QEMU holds a connection open without an answer.
       if (attempts < maxAttempts) {
         attempts++;

@@ -4,6 +4,7 @@
 //   $XDG_STATE_HOME/keel/projects/<id>/ssh/id_ed25519     the project's key (0600)
 //   $XDG_STATE_HOME/keel/projects/<id>/vms/<system>/      disk.qcow2 known_hosts console.log
 //                                                          console.sock qmp.sock qemu.pid vm.json
+//                                                          system, image: links to the store, roots for keel gc
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
@@ -152,4 +153,22 @@ export function consoleTail(paths: VmPaths, lines = 30): string {
   // eslint-disable-next-line no-control-regex
   const clean = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
   return clean.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** ssh into the guest as root with the project's key; the guest's host key is pinned in the VM's own known_hosts. */
+export function sshArgv(paths: VmPaths, address: string, port: number, command: readonly string[], options: readonly string[] = []): string[] {
+  return [
+    "ssh",
+    ...options,
+    "-i", paths.key,
+    "-p", String(port),
+    "-o", "IdentitiesOnly=yes",
+    "-o", `UserKnownHostsFile=${paths.knownHosts}`,
+    "-o", "StrictHostKeyChecking=accept-new",
+    "-o", `HostKeyAlias=keel-vm-${paths.system}`,
+    "-o", "HashKnownHosts=no",
+    "-o", "LogLevel=ERROR",
+    `root@${address}`,
+    ...command,
+  ];
 }

@@ -4,7 +4,7 @@
 // is reported with its console. Each VM is stopped by the test.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -95,6 +95,10 @@ describe("keel run", () => {
     const uname = await keel(["ssh", "vmtest", "--", "uname", "-r"], dir);
     assert.equal(uname.code, 0, uname.stderr);
     assert.equal(uname.stdout, `${release}\n`);
+    const gc = await keel(["gc"], dir);
+    assert.equal(gc.code, 0, gc.stderr);
+    const imageDir = readdirSync(store).find((name) => name.endsWith("-image-vmtest")) ?? "";
+    assert.ok(existsSync(path.join(store, imageDir, "rootfs.img")), "keel gc keeps what a VM boots");
     const list = await keel(["vm", "list"], dir);
     assert.match(list.stdout, new RegExp(`^vmtest +pid \\d+ +ssh 127\\.0\\.0\\.1:${port} `, "m"));
   });

@@ -4,12 +4,11 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { sshForward } from "../../src/cli/run.ts";
-import { sshArgv } from "../../src/cli/ssh.ts";
 import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
 import { defineModule, mkForce } from "../../src/index.ts";
 import { planSystem, type HostFacts } from "../../src/plan/plan.ts";
 import { kernelCommandLine, qemuArgv, type VmSpec } from "../../src/vm/qemu.ts";
-import { vmPaths } from "../../src/vm/state.ts";
+import { sshArgv, vmPaths } from "../../src/vm/state.ts";
 
 const guest = defineModule({
   boot: { kernelParams: ["console=ttyS0"] },
