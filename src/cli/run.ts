@@ -45,7 +45,7 @@ export const runCommand = defineCommand({
   positionals: [systemArgument],
   options: {
     detach: { type: "boolean", description: "Run in the background (console on a socket, QMP for `keel vm stop`)." },
-    "wait-ssh": { type: "boolean", description: "With --detach: return once the guest's SSH server answers." },
+    "wait-ssh": { type: "boolean", description: "With --detach: return once root can log in over SSH (keel ssh works)." },
     timeout: { type: "string", value: "seconds", description: `How long --wait-ssh waits (default ${defaultTimeout}).` },
     reset: { type: "boolean", description: "Start from an empty VM disk: what the guest wrote before is deleted." },
     ephemeral: { type: "boolean", description: "Throw away everything the guest writes when it stops." },
