@@ -95,8 +95,8 @@ export const runCommand = defineCommand({
     }
     if (values["dry-run"] !== true) await ensureDisk(paths, config.virtualisation.diskSize, values.reset === true);
     const sshPublicKey = await ensureProjectKey(paths);
-    const shares = Object.entries(config.virtualisation.sharedDirectories).filter(([, s]) => s.mechanism === "virtiofs");
-    const virtiofsSockets = Object.fromEntries(shares.map(([tag]) => [tag, path.join(paths.dir, `virtiofs-${tag}.sock`)]));
+    const virtiofsShares = Object.entries(config.virtualisation.sharedDirectories).filter(([, s]) => s.mechanism === "virtiofs");
+    const virtiofsSockets = Object.fromEntries(virtiofsShares.map(([tag]) => [tag, path.join(paths.dir, `virtiofs-${tag}.sock`)]));
     const argv = qemuArgv({
       system,
       boot,
@@ -118,7 +118,7 @@ export const runCommand = defineCommand({
       context.out.stdout(`${showCommand(argv)}\n`);
       return 0;
     }
-    const helpers = await Promise.all(shares.map(([tag, share]) => startVirtiofsd(share, virtiofsSockets[tag] ?? "", `virtualisation.sharedDirectories."${tag}"`)));
+    const helpers = virtiofsShares.map(([tag, share]) => startVirtiofsd(share, virtiofsSockets[tag] ?? "", `virtualisation.sharedDirectories."${tag}"`));
     const info = { system, project: project.file, started: new Date().toISOString(), accel: chosen, ssh: sshForward(config), helpers };
     if (!values.detach) {
       context.out.stderr(`keel: the console of \`${system}' follows. Ctrl-A X quits QEMU; Ctrl-A C toggles its monitor.\n`);
