@@ -200,8 +200,9 @@ export function attachConsole(paths: VmPaths, input: NodeJS.ReadStream, output: 
     const raw = input.isTTY === true;
     const end = (why: "detached" | "closed") => {
       if (raw) input.setRawMode(false);
-      input.pause();
       input.off("data", onInput);
+      // The command ends here: a paused but open stdin (a pipe) would keep keel running.
+      input.destroy();
       socket.destroy();
       resolve(why);
     };

@@ -165,6 +165,34 @@ describe("keel run", () => {
     assert.equal(gone.code, 1, `after --reset the file is gone (and the new host key is accepted): ${gone.stderr}`);
   });
 
+  test("--ephemeral: what the guest writes in such a run is gone at the next", async () => {
+    assert.equal((await keel(["vm", "stop", "vmtest", "--force"], dir)).code, 0);
+    const ephemeral = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--ephemeral", "--timeout", "240"], dir);
+    assert.equal(ephemeral.code, 0, ephemeral.stderr);
+    assert.equal((await keel(["ssh", "vmtest", "--", "sh", "-c", "'echo lost > /root/scratch && sync'"], dir)).code, 0);
+    assert.equal((await keel(["vm", "stop", "vmtest"], dir)).code, 0);
+    const again = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--timeout", "240"], dir);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((await keel(["ssh", "vmtest", "--", "test", "-e", "/root/scratch"], dir)).code, 1);
+  });
+
+  test("keel vm console shows the serial console and Ctrl-] detaches, leaving the VM running", async () => {
+    const console = spawn(process.execPath, [path.join(root, "bin/keel.js"), "vm", "console", "vmtest"], { cwd: dir, env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    console.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    console.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+    const closed = new Promise<number | null>((resolve) => console.on("close", resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    console.stdin.write("\n");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    console.stdin.write("\x1d");
+    assert.equal(await closed, 0, stderr);
+    assert.match(stdout, /vmtest login: /);
+    assert.match(stderr, /detached; the VM keeps running/);
+    assert.match((await keel(["vm", "list"], dir)).stdout, /^vmtest /m);
+  });
+
   test("a kernel that panics is reported as failed, with its console, before the timeout", async () => {
     // rdinit= names no program: the kernel cannot start stage 1 and panics. Only the
     // kernel command line differs from the first project's system, so its root file system is reused.
