@@ -138,13 +138,14 @@ describe("root filesystem", () => {
     });
   });
 
-  it("the openssh module's units: sshd extended by nothing, host keys made on first boot", () => {
+  it("the openssh module's units: sshd extended by nothing, host keys made on first boot (or when broken)", () => {
     const files = serviceFiles(slice.services);
     assert.equal(files["/etc/systemd/system/ssh.service"], undefined, "Debian's ssh.service is kept");
     assert.equal(
       (files["/etc/systemd/system/ssh-keygen.service"] as { text: string }).text,
-      "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key\n\n[Install]\nWantedBy=ssh.service\n",
+      "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\n\n[Service]\nType=oneshot\nExecStart=/usr/lib/keel/ssh-keygen-start\n\n[Install]\nWantedBy=ssh.service\n",
     );
+    assert.match((files["/usr/lib/keel/ssh-keygen-start"] as { text: string }).text, /^if ! ssh-keygen -l -f "\$key" .*\n {2}ssh-keygen -q -t ed25519 -N "" -f "\$key"\n {2}sync /ms, "a missing or broken key is made again");
   });
 
   it("overlay: hostname, keys per user for sshd, modules to load, /etc files", () => {

@@ -79,8 +79,16 @@ export default defineModule({
             description: "Generate SSH host keys",
             wantedBy: ["ssh.service"],
             before: ["ssh.service"],
-            unitConfig: { ConditionPathExists: "!/etc/ssh/ssh_host_ed25519_key" },
-            serviceConfig: { Type: "oneshot", ExecStart: '/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key' },
+            serviceConfig: { Type: "oneshot" },
+            // A key cut short by a power loss (a VM quit before it synced) is made again, not left to fail sshd.
+            script: [
+              "key=/etc/ssh/ssh_host_ed25519_key",
+              'if ! ssh-keygen -l -f "$key" >/dev/null 2>&1; then',
+              '  rm -f "$key" "$key.pub"',
+              '  ssh-keygen -q -t ed25519 -N "" -f "$key"',
+              '  sync "$key" "$key.pub"',
+              "fi",
+            ].join("\n"),
           },
           // `keel run` passes the project's public key on the kernel command line (keel.ssh_key=<type>:<base64>).
           "keel-vm-ssh-key": {
