@@ -93,7 +93,8 @@ export function qemuArgv(spec: VmSpec): string[] {
 
   if (v.graphics) argv.push("-vga", "std");
   else argv.push("-display", "none");
-  const log = `logfile=${qemuValue(files.consoleLog)},logappend=on`;
+  // The log holds this boot only: keel reads its tail for a panic, which an earlier boot's must not fake.
+  const log = `logfile=${qemuValue(files.consoleLog)},logappend=off`;
   if (files.console.kind === "terminal") {
     // Ctrl-A X quits, Ctrl-A C switches to QEMU's monitor; Ctrl-C goes to the guest.
     argv.push("-chardev", `stdio,id=console,mux=on,signal=off,${log}`, "-serial", "chardev:console", "-mon", "chardev=console,mode=readline");

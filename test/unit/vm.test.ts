@@ -133,9 +133,9 @@ describe("the QEMU command line", () => {
   it("graphics off: no display; the console on the terminal with Ctrl-A as QEMU's escape, or on a socket when detached", () => {
     const detached = qemuArgv(spec(configOf()));
     assert.deepEqual(values(detached, "-display"), ["none"]);
-    assert.deepEqual(values(detached, "-chardev"), ["socket,id=console,path=/state/vms/test/console.sock,server=on,wait=off,logfile=/state/vms/test/console.log,logappend=on"]);
+    assert.deepEqual(values(detached, "-chardev"), ["socket,id=console,path=/state/vms/test/console.sock,server=on,wait=off,logfile=/state/vms/test/console.log,logappend=off"]);
     const terminal = qemuArgv(spec(configOf(), { files: { ...files, console: { kind: "terminal" } } }));
-    assert.deepEqual(values(terminal, "-chardev"), ["stdio,id=console,mux=on,signal=off,logfile=/state/vms/test/console.log,logappend=on"]);
+    assert.deepEqual(values(terminal, "-chardev"), ["stdio,id=console,mux=on,signal=off,logfile=/state/vms/test/console.log,logappend=off"]);
     assert.deepEqual(values(terminal, "-mon"), ["chardev=console,mode=readline"]);
     const graphical = qemuArgv(spec(configOf({ virtualisation: { graphics: true } })));
     assert.deepEqual(values(graphical, "-vga"), ["std"]);
