@@ -30,6 +30,19 @@ export interface PositionalSpec {
   readonly description: string;
 }
 
+/**
+ * A number of seconds given as `--<option>`: the default when absent, else a
+ * finite number at least `min` (a usage error naming the option otherwise).
+ */
+export function secondsOption(text: string | undefined, where: string, option: string, fallback: number, min = Number.MIN_VALUE): number {
+  if (text === undefined) return fallback;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds < min) {
+    throw new UsageError(`${where}: --${option} ${text} is not a number of seconds.\nFix: give a ${min > 0 ? "positive " : ""}number, e.g. --${option} ${fallback}.`);
+  }
+  return seconds;
+}
+
 /** The argument naming a system, as most commands take it first. */
 export const systemArgument: PositionalSpec = { name: "system", required: true, description: "A system of the project (see `keel systems`)." };
 

@@ -6,14 +6,14 @@ import type { ResolvedSystem } from "../config/project.js";
 import { UsageError } from "../errors.js";
 import { showCommand } from "../host/exec.js";
 import { probeKvmOnce } from "../host/kvm.js";
-import { startDetached, runOnTerminal, waitForSsh } from "../vm/machine.js";
+import { defaultWaitSeconds, startDetached, runOnTerminal, waitForSsh } from "../vm/machine.js";
 import { qemuArgv, type Accelerator } from "../vm/qemu.js";
 import { startVirtiofsd } from "../vm/virtiofs.js";
 import { ensureDisk, ensureProjectKey, runningVm, vmPaths, type VmInfo } from "../vm/state.js";
-import { defineCommand, systemArgument } from "./command.js";
+import { defineCommand, secondsOption, systemArgument } from "./command.js";
 import { planFor, realizeShowingProgress, stepOf, storeOption } from "./planning.js";
 
-const defaultTimeout = 300;
+
 
 /** Where the host reaches the guest's sshd: the first TCP forward from a host port to a port sshd listens on. */
 export function sshForward(config: ResolvedSystem): VmInfo["ssh"] {
@@ -22,13 +22,6 @@ export function sshForward(config: ResolvedSystem): VmInfo["ssh"] {
   if (forward === undefined) return null;
   const address = forward.host.address === "" || forward.host.address === "0.0.0.0" ? "127.0.0.1" : forward.host.address === "::" ? "::1" : forward.host.address;
   return { address, port: forward.host.port };
-}
-
-function parseTimeout(text: string | undefined): number {
-  if (text === undefined) return defaultTimeout;
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`keel run: --timeout ${text} is not a number of seconds.\nFix: give a positive number, e.g. --timeout 120.`);
-  return seconds;
 }
 
 export const runCommand = defineCommand({
@@ -46,7 +39,7 @@ export const runCommand = defineCommand({
   options: {
     detach: { type: "boolean", description: "Run in the background (console on a socket, QMP for `keel vm stop`)." },
     "wait-ssh": { type: "boolean", description: "With --detach: return once root can log in over SSH (keel ssh works)." },
-    timeout: { type: "string", value: "seconds", description: `How long --wait-ssh waits (default ${defaultTimeout}).` },
+    timeout: { type: "string", value: "seconds", description: `How long --wait-ssh waits (default ${defaultWaitSeconds}).` },
     reset: { type: "boolean", description: "Start from an empty VM disk: what the guest wrote before is deleted." },
     ephemeral: { type: "boolean", description: "Throw away everything the guest writes when it stops." },
     accel: { type: "string", value: "kvm|tcg", description: "Use this accelerator instead of probing KVM." },
@@ -65,7 +58,7 @@ export const runCommand = defineCommand({
     if (accel !== undefined && accel !== "kvm" && accel !== "tcg") throw new UsageError(`keel run: --accel ${accel} is not an accelerator keel knows.\nFix: use --accel kvm or --accel tcg.`);
     if (values["wait-ssh"] && !values.detach) throw new UsageError("keel run: --wait-ssh needs --detach (without it the console has the terminal).\nFix: run `keel run " + system + " --detach --wait-ssh`.");
     if (values.reset && values.ephemeral) throw new UsageError("keel run: --reset and --ephemeral exclude each other.\nFix: give one of them.");
-    const timeout = parseTimeout(values.timeout);
+    const timeout = secondsOption(values.timeout, "keel run", "timeout", defaultWaitSeconds);
     const project = await context.project();
     const paths = vmPaths(context.env, project.file, system);
     const running = runningVm(paths);

@@ -1,9 +1,9 @@
 import { findProjectFile } from "../config/load.js";
 import { UsageError } from "../errors.js";
 import { runInteractive } from "../host/exec.js";
-import { waitForSsh } from "../vm/machine.js";
+import { defaultWaitSeconds, waitForSsh } from "../vm/machine.js";
 import { runningVm, sshArgv, vmPaths } from "../vm/state.js";
-import { defineCommand, systemArgument, type Context } from "./command.js";
+import { defineCommand, secondsOption, systemArgument, type Context } from "./command.js";
 
 /** The running VM of a system of this project, or a usage error that says how to start it. */
 export function runningVmOf(context: Context, system: string) {
@@ -24,7 +24,7 @@ export const sshCommand = defineCommand({
     "checked afterwards (until `keel run --reset`). Give a command after -- to run it instead of a shell.",
   positionals: [systemArgument],
   options: {
-    timeout: { type: "string", value: "seconds", description: "How long to wait for the SSH server (default 300)." },
+    timeout: { type: "string", value: "seconds", description: `How long to wait for the SSH server (default ${defaultWaitSeconds}).` },
   },
   examples: [
     ["keel ssh qemu", "A root shell in the running qemu VM."],
@@ -33,8 +33,7 @@ export const sshCommand = defineCommand({
   async run(context, { values, positionals, rest }) {
     const system = positionals[0] ?? "";
     const { paths, vm } = runningVmOf(context, system);
-    const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`keel ssh: --timeout ${values.timeout} is not a number of seconds.\nFix: give a positive number, e.g. --timeout 60.`);
+    const timeout = secondsOption(values.timeout, "keel ssh", "timeout", defaultWaitSeconds);
     const ready = await waitForSsh(vm, paths, timeout);
     return runInteractive(sshArgv(paths, ready.address, ready.port, rest), { env: context.env });
   },

@@ -2,7 +2,7 @@ import path from "node:path";
 import { UsageError } from "../errors.js";
 import { attachConsole, stopVm } from "../vm/machine.js";
 import { listVms } from "../vm/state.js";
-import { defineCommand } from "./command.js";
+import { defineCommand, secondsOption } from "./command.js";
 import { runningVmOf } from "./ssh.js";
 
 const actions = ["list", "stop", "console"] as const;
@@ -44,8 +44,7 @@ export const vmCommand = defineCommand({
     if (system === undefined) throw new UsageError(`keel vm ${action}: missing the argument <system>.\nFix: run \`keel vm ${action} <system>\`, e.g. \`keel vm ${action} qemu\`.`);
     const { paths, vm } = runningVmOf(context, system);
     if (action === "stop") {
-      const grace = values.grace === undefined ? 60 : Number(values.grace);
-      if (!Number.isFinite(grace) || grace < 0) throw new UsageError(`keel vm stop: --grace ${values.grace} is not a number of seconds.\nFix: give a number, e.g. --grace 30.`);
+      const grace = secondsOption(values.grace, "keel vm stop", "grace", 60, 0);
       const how = await stopVm(vm, paths, { force: values.force === true, grace: grace * 1000 });
       context.out.stderr(`keel: \`${system}' stopped (${how}).\n`);
       return 0;

@@ -9,6 +9,9 @@ import { VmError } from "../errors.js";
 import { exec, runInteractive } from "../host/exec.js";
 import { consoleTail, isAlive, sshArgv, type VmInfo, type VmPaths } from "./state.js";
 
+/** How long `keel run --wait-ssh` and `keel ssh` wait for the guest by default. */
+export const defaultWaitSeconds = 300;
+
 /**
  * SSH probes under way at once while waiting for the guest: few, since each
  * one QEMU held open reaches sshd when it starts, and sshd drops connections

@@ -119,11 +119,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** The VM's record if it is running; a stale record is removed. */
-export function runningVm(paths: VmPaths): VmInfo | undefined {
-  if (!existsSync(paths.info)) return undefined;
-  const info = JSON.parse(readFileSync(paths.info, "utf8")) as VmInfo;
+/** The record in a vm.json if its VM is running (a record left by a VM that died is ignored). */
+function aliveRecord(file: string): VmInfo | undefined {
+  if (!existsSync(file)) return undefined;
+  const info = JSON.parse(readFileSync(file, "utf8")) as VmInfo;
   return isAlive(info.pid) ? info : undefined;
+}
+
+/** The VM's record if it is running. */
+export function runningVm(paths: VmPaths): VmInfo | undefined {
+  return aliveRecord(paths.info);
 }
 
 /** Every VM keel started that is still running, across projects. */
@@ -133,10 +138,8 @@ export function listVms(env: NodeJS.ProcessEnv): (VmInfo & { readonly dir: strin
   for (const project of existsSync(projects) ? readdirSync(projects) : []) {
     const vms = path.join(projects, project, "vms");
     for (const system of existsSync(vms) ? readdirSync(vms) : []) {
-      const info = path.join(vms, system, "vm.json");
-      if (!existsSync(info)) continue;
-      const vm = JSON.parse(readFileSync(info, "utf8")) as VmInfo;
-      if (isAlive(vm.pid)) found.push({ ...vm, dir: path.join(vms, system) });
+      const vm = aliveRecord(path.join(vms, system, "vm.json"));
+      if (vm !== undefined) found.push({ ...vm, dir: path.join(vms, system) });
     }
   }
   return found;
