@@ -11,6 +11,7 @@ import { buildCommand } from "./build.js";
 import { doctorCommand } from "./doctor.js";
 import { evalCommand } from "./eval.js";
 import { gcCommand } from "./gc.js";
+import { lockCommand, updateCommand } from "./lock.js";
 import { logCommand } from "./log.js";
 import { optionsCommand } from "./options.js";
 import { runCommand } from "./run.js";
@@ -23,6 +24,8 @@ export const commands: readonly Command[] = [
   systemsCommand,
   evalCommand,
   optionsCommand,
+  lockCommand,
+  updateCommand,
   buildCommand,
   runCommand,
   sshCommand,
