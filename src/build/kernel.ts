@@ -1,7 +1,7 @@
 // The kernel step, Debian flavour: Debian's prebuilt kernel package unpacked
 // into the store (nothing is installed on the host). Output:
 //   vmlinuz  System.map  config  release  lib/modules/<release>/ (with modules.dep)
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError } from "../errors.js";
 import { PrivateApt, type Distro } from "./apt.js";
@@ -15,8 +15,8 @@ export interface DebianKernelSlice {
 /** Metapackages (linux-image-amd64) are followed to the image they depend on, at most this deep. */
 const maxIndirections = 3;
 
-export async function buildDebianKernel(context: BuildContext, out: string, slice: DebianKernelSlice): Promise<void> {
-  const work = path.join(out, ".work");
+/** Downloads Debian's kernel image package (following a metapackage) and unpacks it in `work`. */
+async function fetchDebianKernel(context: BuildContext, work: string, slice: DebianKernelSlice): Promise<string> {
   const debs = path.join(work, "debs");
   const unpacked = path.join(work, "unpacked");
   await mkdir(debs, { recursive: true });
@@ -27,7 +27,7 @@ export async function buildDebianKernel(context: BuildContext, out: string, slic
     await rm(unpacked, { recursive: true, force: true });
     await run(context, ["dpkg-deb", "-x", deb, unpacked]);
     const images = (await readdir(path.join(unpacked, "boot")).catch(() => [] as string[])).filter((f) => f.startsWith("vmlinuz-"));
-    if (images.length > 0) break;
+    if (images.length > 0) return unpacked;
     const depends = (await run(context, ["dpkg-deb", "-f", deb, "Depends"])).stdout;
     const image = /(?:^|,\s*)(linux-image-[^\s,(|]+)/.exec(depends)?.[1];
     if (image === undefined || depth + 1 >= maxIndirections) {
@@ -38,6 +38,19 @@ export async function buildDebianKernel(context: BuildContext, out: string, slic
     }
     name = image;
   }
+}
+
+/** Debian's own kernel config (the `debian` base of a kernel from source), copied to `dest`. */
+export async function debianKernelConfig(context: BuildContext, work: string, slice: DebianKernelSlice, dest: string): Promise<void> {
+  const unpacked = await fetchDebianKernel(context, work, slice);
+  const config = (await readdir(path.join(unpacked, "boot"))).find((f) => f.startsWith("config-")) as string;
+  await copyFile(path.join(unpacked, "boot", config), dest);
+  await rm(work, { recursive: true, force: true });
+}
+
+export async function buildDebianKernel(context: BuildContext, out: string, slice: DebianKernelSlice): Promise<void> {
+  const work = path.join(out, ".work");
+  const unpacked = await fetchDebianKernel(context, work, slice);
   const vmlinuz = (await readdir(path.join(unpacked, "boot"))).find((f) => f.startsWith("vmlinuz-")) as string;
   const release = vmlinuz.slice("vmlinuz-".length);
   await rename(path.join(unpacked, "boot", vmlinuz), path.join(out, "vmlinuz"));

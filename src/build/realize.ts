@@ -6,15 +6,29 @@ import type { Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
 import { buildImage, type ImageSlice } from "./image.js";
 import { buildInitrd, type InitrdSlice } from "./initrd.js";
+import { buildSourceKernel, type SourceKernelSlice } from "./kbuild.js";
 import { buildDebianKernel, type DebianKernelSlice } from "./kernel.js";
 import { buildRootfs, type RootfsSlice } from "./rootfs.js";
+import { buildSource, type SourceLocal } from "./source.js";
 import { buildSystem } from "./system.js";
+import type { SourceKernelLocal } from "../plan/plan.js";
 
 export type BuildEvent =
   | { readonly type: "plan"; readonly system: string; readonly steps: readonly PlannedStep[] }
   | { readonly type: "start"; readonly step: string }
   | { readonly type: "wait"; readonly step: string; readonly pid: number }
-  | { readonly type: "done"; readonly step: string; readonly status: "built" | "cached"; readonly seconds: number; readonly bytes: number; readonly path: string }
+  | { readonly type: "progress"; readonly step: string; readonly text: string }
+  | { readonly type: "command"; readonly step: string; readonly line: string }
+  | {
+      readonly type: "done";
+      readonly step: string;
+      readonly status: "built" | "cached";
+      readonly seconds: number;
+      readonly bytes: number;
+      readonly path: string;
+      /** What the builder said (the kernel's ccache hit rate). */
+      readonly note?: string;
+    }
   | { readonly type: "failed"; readonly step: string; readonly seconds: number; readonly log: string }
   | { readonly type: "summary"; readonly system: string; readonly path: string; readonly built: number; readonly cached: number; readonly seconds: number };
 
@@ -29,16 +43,36 @@ export interface RealizeOptions {
   readonly env: NodeJS.ProcessEnv;
   readonly signal: AbortSignal;
   readonly onEvent: (event: BuildEvent) => void;
+  /** Also report every command line the steps run (`--verbose`). */
+  readonly verbose?: boolean;
+}
+
+/** The persistent directory a step reuses, if it has one. */
+function workspaceOf(step: Step): string | undefined {
+  return (step.local as { workspace?: string } | undefined)?.workspace;
 }
 
 export function describePlan(plan: BuildPlan, store: Store): PlannedStep[] {
   return plan.steps.map((s) => ({ step: s.kind, hash: s.hash, path: store.pathOf(s.hash, s.name), cached: store.has(s.hash, s.name) }));
 }
 
-async function buildStep(step: Step, out: string, context: BuildContext, inputs: Record<string, string>, lateReady: Promise<unknown>): Promise<void> {
+function buildStep(
+  step: Step,
+  out: string,
+  context: BuildContext,
+  inputs: Record<string, string>,
+  lateReady: Promise<unknown>,
+  workspace: string | undefined,
+): Promise<string | void> {
   switch (step.kind) {
-    case "kernel":
-      return buildDebianKernel(context, out, step.slice as DebianKernelSlice);
+    case "source":
+      return buildSource(context, out, step.local as SourceLocal);
+    case "kernel": {
+      const slice = step.slice as SourceKernelSlice | (DebianKernelSlice & { flavour: "debian" });
+      if (slice.flavour === "debian") return buildDebianKernel(context, out, slice);
+      const local = step.local as SourceKernelLocal;
+      return buildSourceKernel(context, out, slice, local, { src: inputs.source ?? (local.tree as string), obj: workspace as string });
+    }
     case "initrd":
       return buildInitrd(out, inputs.kernel as string, step.slice as InitrdSlice);
     case "rootfs":
@@ -68,6 +102,14 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
   let cached = 0;
   let firstFailure: unknown;
   const running = new Map<Step, Promise<string>>();
+  const contextFor = (step: Step, log: string): BuildContext => ({
+    log,
+    env: options.env,
+    baseEnv: options.env,
+    signal,
+    progress: (text) => options.onEvent({ type: "progress", step: step.kind, text }),
+    ...(options.verbose ? { onCommand: (line: string) => options.onEvent({ type: "command", step: step.kind, line }) } : {}),
+  });
 
   const realize = (step: Step): Promise<string> => {
     let promise = running.get(step);
@@ -87,7 +129,8 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
           name: step.name,
           references: Object.values(paths),
           onWait: (pid) => options.onEvent({ type: "wait", step: step.kind, pid }),
-          build: (out, log) => buildStep(step, out, { log, env: options.env, signal }, paths, lateReady),
+          ...(workspaceOf(step) ? { workspace: workspaceOf(step) } : {}),
+          build: (out, log, workspace) => buildStep(step, out, contextFor(step, log), paths, lateReady, workspace),
         });
       } catch (error) {
         // The first failure is the one to report; the steps it stops fail after it.
@@ -99,7 +142,15 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
       if (result.built) built++;
       else cached++;
       const seconds = (performance.now() - stepStarted) / 1000;
-      options.onEvent({ type: "done", step: step.kind, status: result.built ? "built" : "cached", seconds, bytes: result.bytes, path: result.path });
+      options.onEvent({
+        type: "done",
+        step: step.kind,
+        status: result.built ? "built" : "cached",
+        seconds,
+        bytes: result.bytes,
+        path: result.path,
+        ...(result.note ? { note: result.note } : {}),
+      });
       return result.path;
     })();
     running.set(step, promise);

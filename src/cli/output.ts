@@ -28,10 +28,24 @@ export function buildReporter(out: Output, mode: "json" | "plain" | "live"): Bui
   return liveReporter(out);
 }
 
+/** How often a plain log repeats a step's progress. */
+const plainProgressEvery = 15_000;
+
 function plainReporter(out: Output): BuildReporter {
+  const progressShown = new Map<string, number>();
   return {
     event(e) {
       switch (e.type) {
+        case "progress": {
+          const now = performance.now();
+          if (now - (progressShown.get(e.step) ?? 0) < plainProgressEvery) return;
+          progressShown.set(e.step, now);
+          out.stderr(`${e.step}: ${e.text}\n`);
+          return;
+        }
+        case "command":
+          out.stderr(`${e.step}: $ ${e.line}\n`);
+          return;
         case "plan":
           out.stderr(`building ${e.system}: ${e.steps.map((s) => `${s.step}${s.cached ? " (cached)" : ""}`).join(", ")}\n`);
           return;
@@ -42,7 +56,7 @@ function plainReporter(out: Output): BuildReporter {
           out.stderr(`${e.step}: waiting for keel (pid ${e.pid}), which is building it\n`);
           return;
         case "done":
-          out.stderr(`${e.step}: ${e.status} in ${seconds(e.seconds)}, ${formatBytes(e.bytes)}\n`);
+          out.stderr(`${e.step}: ${e.status} in ${seconds(e.seconds)}, ${formatBytes(e.bytes)}${e.note ? `; ${e.note}` : ""}\n`);
           return;
         case "failed":
           out.stderr(`${e.step}: failed after ${seconds(e.seconds)}; log: ${e.log}\n`);
@@ -61,6 +75,7 @@ interface Row {
   state: "pending" | "building" | "waiting" | "built" | "cached" | "failed";
   started?: number;
   detail: string;
+  progress?: string;
 }
 
 const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -79,7 +94,7 @@ function liveReporter(out: Output): BuildReporter {
   const render = (row: Row): string => {
     const elapsed = row.started === undefined ? "" : seconds((performance.now() - row.started) / 1000);
     const mark = { pending: "·", building: spinner[frame % spinner.length], waiting: "…", built: "✓", cached: "✓", failed: "✗" }[row.state];
-    const live = row.state === "building" || row.state === "waiting" ? `${row.state} ${elapsed}` : row.detail;
+    const live = row.state === "building" || row.state === "waiting" ? `${row.state} ${elapsed}${row.progress ? `  ${row.progress}` : ""}` : row.detail;
     return `  ${mark} ${row.step.padEnd(8)} ${live}`;
   };
   const timer = setInterval(() => {
@@ -104,9 +119,16 @@ function liveReporter(out: Output): BuildReporter {
           if (r) r.state = "waiting";
           break;
         }
+        case "progress": {
+          const r = row(e.step);
+          if (r) r.progress = e.text;
+          return;
+        }
+        case "command":
+          return;
         case "done": {
           const r = row(e.step);
-          if (r) Object.assign(r, { state: e.status, detail: `${e.status} ${seconds(e.seconds)}  ${formatBytes(e.bytes)}` });
+          if (r) Object.assign(r, { state: e.status, detail: `${e.status} ${seconds(e.seconds)}  ${formatBytes(e.bytes)}${e.note ? `  ${e.note}` : ""}` });
           break;
         }
         case "failed": {

@@ -8,6 +8,12 @@ import { UsageError } from "../errors.js";
 import type { Context } from "./command.js";
 import { buildReporter } from "./output.js";
 
+export const verboseOption = {
+  type: "boolean",
+  short: "v",
+  description: "Show every command the build runs (make, mmdebstrap, …) with the environment it sets.",
+} as const;
+
 export const storeOption = {
   type: "string",
   value: "dir",
@@ -23,7 +29,7 @@ export interface PlannedSystem {
 export async function planFor(context: Context, system: string, store: string | undefined, options: PlanOptions = {}): Promise<PlannedSystem> {
   const evaluated = evaluateSystem(await context.project(), system);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
-  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config), options);
+  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config, await context.project()), options);
   return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 
@@ -50,8 +56,9 @@ export type Realized = { readonly path: string } | { readonly exitCode: number }
  * running tools are stopped and the build unwinds: each unfinished step's
  * temporary directory is removed once its tool has exited.
  */
-export async function realizeShowingProgress(context: Context, planned: PlannedSystem, json: boolean): Promise<Realized> {
-  const reporter = buildReporter(context.out, json ? "json" : context.out.interactive ? "live" : "plain");
+export async function realizeShowingProgress(context: Context, planned: PlannedSystem, json: boolean, verbose = false): Promise<Realized> {
+  // Command lines are printed as they run: a redrawn display would overwrite them.
+  const reporter = buildReporter(context.out, json ? "json" : context.out.interactive && !verbose ? "live" : "plain");
   const abort = new AbortController();
   let interrupted: keyof typeof exitCodes | undefined;
   const stop = (signal: keyof typeof exitCodes): void => {
@@ -62,7 +69,7 @@ export async function realizeShowingProgress(context: Context, planned: PlannedS
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    return { path: await realizePlan(planned.plan, planned.store, { env: context.env, signal: abort.signal, onEvent: (e) => reporter.event(e) }) };
+    return { path: await realizePlan(planned.plan, planned.store, { env: context.env, signal: abort.signal, verbose, onEvent: (e) => reporter.event(e) }) };
   } catch (error) {
     if (interrupted === undefined) throw error;
     context.out.stderr(`keel: interrupted (${interrupted}); the unfinished step was discarded.\n`);

@@ -1,10 +1,12 @@
 // Facts about the build host that planning depends on, read once per command.
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import type { ResolvedSystem } from "../config/project.js";
+import type { Project, ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
-import type { HostFacts } from "../plan/plan.js";
+import { lockPath, pinned, readLock } from "../inputs/lock.js";
+import { isUrl, localPath } from "../inputs/resolve.js";
+import type { HostFacts, KernelSource } from "../plan/plan.js";
 
 export const busyboxPath = "/bin/busybox";
 const fallbackMirror = "http://deb.debian.org/debian";
@@ -40,22 +42,77 @@ export function hostMirror(aptDir = "/etc/apt"): string {
   return uris.find((uri) => !/security/.test(uri))?.replace(/\/$/, "") ?? fallbackMirror;
 }
 
-function debianArch(): string {
+export function debianArch(): string {
   return ({ x64: "amd64", arm64: "arm64", ia32: "i386" } as Record<string, string>)[process.arch] ?? process.arch;
 }
 
-export function hostFacts(config: ResolvedSystem): HostFacts {
-  const files: Record<string, string> = {};
-  for (const [name, file] of Object.entries(config.environment.etc)) {
-    if (file.source === null) continue;
-    const hash = hashFile(file.source);
-    if (hash === undefined) {
+/**
+ * A kernel tree used in place, fingerprinted by each file's path, size and
+ * modification time (not content: reading 1.5 GB per plan would be slow). An
+ * edit changes it, and the kernel step runs Kbuild again, which rebuilds only
+ * what the edit touched.
+ */
+export function treeFingerprint(root: string): string {
+  const hash = createHash("sha256");
+  const walk = (dir: string, prefix: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (entry.name === ".git") continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full, `${prefix}${entry.name}/`);
+      else {
+        const stat = statSync(full, { throwIfNoEntry: false });
+        if (stat) hash.update(`${prefix}${entry.name}\0${stat.size}\0${stat.mtimeMs}\n`);
+      }
+    }
+  };
+  walk(root, "");
+  return hash.digest("hex");
+}
+
+function kernelSource(config: ResolvedSystem, project: Project): KernelSource | undefined {
+  const input = config.boot.kernel.source;
+  const spec = input === null ? undefined : project.inputs[input];
+  if (input === null || spec === undefined) return undefined;
+  const projectDir = path.dirname(project.file);
+  if (spec.type === "path") {
+    const tree = localPath(spec.path, projectDir);
+    if (!existsSync(path.join(tree, "Makefile")) || !existsSync(path.join(tree, "Kconfig"))) {
       throw new ConfigError(
-        `environment.etc."${name}".source is ${file.source}, which is not a file keel can read.\n` +
-          "Fix: correct the path (a relative one is taken from the module that sets it) or use `text`.",
+        `The input \`${input}' is the path ${tree}, which is not a kernel source tree (no Makefile and Kconfig at its top).
+` +
+          `Fix: correct \`path\` of the input \`${input}' in ${project.file}.`,
       );
     }
-    files[file.source] = hash;
+    return { kind: "tree", input, path: tree, fingerprint: treeFingerprint(tree) };
   }
-  return { mirror: hostMirror(), arch: debianArch(), busybox: hashFile(busyboxPath) ?? "missing", files };
+  const file = lockPath(project.file);
+  const locked = pinned(input, spec, readLock(file), file);
+  const location = locked.type === "tarball" && !isUrl(locked.url) ? localPath(locked.url, projectDir) : locked.url;
+  return { kind: "pinned", input, locked, location };
+}
+
+function hashNamed(files: Record<string, string>, file: string, option: string): void {
+  const hash = hashFile(file);
+  if (hash === undefined) {
+    throw new ConfigError(
+      `${option} names ${file}, which is not a file keel can read.
+` +
+        "Fix: correct the path (a relative one is taken from the module that sets it).",
+    );
+  }
+  files[file] = hash;
+}
+
+export function hostFacts(config: ResolvedSystem, project: Project): HostFacts {
+  const files: Record<string, string> = {};
+  for (const [name, file] of Object.entries(config.environment.etc)) {
+    if (file.source !== null) hashNamed(files, file.source, `environment.etc."${name}".source`);
+  }
+  const kernel = config.boot.kernel;
+  if (kernel.source !== null) {
+    if (!["defconfig", "tinyconfig", "debian"].includes(kernel.baseConfig)) hashNamed(files, kernel.baseConfig, "boot.kernel.baseConfig");
+    for (const fragment of kernel.configFragments) hashNamed(files, fragment, "boot.kernel.configFragments");
+  }
+  const source = kernelSource(config, project);
+  return { mirror: hostMirror(), arch: debianArch(), busybox: hashFile(busyboxPath) ?? "missing", files, ...(source ? { kernelSource: source } : {}) };
 }

@@ -23,10 +23,10 @@ export const options = {
         example: "linux-image-6.1.0-28-amd64",
       }),
       baseConfig: mkOption({
-        type: types.str,
+        type: types.oneOf([types.enum(["defconfig", "tinyconfig", "debian"]), types.path]),
         default: "defconfig",
         description:
-          "Where a source kernel's .config starts: `defconfig`, `tinyconfig`, `debian` (Debian's own config), or a path to a config file.",
+          "Where a source kernel's .config starts: `defconfig`, `tinyconfig` (Kbuild's targets), `debian` (the config of Debian's prebuilt kernel, boot.kernel.debianPackage), or a path to a config file.",
         example: "tinyconfig",
       }),
       configFragments: mkOption({
@@ -39,7 +39,7 @@ export const options = {
         type: types.attrsOf(kernelSetting),
         default: {},
         description:
-          "Single Kconfig settings applied last, without the `CONFIG_` prefix. Each is checked after olddefconfig; one that does not stick is an error.",
+          'Single Kconfig settings applied last, without the `CONFIG_` prefix: "y", "m", "n", a number, or a string (a hex value like "0x1000" is written unquoted). Each is checked after olddefconfig; one that does not stick is an error naming what it depends on.',
         example: { VIRTIO_BLK: "y", LOCALVERSION: "-keel" },
       }),
     },

@@ -4,9 +4,9 @@
 // and fast: whether anything needs building is decided here.
 import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
-import { ConfigError } from "../errors.js";
+import type { LockedInput } from "../inputs/lock.js";
 
-export type StepKind = "kernel" | "rootfs" | "initrd" | "system" | "image";
+export type StepKind = "source" | "kernel" | "rootfs" | "initrd" | "system" | "image";
 
 export interface Step {
   readonly kind: StepKind;
@@ -22,6 +22,11 @@ export interface Step {
   readonly lateInputs: readonly StepKind[];
   /** What the step reads from the configuration and the host: the input of its hash. */
   readonly slice: unknown;
+  /**
+   * What the builder needs that does not change its output, so is not
+   * hashed: where things are on this machine, which directory to reuse.
+   */
+  readonly local?: unknown;
 }
 
 export interface BuildPlan {
@@ -39,12 +44,19 @@ export interface HostFacts {
   readonly arch: string;
   /** The hash of the busybox binary the initrd is made with. */
   readonly busybox: string;
-  /** The hashes of files named by `environment.etc.*.source`, by path. */
+  /** The hashes of files the configuration names (`environment.etc.*.source`, kernel config fragments), by path. */
   readonly files: Readonly<Record<string, string>>;
+  /** The input `boot.kernel.source` names, as keel.lock pins it or as its tree is now. */
+  readonly kernelSource?: KernelSource;
 }
 
+/** A kernel source: pinned (fetched into the store once) or a tree used in place. */
+export type KernelSource =
+  | { readonly kind: "pinned"; readonly input: string; readonly locked: LockedInput; readonly location: string }
+  | { readonly kind: "tree"; readonly input: string; readonly path: string; readonly fingerprint: string };
+
 /** Bump a step's version when what its builder makes from the same inputs changes. */
-const versions: Record<StepKind, number> = { kernel: 1, rootfs: 3, initrd: 3, system: 1, image: 1 };
+const versions: Record<StepKind, number> = { source: 1, kernel: 2, rootfs: 3, initrd: 3, system: 1, image: 1 };
 
 function stepHash(kind: StepKind, slice: unknown, inputs: Readonly<Partial<Record<StepKind, Step>>>): string {
   const inputHashes = Object.fromEntries(Object.entries(inputs).map(([role, step]) => [role, step.hash]));
@@ -60,8 +72,9 @@ function makeStep(
   slice: unknown,
   inputs: Readonly<Partial<Record<StepKind, Step>>> = {},
   lateInputs: readonly StepKind[] = [],
+  local?: unknown,
 ): Step {
-  return { kind, name, hash: stepHash(kind, slice, inputs), inputs, lateInputs, slice };
+  return { kind, name, hash: stepHash(kind, slice, inputs), inputs, lateInputs, slice, ...(local === undefined ? {} : { local }) };
 }
 
 /** JSON with sorted keys, so that equal values hash equally. */
@@ -102,19 +115,74 @@ export interface PlanOptions {
   readonly image?: boolean;
 }
 
-export function planSystem(system: string, config: ResolvedSystem, host: HostFacts, options: PlanOptions = {}): BuildPlan {
-  if (config.boot.kernel.source !== null) {
-    throw new ConfigError(
-      `boot.kernel.source is "${config.boot.kernel.source}", but keel does not build kernels from source yet; it would silently build Debian's kernel instead.\n` +
-        "Fix: set boot.kernel.source to null to boot Debian's kernel (boot.kernel.debianPackage) until kernels from source land.",
-    );
+/** What identifies a pinned input's content: the location it came from is not part of it. */
+function pinnedIdentity(locked: LockedInput): unknown {
+  switch (locked.type) {
+    case "debian-source":
+      return { type: locked.type, package: locked.package, version: locked.version, sha256: locked.sha256 };
+    case "tarball":
+      return { type: locked.type, sha256: locked.sha256 };
+    case "git":
+      return { type: locked.type, commit: locked.commit };
   }
+}
+
+/** What the source kernel step's builder needs beyond its slice. */
+export interface SourceKernelLocal {
+  /** The persistent Kbuild output directory's name under the store's builds/. */
+  readonly workspace: string;
+  /** A tree used in place (a path input); else the source step's output is the tree. */
+  readonly tree?: string;
+  /** The base config file (baseConfig given as a path) and the fragments, as paths here. */
+  readonly baseConfigFile?: string;
+  readonly fragments: readonly string[];
+}
+
+const kbuildBases = ["defconfig", "tinyconfig", "debian"];
+
+function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): Step[] {
+  const kernel = config.boot.kernel;
   const distro = distroOf(config, host);
-  const kernel = makeStep("kernel", `kernel-${config.boot.kernel.debianPackage}`, {
-    flavour: "debian",
-    package: config.boot.kernel.debianPackage,
-    distro,
-  });
+  if (kernel.source === null) {
+    return [makeStep("kernel", `kernel-${kernel.debianPackage}`, { flavour: "debian", package: kernel.debianPackage, distro })];
+  }
+  const source = host.kernelSource;
+  if (source === undefined || source.input !== kernel.source) throw new Error(`planSystem: no host facts for the kernel source input ${kernel.source}`);
+  const fetched =
+    source.kind === "pinned"
+      ? makeStep("source", `source-${source.input}`, pinnedIdentity(source.locked), {}, [], { input: source.input, locked: source.locked, location: source.location })
+      : undefined;
+  const baseIsFile = !kbuildBases.includes(kernel.baseConfig);
+  const local: SourceKernelLocal = {
+    workspace: `kernel-${source.input}-${host.arch}-${system}`,
+    ...(source.kind === "tree" ? { tree: source.path } : {}),
+    ...(baseIsFile ? { baseConfigFile: kernel.baseConfig } : {}),
+    fragments: kernel.configFragments,
+  };
+  const step = makeStep(
+    "kernel",
+    `kernel-${source.input}`,
+    {
+      flavour: "source",
+      tree: source.kind === "tree" ? source.fingerprint : null,
+      arch: host.arch,
+      baseConfig: baseIsFile ? { file: host.files[kernel.baseConfig] ?? "missing" } : kernel.baseConfig,
+      // Debian's own config comes from its prebuilt kernel package.
+      debian: kernel.baseConfig === "debian" ? { package: kernel.debianPackage, distro } : null,
+      fragments: kernel.configFragments.map((f) => host.files[f] ?? "missing"),
+      settings: kernel.settings,
+    },
+    fetched ? { source: fetched } : {},
+    [],
+    local,
+  );
+  return fetched ? [fetched, step] : [step];
+}
+
+export function planSystem(system: string, config: ResolvedSystem, host: HostFacts, options: PlanOptions = {}): BuildPlan {
+  const distro = distroOf(config, host);
+  const kernelPlan = kernelSteps(system, config, host);
+  const kernel = kernelPlan[kernelPlan.length - 1] as Step;
   const etc = Object.fromEntries(
     Object.entries(config.environment.etc).map(([name, file]) => [
       name,
@@ -162,10 +230,22 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     { kernelParams: config.boot.kernelParams },
     initrd ? { kernel, initrd, rootfs } : { kernel, rootfs },
   );
-  const steps = initrd ? [kernel, initrd, rootfs, top] : [kernel, rootfs, top];
+  const steps = [...kernelPlan, ...(initrd ? [initrd] : []), rootfs, top];
   if (options.image === true) {
     // The image is the root file system only: its size is the VM's disk size, its label the one stage 1 finds.
     steps.push(makeStep("image", `image-${config.networking.hostName}`, { diskSize: config.virtualisation.diskSize, label: rootLabel(root) }, { rootfs }));
   }
   return { system, steps, top };
+}
+
+/** The part of a plan that builds one step: it and what it reads, in the plan's order. */
+export function subPlan(plan: BuildPlan, top: Step): BuildPlan {
+  const needed = new Set<Step>();
+  const visit = (step: Step): void => {
+    if (needed.has(step)) return;
+    needed.add(step);
+    for (const input of Object.values(step.inputs)) visit(input);
+  };
+  visit(top);
+  return { system: plan.system, steps: plan.steps.filter((s) => needed.has(s)), top };
 }

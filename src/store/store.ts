@@ -15,6 +15,8 @@ export interface StepOutput {
   readonly built: boolean;
   /** Its size, measured once when it was built. */
   readonly bytes: number;
+  /** What the builder said about this build (the kernel's ccache hit rate); only when built. */
+  readonly note?: string;
 }
 
 export interface BuildRequest {
@@ -22,8 +24,16 @@ export interface BuildRequest {
   readonly name: string;
   /** Store paths this output refers to: kept alive by `keel gc` as long as it is. */
   readonly references: readonly string[];
-  /** Fills `out` (a fresh directory), appending what it runs to `log`. */
-  readonly build: (out: string, log: string) => Promise<void>;
+  /**
+   * Fills `out` (a fresh directory), appending what it runs to `log`; may
+   * return a note on the build. `workspace` is the persistent directory asked for.
+   */
+  readonly build: (out: string, log: string, workspace: string | undefined) => Promise<string | void>;
+  /**
+   * A directory under builds/ that the step keeps between builds (the kernel's
+   * Kbuild output): one build uses it at a time, whichever step it builds.
+   */
+  readonly workspace?: string;
   /** Called when another process holds the lock, with its pid. */
   readonly onWait?: (pid: number) => void;
 }
@@ -73,16 +83,24 @@ export class Store {
     await Promise.all(["tmp", "locks", "logs", "roots"].map((d) => mkdir(path.join(this.root, d), { recursive: true })));
     const lock = path.join(this.root, "locks", `${hash}-${name}.lock`);
     const token = await this.acquire(lock, request.onWait);
+    let workspaceLock: { lock: string; token: string } | undefined;
     try {
       if (existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
+      const workspace = request.workspace === undefined ? undefined : this.workspaceOf(request.workspace);
+      if (workspace !== undefined) {
+        const lock = path.join(this.root, "locks", `workspace-${path.basename(workspace)}.lock`);
+        workspaceLock = { lock, token: await this.acquire(lock, request.onWait) };
+        await mkdir(workspace, { recursive: true });
+      }
       const temporary = path.join(this.root, "tmp", `${hash}-${name}.${process.pid}.${randomBytes(4).toString("hex")}`);
       inProgress.add(temporary);
       let bytes: number;
+      let note: string | void;
       try {
         await mkdir(temporary);
         const log = this.logOf(hash, name);
         await writeFile(log, "");
-        await request.build(temporary, log);
+        note = await request.build(temporary, log, workspace);
         bytes = await sizeOf(temporary);
         const metadata: Metadata = { name, hash, references: request.references, bytes };
         await writeFile(path.join(temporary, metadataFile), `${JSON.stringify(metadata, null, 2)}\n`);
@@ -98,11 +116,16 @@ export class Store {
         await rm(temporary, { recursive: true, force: true });
         inProgress.delete(temporary);
       }
-      return { path: final, built: true, bytes };
+      return { path: final, built: true, bytes, ...(note ? { note } : {}) };
     } finally {
-      if ((await readFile(lock, "utf8").catch(() => "")) === token) await unlink(lock).catch(() => undefined);
-      inProgress.delete(lock);
+      if (workspaceLock) await release(workspaceLock.lock, workspaceLock.token);
+      await release(lock, token);
     }
+  }
+
+  /** A step's persistent directory (see BuildRequest.workspace). */
+  workspaceOf(name: string): string {
+    return path.join(this.root, "builds", name);
   }
 
   /**
@@ -195,6 +218,12 @@ export class Store {
     }
     return { bytes, entries };
   }
+}
+
+/** Removes a lock if it is still ours. */
+async function release(lock: string, token: string): Promise<void> {
+  if ((await readFile(lock, "utf8").catch(() => "")) === token) await unlink(lock).catch(() => undefined);
+  inProgress.delete(lock);
 }
 
 /** What an output records about itself, in `.keel-step.json`. */

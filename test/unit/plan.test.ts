@@ -1,9 +1,11 @@
 // Planning: step hashes change exactly when what a step reads changes.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { defineModule, mkForce } from "../../src/index.ts";
-import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
+import { evaluateSystem, type Project, type ResolvedSystem } from "../../src/config/project.ts";
 import { hostFacts } from "../../src/host/facts.ts";
 import { canonicalJson, needsInitrd, planSystem, type BuildPlan, type HostFacts } from "../../src/plan/plan.ts";
 
@@ -15,13 +17,12 @@ const base = defineModule({
   fileSystems: { "/": { device: "/dev/vda", fsType: "ext4" } },
 });
 
+function project(modules: object[], file = path.resolve("keel.config.ts")): Project {
+  return { file, inputs: { linux: { type: "debian-source", package: "linux-source-6.1" } }, systems: new Map([["test", modules]]) };
+}
+
 function configOf(...modules: object[]): ResolvedSystem {
-  const project = {
-    file: path.resolve("keel.config.ts"),
-    inputs: { linux: { type: "debian-source", package: "linux-source-6.1" } } as const,
-    systems: new Map([["test", modules]]),
-  };
-  return evaluateSystem(project, "test").config;
+  return evaluateSystem(project(modules), "test").config;
 }
 
 function hashes(plan: BuildPlan): Record<string, string> {
@@ -96,18 +97,78 @@ describe("step hashes", () => {
   });
 });
 
+describe("a kernel from source", () => {
+  const locked = {
+    type: "debian-source",
+    package: "linux-source-6.1",
+    version: "6.1.192-2",
+    url: "http://deb.debian.org/debian-security/pool/updates/main/l/linux/linux-source-6.1_6.1.192-2_all.deb",
+    sha256: "a".repeat(64),
+  } as const;
+  const pinnedHost: HostFacts = { ...host, kernelSource: { kind: "pinned", input: "linux", locked, location: locked.url } };
+  const small = defineModule({ boot: { kernel: { source: "linux", baseConfig: "tinyconfig", settings: { VIRTIO_BLK: "y" } } } });
+  const planOf = (hostFacts: HostFacts, ...modules: object[]) => planSystem("test", configOf(base, small, ...modules), hostFacts);
+  const sourceHashes = (hostFacts: HostFacts, ...modules: object[]) => hashes(planOf(hostFacts, ...modules));
+  const before = sourceHashes(pinnedHost);
+
+  it("is fetched by a source step before the kernel step, which builds in the system's own directory", () => {
+    const steps = planOf(pinnedHost).steps;
+    assert.deepEqual(steps.map((s) => s.kind), ["source", "kernel", "initrd", "rootfs", "system"]);
+    assert.deepEqual(Object.keys(steps[1]?.inputs ?? {}), ["source"]);
+    assert.deepEqual(steps[1]?.local, { workspace: "kernel-linux-amd64-test", fragments: [] });
+  });
+
+  it("a setting changes the kernel and what boots it, not the source", () => {
+    const after = sourceHashes(pinnedHost, defineModule({ boot: { kernel: { settings: { VIRTIO_NET: "y" } } } }));
+    assert.equal(after.source, before.source);
+    for (const kind of ["kernel", "initrd", "rootfs", "system"]) assert.notEqual(after[kind], before[kind], kind);
+  });
+
+  it("another pinned version changes the source and the kernel", () => {
+    const after = sourceHashes({ ...pinnedHost, kernelSource: { kind: "pinned", input: "linux", locked: { ...locked, version: "6.1.193-1" }, location: locked.url } });
+    assert.notEqual(after.source, before.source);
+    assert.notEqual(after.kernel, before.kernel);
+  });
+
+  it("where the pinned bytes come from is not part of any hash", () => {
+    const mirrored = { ...pinnedHost, kernelSource: { kind: "pinned", input: "linux", locked: { ...locked, url: "http://mirror.example/x.deb" }, location: "http://mirror.example/x.deb" } } as const;
+    assert.deepEqual(sourceHashes(mirrored), before);
+  });
+
+  it("a tree used in place has no source step; its fingerprint is in the kernel's hash", () => {
+    const tree = (fingerprint: string): HostFacts => ({ ...host, kernelSource: { kind: "tree", input: "linux", path: "/src/linux", fingerprint } });
+    const one = planOf(tree("1".repeat(64)));
+    assert.deepEqual(one.steps.map((s) => s.kind), ["kernel", "initrd", "rootfs", "system"]);
+    assert.equal((one.steps[0]?.local as { tree: string }).tree, "/src/linux");
+    assert.notEqual(hashes(planOf(tree("2".repeat(64)))).kernel, hashes(one).kernel);
+  });
+
+  it("a config fragment's content is part of the kernel's hash", () => {
+    const module = defineModule({ boot: { kernel: { configFragments: ["/srv/guest.config"] } } });
+    const one = sourceHashes({ ...pinnedHost, files: { "/srv/guest.config": "1".repeat(64) } }, module);
+    const two = sourceHashes({ ...pinnedHost, files: { "/srv/guest.config": "2".repeat(64) } }, module);
+    assert.notEqual(one.kernel, two.kernel);
+    assert.equal(one.source, two.source);
+  });
+
+  it("an input keel.lock does not pin is an error naming it and the command", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "keel-plan-"));
+    const file = path.join(dir, "keel.config.ts");
+    assert.throws(() => hostFacts(configOf(base, small), project([base, small], file)), {
+      message:
+        `The input \`linux' is not pinned: \`${path.join(dir, "keel.lock")}' does not pin it yet.\n` +
+        "Fix: run `keel lock` (pins what is missing) or `keel update linux` (pins it anew), and commit keel.lock.",
+    });
+    rmSync(dir, { recursive: true });
+  });
+});
+
 describe("what planning refuses", () => {
-  it("a kernel from source, until keel builds them, rather than Debian's kernel in its place", () =>
-    assert.throws(() => planSystem("test", configOf(base, defineModule({ boot: { kernel: { source: "linux" } } })), host), {
-      message:
-        'boot.kernel.source is "linux", but keel does not build kernels from source yet; it would silently build Debian\'s kernel instead.\n' +
-        "Fix: set boot.kernel.source to null to boot Debian's kernel (boot.kernel.debianPackage) until kernels from source land.",
-    }));
   it("an /etc source file that cannot be read", () =>
-    assert.throws(() => hostFacts(configOf(base, defineModule({ environment: { etc: { motd: { source: "/nonexistent/motd" } } } }))), {
+    assert.throws(() => hostFacts(configOf(base, defineModule({ environment: { etc: { motd: { source: "/nonexistent/motd" } } } })), project([])), {
       message:
-        'environment.etc."motd".source is /nonexistent/motd, which is not a file keel can read.\n' +
-        "Fix: correct the path (a relative one is taken from the module that sets it) or use `text`.",
+        'environment.etc."motd".source names /nonexistent/motd, which is not a file keel can read.\n' +
+        "Fix: correct the path (a relative one is taken from the module that sets it).",
     }));
 });
 

@@ -74,6 +74,30 @@ describe("store", () => {
     assert.deepEqual(waited, [process.pid]);
   });
 
+  it("two steps sharing a workspace take turns in it, and it outlives them; a builder's note is returned", async () => {
+    const store = freshStore();
+    const inside: string[] = [];
+    let overlapped = false;
+    const user = (tag: string) => async (out: string, _log: string, workspace: string | undefined) => {
+      if (inside.length > 0) overlapped = true;
+      inside.push(tag);
+      await appendFile(path.join(workspace as string, "history"), `${tag}\n`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await writeFile(path.join(out, "file"), tag);
+      inside.pop();
+      return `built ${tag}`;
+    };
+    const [one, two] = await Promise.all([
+      store.build({ hash: hash("w"), name: "kernel", references: [], workspace: "kernel-x", build: user("one") }),
+      store.build({ hash: hash("v"), name: "kernel", references: [], workspace: "kernel-x", build: user("two") }),
+    ]);
+    assert.equal(overlapped, false);
+    assert.deepEqual([one.note, two.note], ["built one", "built two"]);
+    assert.deepEqual(readFileSync(path.join(store.workspaceOf("kernel-x"), "history"), "utf8").split("\n").sort(), ["", "one", "two"]);
+    assert.deepEqual(readdirSync(path.join(store.root, "locks")), []);
+    assert.equal((await store.build({ hash: hash("w"), name: "kernel", references: [], workspace: "kernel-x", build: user("three") })).note, undefined, "a cached output has no note");
+  });
+
   it("a lock left by a dead process is taken over", async () => {
     const store = freshStore();
     await store.build({ hash: hash("0"), name: "warmup", references: [], build: writer("") });

@@ -1,0 +1,177 @@
+// The kernel step, source flavour: Kbuild out of tree (O=) in a persistent
+// build directory per system, so that a rebuild compiles only what changed,
+// and through ccache, so that a fresh directory compiles almost nothing.
+// The config is a base (defconfig, tinyconfig, Debian's, a file), then the
+// fragments (merge_config.sh), then the single settings, then olddefconfig;
+// every setting asked for is checked afterwards. Output, as Debian's kernel:
+//   vmlinuz  System.map  config  release  lib/modules/<release>/
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { cacheDir } from "../config/load.js";
+import { ConfigError } from "../errors.js";
+import type { SourceKernelLocal } from "../plan/plan.js";
+import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
+import { run, type BuildContext } from "./context.js";
+import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings, type KernelSetting } from "./kconfig.js";
+import { debianKernelConfig, type DebianKernelSlice } from "./kernel.js";
+
+export interface SourceKernelSlice {
+  readonly flavour: "source";
+  readonly arch: string;
+  readonly baseConfig: string | { readonly file: string };
+  readonly debian: DebianKernelSlice | null;
+  readonly settings: Readonly<Record<string, KernelSetting>>;
+}
+
+/** Where Kbuild reads and writes: the source tree and the persistent output directory. */
+export interface KbuildTree {
+  readonly src: string;
+  readonly obj: string;
+}
+
+const settingsFile = "keel-settings.config";
+const statsFile = "keel-ccache-stats.log";
+
+/**
+ * The environment keel runs Kbuild in: ccache set up for it, the fixed
+ * version stamp, and MAKEFLAGS so that a plain `make` in the build directory
+ * (`keel shell <system> kernel`) is the same build.
+ */
+export function kbuildEnv(env: NodeJS.ProcessEnv, tree: KbuildTree, arch: string): NodeJS.ProcessEnv {
+  return {
+    ...env,
+    ...reproducible,
+    ...ccacheEnv({ dir: ccacheDir(env), baseDir: commonBase(tree.src, tree.obj), statsLog: path.join(tree.obj, statsFile) }),
+    MAKEFLAGS: kbuildMakeflags(os.availableParallelism(), arch),
+  };
+}
+
+/** `make` for the tree: from the source, output in the build directory. */
+export function makeArgv(tree: KbuildTree, ...args: string[]): string[] {
+  return ["make", "-C", tree.src, `O=${tree.obj}`, ...args];
+}
+
+/** Names of Kconfig files in a source tree. */
+async function kconfigFiles(root: string, dir = ""): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(path.join(root, dir), { withFileTypes: true })) {
+    const relative = path.join(dir, entry.name);
+    if (entry.isDirectory() && entry.name !== ".git") found.push(...(await kconfigFiles(root, relative)));
+    else if (entry.isFile() && entry.name.startsWith("Kconfig")) found.push(relative);
+  }
+  return found;
+}
+
+/** Where a symbol is declared in the tree and what its entry depends on. */
+async function declaration(src: string, files: readonly string[], name: string): Promise<{ file: string; depends: string[] } | undefined> {
+  for (const file of files) {
+    const text = await readFile(path.join(src, file), "utf8");
+    if (!text.includes(name)) continue;
+    const depends = dependsOf(text, name);
+    if (depends !== undefined) return { file, depends };
+  }
+  return undefined;
+}
+
+/**
+ * Writes the build directory's .config from the base, the fragments and the
+ * settings, and checks that each setting asked for is in it. Returns the
+ * final config, parsed.
+ */
+export async function configureKernel(
+  context: BuildContext,
+  tree: KbuildTree,
+  slice: SourceKernelSlice,
+  local: SourceKernelLocal,
+): Promise<Map<string, string>> {
+  await mkdir(tree.obj, { recursive: true });
+  const config = path.join(tree.obj, ".config");
+  if (slice.baseConfig === "defconfig" || slice.baseConfig === "tinyconfig") await run(context, makeArgv(tree, slice.baseConfig));
+  else if (slice.debian !== null) await debianKernelConfig(context, path.join(tree.obj, "keel-debian"), slice.debian, config);
+  else await copyFile(local.baseConfigFile as string, config);
+  const settings = path.join(tree.obj, settingsFile);
+  await writeFile(settings, settingsFragment(slice.settings));
+  await run(context, [path.join(tree.src, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree.obj, config, ...local.fragments, settings], { cwd: tree.obj });
+  await run(context, makeArgv(tree, "olddefconfig"));
+  const final = parseConfig(await readFile(config, "utf8"));
+  const requested = new Map<string, string>();
+  for (const file of [...local.fragments, settings]) for (const [name, value] of parseConfig(await readFile(file, "utf8"))) requested.set(name, value);
+  const unmet = unmetSettings(requested, final);
+  if (unmet.length > 0) {
+    const files = await kconfigFiles(tree.src);
+    const lines = await Promise.all(unmet.map(async (u) => describeUnmet(u, await declaration(tree.src, files, u.name), final)));
+    throw new ConfigError(
+      `The kernel config did not take ${unmet.length === 1 ? "a setting" : `${unmet.length} settings`} asked for (boot.kernel.settings or a fragment):\n${lines.join("\n")}\n` +
+        "Fix: also set what each depends on, or drop the setting; the build directory's .config shows the result.",
+    );
+  }
+  return final;
+}
+
+/** How many objects a build of this config compiled last time, for a percentage. */
+function historyFile(env: NodeJS.ProcessEnv, config: string): string {
+  return path.join(cacheDir(env), "kernel-objects", createHash("sha256").update(config).digest("hex").slice(0, 32));
+}
+
+/** Counts Kbuild's compile lines and reports progress against the last build of the same config. */
+function progressCounter(context: BuildContext, expected: number | undefined): { onOutput: (text: string) => void; count: () => number } {
+  let compiled = 0;
+  let partial = "";
+  let shown = "";
+  return {
+    onOutput(text) {
+      const lines = (partial + text).split("\n");
+      partial = lines.pop() ?? "";
+      compiled += lines.filter((l) => /^\s+(CC|AS)(\s+\[M\])?\s/.test(l)).length;
+      const next = expected ? `${Math.min(99, Math.floor((compiled / expected) * 100))}%` : `${compiled} files`;
+      if (next !== shown) context.progress?.(next);
+      shown = next;
+    },
+    count: () => compiled,
+  };
+}
+
+/** Builds the kernel into `out`; returns the ccache summary. */
+export async function buildSourceKernel(context: BuildContext, out: string, slice: SourceKernelSlice, local: SourceKernelLocal, tree: KbuildTree): Promise<string> {
+  const env = kbuildEnv(context.env, tree, slice.arch);
+  const kbuild: BuildContext = { ...context, env };
+  const final = await configureKernel(kbuild, tree, slice, local);
+  const configText = await readFile(path.join(tree.obj, ".config"), "utf8");
+  const history = historyFile(context.env, configText);
+  const expected = Number(await readFile(history, "utf8").catch(() => "")) || undefined;
+  const stats = path.join(tree.obj, statsFile);
+  await rm(stats, { force: true });
+  const counter = progressCounter(kbuild, expected);
+  await run(kbuild, makeArgv(tree), { onOutput: counter.onOutput });
+  if (counter.count() > (expected ?? 0) / 2) {
+    await mkdir(path.dirname(history), { recursive: true });
+    await writeFile(history, `${counter.count()}\n`);
+  }
+  const release = (await run(kbuild, makeArgv(tree, "-s", "kernelrelease"))).stdout.trim();
+  const image = (await run(kbuild, makeArgv(tree, "-s", "image_name"))).stdout.trim();
+  await copyFile(path.join(tree.obj, image), path.join(out, "vmlinuz"));
+  await copyFile(path.join(tree.obj, "System.map"), path.join(out, "System.map"));
+  await writeFile(path.join(out, "config"), configText);
+  await writeFile(path.join(out, "release"), `${release}\n`);
+  const modules = path.join(out, "lib/modules", release);
+  if (final.get("MODULES") === "y") {
+    await run(kbuild, makeArgv(tree, "modules_install", `INSTALL_MOD_PATH=${out}`, "INSTALL_MOD_STRIP=1", "DEPMOD=true"));
+    // Links back into the build directory: the store's copy stands alone.
+    await rm(path.join(modules, "build"), { force: true });
+    await rm(path.join(modules, "source"), { force: true });
+  } else {
+    await mkdir(modules, { recursive: true });
+    for (const file of ["modules.order", "modules.builtin"]) {
+      const built = path.join(tree.obj, file);
+      if (existsSync(built)) await copyFile(built, path.join(modules, file));
+      else await writeFile(path.join(modules, file), "");
+    }
+  }
+  await run(context, ["depmod", "-b", out, release]);
+  const summary = describeStats(parseStatsLog(await readFile(stats, "utf8").catch(() => "")));
+  await writeFile(context.log, `${summary}\n`, { flag: "a" });
+  return summary;
+}
