@@ -12,7 +12,10 @@ export const doctorCommand = defineCommand({
   description:
     "Checks the programs keel runs (with the Debian package of each missing one), that mmdebstrap can\n" +
     "build from the mirror, that QEMU is present, and whether KVM works (by booting a kernel from the\n" +
-    "store under it, with a timeout). Exits 0 only when every check passes; KVM is a notice, not a failure.",
+    "store under it, with a timeout). For kernels it compiles hello.c twice through ccache with exactly\n" +
+    "the environment keel builds kernels in (the cache: $KEEL_CCACHE_DIR, else $XDG_CACHE_HOME/keel/ccache),\n" +
+    "expecting the second compile to hit, and runs Kbuild's compiler and assembler probes through it.\n" +
+    "Exits 0 only when every check passes; KVM is a notice, not a failure.",
   positionals: [],
   options: {
     fix: { type: "boolean", description: "Install the missing Debian packages with apt-get (needs root)." },
@@ -25,12 +28,12 @@ export const doctorCommand = defineCommand({
   ],
   async run(context, { values }) {
     const store = storeDir(context.env, values.store, context.cwd);
-    let checks = await runDoctor(store);
+    let checks = await runDoctor(store, context.env);
     let missing = missingPackages(checks);
     if (values.fix && missing.length > 0) {
       context.out.stderr(`installing: ${missing.join(" ")}\n`);
       await exec(["apt-get", "install", "-y", ...missing], { env: { ...context.env, DEBIAN_FRONTEND: "noninteractive" }, onOutput: (t) => context.out.stderr(t) });
-      checks = await runDoctor(store);
+      checks = await runDoctor(store, context.env);
       missing = missingPackages(checks);
     }
     if (values.json) {

@@ -1,11 +1,12 @@
 // `keel doctor`, host half: are the programs keel runs here, can mmdebstrap
-// build, is QEMU present, does KVM work. Each check says what is wrong and the
+// build, is QEMU present, does KVM work; ccache's half is in ccache.ts. Each check says what is wrong and the
 // fix; the Debian packages for all missing programs make one apt-get line.
 import { existsSync } from "node:fs";
 import { open, readdir } from "node:fs/promises";
 import path from "node:path";
 import { exec } from "./exec.js";
 import { busyboxPath, hostMirror } from "./facts.js";
+import { ccacheChecks } from "./ccache.js";
 import { probeKvm } from "./kvm.js";
 
 export interface Check {
@@ -35,6 +36,13 @@ const programs: readonly Program[] = [
   { name: "qemu-img", argv: ["qemu-img", "--version"], packageName: "qemu-utils", version: /version (\S+)/ },
   { name: "mke2fs", argv: ["mke2fs", "-V"], packageName: "e2fsprogs", version: /mke2fs (\S+)/ },
   { name: "ssh", argv: ["ssh", "-V"], packageName: "openssh-client", version: /OpenSSH_(\S+?),/ },
+  { name: "gcc", argv: ["gcc", "--version"], packageName: "gcc", version: /\) (\S+)/ },
+  { name: "make", argv: ["make", "--version"], packageName: "make", version: /Make (\S+)/ },
+  { name: "bc", argv: ["bc", "--version"], packageName: "bc", version: /bc (\S+)/ },
+  { name: "flex", argv: ["flex", "--version"], packageName: "flex", version: /flex (\S+)/ },
+  { name: "bison", argv: ["bison", "--version"], packageName: "bison", version: /\) (\S+)/ },
+  { name: "libelf headers", argv: ["sh", "-c", "test -e /usr/include/gelf.h && echo present"], packageName: "libelf-dev", version: /(\S+)/ },
+  { name: "openssl headers", argv: ["sh", "-c", "test -e /usr/include/openssl/ssl.h && echo present"], packageName: "libssl-dev", version: /(\S+)/ },
   { name: "newuidmap", argv: ["sh", "-c", "command -v newuidmap"], packageName: "uidmap", version: /(\S+)/, rootless: true },
 ];
 
@@ -93,10 +101,11 @@ async function someKernel(store: string): Promise<string | undefined> {
   return kernel === undefined ? undefined : path.join(store, kernel, "vmlinuz");
 }
 
-export async function runDoctor(store: string): Promise<Check[]> {
+export async function runDoctor(store: string, env: NodeJS.ProcessEnv): Promise<Check[]> {
   const rootless = process.getuid?.() !== 0;
   const checks = await Promise.all(programs.filter((p) => rootless || !p.rootless).map(checkProgram));
   checks.push(await checkBusybox());
+  checks.push(...(await ccacheChecks(env, store)));
   if (checks.find((c) => c.name === "mmdebstrap")?.status === "ok") checks.push(await checkMmdebstrap(hostMirror()));
   if (checks.find((c) => c.name === "qemu-system-x86_64")?.status === "ok") {
     const kvm = await probeKvm(await someKernel(store));

@@ -174,13 +174,13 @@ function indent(text: string): string {
  * 128 + the signal's number if a signal ended it. Ctrl-C belongs to the
  * program meanwhile: keel ignores SIGINT so that it can clean up afterwards.
  */
-export function runInteractive(argv: readonly string[], options: { readonly env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+export function runInteractive(argv: readonly string[], options: { readonly env?: NodeJS.ProcessEnv; readonly cwd?: string } = {}): Promise<number> {
   const [program, ...args] = argv;
   if (program === undefined) throw new Error("runInteractive: empty argv");
   const ignore = (): void => undefined;
   process.on("SIGINT", ignore);
   return new Promise<number>((resolve, reject) => {
-    const child = spawn(program, args, { stdio: "inherit", env: options.env });
+    const child = spawn(program, args, { stdio: "inherit", env: options.env, cwd: options.cwd });
     child.on("error", (error) => reject(new ProcessError(`"${showCommand(argv)}" could not be started: ${error.message}`, argv, null, null, "")));
     child.on("close", (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
   }).finally(() => process.removeListener("SIGINT", ignore));
