@@ -2,9 +2,10 @@
 // `keel run qemu` boots it; `ssh -p 2222 localhost` reaches its sshd.
 import { defineModule } from "keel";
 import common from "./common";
+import { kernels } from "./kernels";
 
 export default defineModule({
-  imports: [common],
+  imports: [common, kernels.debian],
   boot: {
     kernelParams: ["console=ttyS0"],
     initrd: { availableKernelModules: ["virtio_pci", "virtio_blk", "virtio_net", "ext4"] },

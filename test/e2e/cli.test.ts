@@ -119,7 +119,8 @@ describe("the seed example", () => {
     assert.equal(result.code, 0, result.stderr);
     const config = JSON.parse(result.stdout);
     assert.equal(config.boot.kernel.source, "linux");
-    assert.equal(config.boot.kernel.baseConfig, "debian");
+    assert.equal(config.boot.kernel.baseConfig, "defconfig");
+    assert.equal(config.boot.kernel.settings.BLK_DEV_NVME, "m", "the NVMe driver its hardware needs, which defconfig lacks");
     assert.ok(config.boot.initrd.availableKernelModules.includes("nvme"), "from aethelred-hardware.ts");
     assert.deepEqual(config.fileSystems["/boot"].options, ["fmask=0077", "dmask=0077"]);
     assert.equal(config.deploy.targetHost, "root@192.168.2.3");

@@ -1,0 +1,180 @@
+// Kernels from source end to end, with Debian's linux-source-6.1: the seed's
+// qemu switched to its small kernel in one line builds through ccache into a
+// fresh cache; a fresh build directory then compiles almost nothing; a no-op
+// build skips the kernel step; `keel shell … kernel` is the same build;
+// `keel doctor`'s ccache checks pass, and fail with the fix when the cache
+// cannot be written; the kernel boots under `keel run`.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { BuildEvent } from "../../src/build/realize.ts";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-kernel-"));
+chmodSync(scratch, 0o755);
+const store = path.join(scratch, "store");
+const env = {
+  ...process.env,
+  XDG_CACHE_HOME: path.join(scratch, "cache"),
+  XDG_STATE_HOME: path.join(scratch, "state"),
+  KEEL_STORE: store,
+  KEEL_CCACHE_DIR: path.join(scratch, "ccache"),
+};
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly events: BuildEvent[];
+}
+
+function keel(args: readonly string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}, user?: string): Promise<Run> {
+  const argv = [process.execPath, path.join(root, "bin/keel.js"), ...args];
+  const command = user ? ["setpriv", `--reuid=${user}`, `--regid=${user}`, "--clear-groups", "--", ...argv] : argv;
+  return new Promise((resolve) => {
+    const child = spawn(command[0] as string, command.slice(1), { cwd, env: { ...env, ...extraEnv }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+    child.on("close", (code) => {
+      const events = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as BuildEvent);
+      resolve({ code, stdout, stderr, events });
+    });
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The kernel step's `done` event: its store path and the ccache figures. */
+function kernelDone(run: Run): { path: string; hits: number; misses: number; rate: number } {
+  const done = run.events.find((e): e is Extract<BuildEvent, { type: "done" }> => e.type === "done" && e.step === "kernel");
+  assert.ok(done, `no kernel step in:\n${run.stdout}\n${run.stderr}`);
+  const match = /^ccache (\d+) hits, (\d+) misses, ([\d.]+)% hit rate$/.exec(done.note ?? "");
+  assert.ok(match, `the kernel step reports ccache: ${done.note}`);
+  return { path: done.path, hits: Number(match[1]), misses: Number(match[2]), rate: Number(match[3]) };
+}
+
+describe("kernels from source", () => {
+  const dir = path.join(scratch, "seed");
+  const key = path.join(scratch, "key");
+  let port: number;
+  let release: string;
+
+  before(async () => {
+    port = await freePort();
+    cpSync(path.join(root, "examples/seed"), dir, { recursive: true, filter: (f) => !path.basename(f).startsWith("result-") });
+    mkdirSync(path.join(dir, "node_modules"));
+    symlinkSync(root, path.join(dir, "node_modules/keel"));
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+    // The switch the README shows: one line of qemu.ts.
+    const qemu = path.join(dir, "qemu.ts");
+    const original = readFileSync(qemu, "utf8");
+    const switched = original.replace("kernels.debian", "kernels.small");
+    assert.equal(original.split("\n").filter((line, i) => line !== switched.split("\n")[i]).length, 1);
+    writeFileSync(qemu, switched);
+    // This test's own port and key, as a user of the seed would edit common.ts.
+    writeFileSync(
+      path.join(dir, "local.ts"),
+      `import { defineModule, mkForce } from "keel";\nexport default defineModule({\n` +
+        `  virtualisation: { forwardPorts: mkForce([{ host: { port: ${port} }, guest: { port: 22 } }]) },\n` +
+        `  users: { users: { root: { openssh: { authorizedKeys: { keys: [${JSON.stringify(readFileSync(`${key}.pub`, "utf8").trim())}] } } } } },\n});\n`,
+    );
+    writeFileSync(qemu, `import local from "./local";\n${switched.replace("imports: [common, kernels.small]", "imports: [common, kernels.small, local]")}`);
+  });
+
+  after(async () => {
+    await keel(["vm", "stop", "qemu", "--force"], dir);
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  test("the small kernel builds from linux-source-6.1 through ccache into a fresh cache", async () => {
+    const run = await keel(["build", "qemu", "--json"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    const kernel = kernelDone(run);
+    release = readFileSync(path.join(kernel.path, "release"), "utf8").trim();
+    assert.match(release, /^6\.1\.\d+-keel-small$/);
+    assert.ok(kernel.misses > 1000, `a cold cache misses: ${kernel.misses}`);
+    const config = readFileSync(path.join(kernel.path, "config"), "utf8");
+    for (const setting of ["CONFIG_64BIT=y", "CONFIG_VIRTIO_BLK=y", "CONFIG_OVERLAY_FS=y", 'CONFIG_LOCALVERSION="-keel-small"', "# CONFIG_LOCALVERSION_AUTO is not set"]) {
+      assert.ok(config.includes(`${setting}\n`), setting);
+    }
+    const progress = run.events.filter((e) => e.type === "progress" && e.step === "kernel");
+    assert.ok(progress.length > 10, "the kernel step reports progress while it builds");
+    console.log(`# cold: ${kernel.hits} hits, ${kernel.misses} misses`);
+  });
+
+  test("again in a fresh build directory, the warm cache hits more than 90%", async () => {
+    for (const name of readdirSync(store)) if (name.endsWith("-kernel-linux")) rmSync(path.join(store, name), { recursive: true });
+    rmSync(path.join(store, "builds"), { recursive: true });
+    const run = await keel(["build", "qemu", "--json"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    const kernel = kernelDone(run);
+    assert.ok(kernel.rate > 90, `hit rate ${kernel.rate}% (${kernel.hits} hits, ${kernel.misses} misses)`);
+    assert.ok(run.events.some((e) => e.type === "progress" && e.step === "kernel" && /%$/.test(e.text)), "a build of a config seen before shows a percentage");
+    console.log(`# warm, fresh build directory: ${kernel.hits} hits, ${kernel.misses} misses, ${kernel.rate}%`);
+  });
+
+  test("a no-op build skips the kernel step entirely", async () => {
+    const run = await keel(["build", "qemu", "--json"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.events.filter((e) => e.type === "start"), []);
+    const plan = run.events.find((e) => e.type === "plan");
+    assert.ok(plan?.type === "plan" && plan.steps.every((s) => s.cached));
+  });
+
+  test("keel shell … kernel: make there is keel's build", async () => {
+    const shell = await keel(["shell", "qemu", "kernel", "--", "make", "-s", "kernelrelease"], dir);
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.equal(shell.stdout, `${release}\n`);
+    assert.match(shell.stderr, /^\$ .*make -C \S+-source-linux O=\S+\/builds\/kernel-linux-amd64-qemu olddefconfig$/m, "the commands it ran are shown");
+    const flags = await keel(["shell", "qemu", "kernel", "--", "sh", "-c", "echo $MAKEFLAGS; echo $CCACHE_DIR"], dir);
+    assert.equal(flags.stdout, `-j${os.availableParallelism()} ARCH=x86_64 CC=ccache\\ gcc HOSTCC=ccache\\ gcc LOCALVERSION=\n${env.KEEL_CCACHE_DIR}\n`);
+  });
+
+  test("keel doctor's ccache checks pass: hello.c hits the second time, Kbuild's probes accept the wrapper", async () => {
+    const doctor = await keel(["doctor"], dir);
+    assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, /^✓ ccache hits +hello\.c compiled twice in two directories: miss, then hit$/m);
+    assert.match(doctor.stdout, /^✓ Kbuild compiler probe +cc-version\.sh says "GCC \d+"$/m);
+    assert.match(doctor.stdout, /^✓ Kbuild assembler probe +as-version\.sh says "GNU \d+"$/m);
+  });
+
+  test("keel doctor fails with the fix when the ccache directory cannot be written", async () => {
+    // Owned by root and not writable by others; as root, the check runs as nobody.
+    const locked = path.join(scratch, "locked-ccache");
+    mkdirSync(locked);
+    chmodSync(locked, 0o555);
+    const asOther = process.getuid?.() === 0 ? "65534" : undefined;
+    const home = path.join(scratch, "other-home");
+    mkdirSync(home);
+    if (asOther !== undefined) execFileSync("chown", [asOther, home]);
+    const doctor = await keel(["doctor"], "/", { KEEL_CCACHE_DIR: locked, HOME: home, XDG_CACHE_HOME: path.join(home, "cache"), KEEL_STORE: path.join(home, "store") }, asOther);
+    assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, new RegExp(`^✗ ccache directory +${locked} is not writable \\(EACCES\\), so ccache would fail every kernel compile \\("Failed to create directory"\\)\\. Fix: \`chown -R \\S+ ${locked}\`, or point KEEL_CCACHE_DIR at a directory you own$`, "m"));
+  });
+
+  test("the small kernel boots under keel run: uname -r is its release, systemd has all it needs", async () => {
+    const run = await keel(["run", "qemu", "--detach", "--wait-ssh", "--timeout", "240"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    const uname = await keel(["ssh", "qemu", "--", "uname", "-r"], dir);
+    assert.equal(uname.code, 0, uname.stderr);
+    assert.equal(uname.stdout, `${release}\n`);
+    const state = await keel(["ssh", "qemu", "--", "systemctl is-system-running --wait; systemctl --failed --no-legend"], dir);
+    assert.equal(state.stdout, "running\n", "no unit failed for want of a kernel feature");
+    const stop = await keel(["vm", "stop", "qemu"], dir);
+    assert.equal(stop.code, 0, stop.stderr);
+  });
+});
