@@ -1,7 +1,7 @@
 // Realizing a plan: each step not in the store is built into it once its
 // inputs are there (or, for late inputs, under way), and every step reports
 // start, wait, done or failure as an event.
-import type { BuildPlan, Step, StepKind } from "../plan/plan.js";
+import type { BuildPlan, SourceKernelLocal, Step, StepKind } from "../plan/plan.js";
 import type { Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
 import { buildImage, type ImageSlice } from "./image.js";
@@ -11,7 +11,6 @@ import { buildDebianKernel, type DebianKernelSlice } from "./kernel.js";
 import { buildRootfs, type RootfsSlice } from "./rootfs.js";
 import { buildSource, type SourceLocal } from "./source.js";
 import { buildSystem } from "./system.js";
-import type { SourceKernelLocal } from "../plan/plan.js";
 
 export type BuildEvent =
   | { readonly type: "plan"; readonly system: string; readonly steps: readonly PlannedStep[] }
@@ -122,6 +121,7 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
       const paths = Object.fromEntries(inputs.map(([role, input]) => [role, store.pathOf(input.hash, input.name)]));
       const stepStarted = performance.now();
       if (!store.has(step.hash, step.name)) options.onEvent({ type: "start", step: step.kind });
+      const workspace = workspaceOf(step);
       let result;
       try {
         result = await store.build({
@@ -129,8 +129,8 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
           name: step.name,
           references: Object.values(paths),
           onWait: (pid) => options.onEvent({ type: "wait", step: step.kind, pid }),
-          ...(workspaceOf(step) ? { workspace: workspaceOf(step) } : {}),
-          build: (out, log, workspace) => buildStep(step, out, contextFor(step, log), paths, lateReady, workspace),
+          ...(workspace ? { workspace } : {}),
+          build: (out, log, directory) => buildStep(step, out, contextFor(step, log), paths, lateReady, directory),
         });
       } catch (error) {
         // The first failure is the one to report; the steps it stops fail after it.

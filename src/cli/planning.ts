@@ -27,9 +27,10 @@ export interface PlannedSystem {
 }
 
 export async function planFor(context: Context, system: string, store: string | undefined, options: PlanOptions = {}): Promise<PlannedSystem> {
-  const evaluated = evaluateSystem(await context.project(), system);
+  const project = await context.project();
+  const evaluated = evaluateSystem(project, system);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
-  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config, await context.project()), options);
+  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config, project), options);
   return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 
