@@ -81,7 +81,7 @@ export const shellCommand = defineCommand({
   examples: [
     ["keel shell qemu rootfs", "Look around the qemu system's root filesystem."],
     ["keel shell qemu rootfs -- cat /etc/fstab", "Run one command in it."],
-    ["keel shell aethelred kernel", "A shell in aethelred's kernel build; try `make menuconfig` or `make drivers/nvme/`."],
+    ["keel shell aethelred kernel", "A shell in aethelred's kernel build; try `make drivers/nvme/`, or `make menuconfig` (needs libncurses-dev)."],
     ["keel shell aethelred kernel -- make -s kernelrelease", "Run one make there."],
   ],
   async run(context, { values, positionals, rest: command }) {
