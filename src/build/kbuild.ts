@@ -13,7 +13,7 @@ import path from "node:path";
 import { cacheDir } from "../config/load.js";
 import { ConfigError } from "../errors.js";
 import type { SourceKernelLocal } from "../plan/plan.js";
-import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
+import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
 import { run, type BuildContext } from "./context.js";
 import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings, type KernelSetting } from "./kconfig.js";
 import { debianKernelConfig, type DebianKernelSlice } from "./kernel.js";
@@ -49,17 +49,24 @@ export function kbuildEnv(env: NodeJS.ProcessEnv, tree: KbuildTree, arch: string
   };
 }
 
+/** The directory under arch/ that Kbuild builds a Debian architecture from. */
+function kbuildSrcarch(debianArch: string): string {
+  const arch = kbuildArch(debianArch);
+  return arch === "x86_64" || arch === "i386" ? "x86" : arch;
+}
+
 /** `make` for the tree: from the source, output in the build directory. */
 export function makeArgv(tree: KbuildTree, ...args: string[]): string[] {
   return ["make", "-C", tree.src, `O=${tree.obj}`, ...args];
 }
 
-/** Names of Kconfig files in a source tree. */
-async function kconfigFiles(root: string, dir = ""): Promise<string[]> {
+/** Names of Kconfig files in a source tree, of the architecture's own arch/ directory only (arm64 declares KVM too). */
+async function kconfigFiles(root: string, srcarch: string, dir = ""): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir(path.join(root, dir), { withFileTypes: true })) {
     const relative = path.join(dir, entry.name);
-    if (entry.isDirectory() && entry.name !== ".git") found.push(...(await kconfigFiles(root, relative)));
+    const otherArch = dir === "arch" && entry.name !== srcarch;
+    if (entry.isDirectory() && entry.name !== ".git" && !otherArch) found.push(...(await kconfigFiles(root, srcarch, relative)));
     else if (entry.isFile() && entry.name.startsWith("Kconfig")) found.push(relative);
   }
   return found;
@@ -101,7 +108,7 @@ export async function configureKernel(
   for (const file of [...local.fragments, settings]) for (const [name, value] of parseConfig(await readFile(file, "utf8"))) requested.set(name, value);
   const unmet = unmetSettings(requested, final);
   if (unmet.length > 0) {
-    const files = await kconfigFiles(tree.src);
+    const files = await kconfigFiles(tree.src, kbuildSrcarch(slice.arch));
     const lines = await Promise.all(unmet.map(async (u) => describeUnmet(u, await declaration(tree.src, files, u.name), final)));
     throw new ConfigError(
       `The kernel config did not take ${unmet.length === 1 ? "a setting" : `${unmet.length} settings`} asked for (boot.kernel.settings or a fragment):\n${lines.join("\n")}\n` +
