@@ -6,6 +6,7 @@ import type { Project, ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
 import { lockPath, pinned, readLock } from "../inputs/lock.js";
 import { isUrl, localPath } from "../inputs/resolve.js";
+import { isNamedBaseConfig } from "../options/kernel.js";
 import type { HostFacts, KernelSource } from "../plan/plan.js";
 
 export const busyboxPath = "/bin/busybox";
@@ -110,7 +111,7 @@ export function hostFacts(config: ResolvedSystem, project: Project): HostFacts {
   }
   const kernel = config.boot.kernel;
   if (kernel.source !== null) {
-    if (!["defconfig", "tinyconfig", "debian"].includes(kernel.baseConfig)) hashNamed(files, kernel.baseConfig, "boot.kernel.baseConfig");
+    if (!isNamedBaseConfig(kernel.baseConfig)) hashNamed(files, kernel.baseConfig, "boot.kernel.baseConfig");
     for (const fragment of kernel.configFragments) hashNamed(files, fragment, "boot.kernel.configFragments");
   }
   const source = kernelSource(config, project);

@@ -6,6 +6,13 @@ import { types } from "../config/types.js";
 
 const kernelSetting = types.oneOf([types.enum(["y", "m", "n"]), types.str, types.int]);
 
+/** The named bases of a source kernel's config; anything else in boot.kernel.baseConfig is a file. */
+const namedBaseConfigs = ["defconfig", "tinyconfig", "debian"] as const;
+
+export function isNamedBaseConfig(baseConfig: string): boolean {
+  return (namedBaseConfigs as readonly string[]).includes(baseConfig);
+}
+
 export const options = {
   boot: {
     kernel: {
@@ -23,7 +30,7 @@ export const options = {
         example: "linux-image-6.1.0-28-amd64",
       }),
       baseConfig: mkOption({
-        type: types.oneOf([types.enum(["defconfig", "tinyconfig", "debian"]), types.path]),
+        type: types.oneOf([types.enum(namedBaseConfigs), types.path]),
         default: "defconfig",
         description:
           "Where a source kernel's .config starts: `defconfig`, `tinyconfig` (Kbuild's targets), `debian` (the config of Debian's prebuilt kernel, boot.kernel.debianPackage), or a path to a config file.",

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
 import type { LockedInput } from "../inputs/lock.js";
+import { isNamedBaseConfig } from "../options/kernel.js";
 
 export type StepKind = "source" | "kernel" | "rootfs" | "initrd" | "system" | "image";
 
@@ -138,8 +139,6 @@ export interface SourceKernelLocal {
   readonly fragments: readonly string[];
 }
 
-const kbuildBases = ["defconfig", "tinyconfig", "debian"];
-
 function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): Step[] {
   const kernel = config.boot.kernel;
   const distro = distroOf(config, host);
@@ -152,7 +151,7 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
     source.kind === "pinned"
       ? makeStep("source", `source-${source.input}`, pinnedIdentity(source.locked), {}, [], { input: source.input, locked: source.locked, location: source.location })
       : undefined;
-  const baseIsFile = !kbuildBases.includes(kernel.baseConfig);
+  const baseIsFile = !isNamedBaseConfig(kernel.baseConfig);
   const local: SourceKernelLocal = {
     workspace: `kernel-${source.input}-${host.arch}-${system}`,
     ...(source.kind === "tree" ? { tree: source.path } : {}),
