@@ -3,12 +3,12 @@
 // kernels with, run Kbuild's own compiler and assembler probes through it, and
 // say what to fix when the second compile does not hit the cache.
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { compiler, ccacheDir, parseStatsLog } from "../build/ccache.js";
 import { kbuildEnv } from "../build/kbuild.js";
+import { Store } from "../store/store.js";
 import type { Check } from "./doctor.js";
 import { exec, showCommand } from "./exec.js";
 import { debianArch } from "./facts.js";
@@ -26,13 +26,6 @@ async function writable(dir: string): Promise<string | undefined> {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
   }
-}
-
-/** A Linux source in the store, whose scripts/ holds Kbuild's probes. */
-async function storeSource(store: string): Promise<string | undefined> {
-  const names = await readdir(store).catch(() => [] as string[]);
-  const source = names.find((n) => /^[0-9a-f]{32}-source-/.test(n) && existsSync(path.join(store, n, "scripts/as-version.sh")));
-  return source === undefined ? undefined : path.join(store, source);
 }
 
 async function kbuildProbe(name: string, script: string, env: NodeJS.ProcessEnv, expected: RegExp, what: string): Promise<Check> {
@@ -71,13 +64,15 @@ export async function ccacheChecks(env: NodeJS.ProcessEnv, store: string): Promi
   }
   checks.push({ name: "ccache directory", status: "ok", detail: dir });
   checks.push(await helloTwice(env));
-  const source = await storeSource(store);
+  // A Linux source in the store holds Kbuild's probes.
+  const asVersion = await new Store(store).findFile("source-", "scripts/as-version.sh");
+  const scripts = asVersion === undefined ? undefined : path.dirname(asVersion);
   const probeEnv = kbuildEnv(env, { src: os.tmpdir(), obj: os.tmpdir() }, debianArch());
-  if (source === undefined) {
+  if (scripts === undefined) {
     checks.push({ name: "Kbuild probes", status: "notice", detail: "not run: no kernel source in the store yet (building a system with boot.kernel.source fetches one)" });
   } else {
-    checks.push(await kbuildProbe("Kbuild compiler probe", path.join(source, "scripts/cc-version.sh"), probeEnv, /^GCC \d+/, "compiler"));
-    checks.push(await kbuildProbe("Kbuild assembler probe", path.join(source, "scripts/as-version.sh"), probeEnv, /^GNU \d+/, "assembler"));
+    checks.push(await kbuildProbe("Kbuild compiler probe", path.join(scripts, "cc-version.sh"), probeEnv, /^GCC \d+/, "compiler"));
+    checks.push(await kbuildProbe("Kbuild assembler probe", path.join(scripts, "as-version.sh"), probeEnv, /^GNU \d+/, "assembler"));
   }
   return checks;
 }

@@ -2,11 +2,11 @@
 // build, is QEMU present, does KVM work; ccache's half is in ccache.ts. Each check says what is wrong and the
 // fix; the Debian packages for all missing programs make one apt-get line.
 import { existsSync } from "node:fs";
-import { open, readdir } from "node:fs/promises";
-import path from "node:path";
+import { open } from "node:fs/promises";
+import { Store } from "../store/store.js";
+import { ccacheChecks } from "./ccache.js";
 import { exec } from "./exec.js";
 import { busyboxPath, hostMirror } from "./facts.js";
-import { ccacheChecks } from "./ccache.js";
 import { probeKvm } from "./kvm.js";
 
 export interface Check {
@@ -94,13 +94,6 @@ async function checkMmdebstrap(mirror: string): Promise<Check> {
   };
 }
 
-/** The newest kernel in the store, to probe KVM with. */
-async function someKernel(store: string): Promise<string | undefined> {
-  const names = await readdir(store).catch(() => [] as string[]);
-  const kernel = names.find((n) => /^[0-9a-f]{32}-kernel-/.test(n) && existsSync(path.join(store, n, "vmlinuz")));
-  return kernel === undefined ? undefined : path.join(store, kernel, "vmlinuz");
-}
-
 export async function runDoctor(store: string, env: NodeJS.ProcessEnv): Promise<Check[]> {
   const rootless = process.getuid?.() !== 0;
   const checks = await Promise.all(programs.filter((p) => rootless || !p.rootless).map(checkProgram));
@@ -108,7 +101,7 @@ export async function runDoctor(store: string, env: NodeJS.ProcessEnv): Promise<
   checks.push(...(await ccacheChecks(env, store)));
   if (checks.find((c) => c.name === "mmdebstrap")?.status === "ok") checks.push(await checkMmdebstrap(hostMirror()));
   if (checks.find((c) => c.name === "qemu-system-x86_64")?.status === "ok") {
-    const kvm = await probeKvm(await someKernel(store));
+    const kvm = await probeKvm(await new Store(store).findFile("kernel-", "vmlinuz"));
     checks.push(
       kvm.usable
         ? { name: "kvm", status: "ok", detail: "a kernel boots under KVM" }

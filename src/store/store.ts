@@ -123,6 +123,13 @@ export class Store {
     }
   }
 
+  /** A file in some output whose name starts with `name` (`kernel-`), if the store has one. */
+  async findFile(name: string, file: string): Promise<string | undefined> {
+    const entries = await readdir(this.root).catch(() => [] as string[]);
+    const entry = entries.find((n) => /^[0-9a-f]{32}-/.test(n) && n.slice(33).startsWith(name) && existsSync(path.join(this.root, n, file)));
+    return entry === undefined ? undefined : path.join(this.root, entry, file);
+  }
+
   /** A step's persistent directory (see BuildRequest.workspace). */
   workspaceOf(name: string): string {
     return path.join(this.root, "builds", name);
