@@ -86,14 +86,14 @@ async function declaration(src: string, files: readonly string[], name: string):
 /**
  * Writes the build directory's .config from the base, the fragments and the
  * settings, and checks that each setting asked for is in it. Returns the
- * final config, parsed.
+ * final .config, as text and parsed.
  */
 export async function configureKernel(
   context: BuildContext,
   tree: KbuildTree,
   slice: SourceKernelSlice,
   local: SourceKernelLocal,
-): Promise<Map<string, string>> {
+): Promise<{ readonly text: string; readonly values: Map<string, string> }> {
   await mkdir(tree.obj, { recursive: true });
   const config = path.join(tree.obj, ".config");
   if (slice.baseConfig === "defconfig" || slice.baseConfig === "tinyconfig") await run(context, makeArgv(tree, slice.baseConfig));
@@ -103,7 +103,8 @@ export async function configureKernel(
   await writeFile(settings, settingsFragment(slice.settings));
   await run(context, [path.join(tree.src, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree.obj, config, ...local.fragments, settings], { cwd: tree.obj });
   await run(context, makeArgv(tree, "olddefconfig"));
-  const final = parseConfig(await readFile(config, "utf8"));
+  const text = await readFile(config, "utf8");
+  const final = parseConfig(text);
   const requested = new Map<string, string>();
   for (const file of [...local.fragments, settings]) for (const [name, value] of parseConfig(await readFile(file, "utf8"))) requested.set(name, value);
   const unmet = unmetSettings(requested, final);
@@ -115,7 +116,7 @@ export async function configureKernel(
         "Fix: also set what each depends on, or drop the setting; the build directory's .config shows the result.",
     );
   }
-  return final;
+  return { text, values: final };
 }
 
 /** How many objects a build of this config compiled last time, for a percentage. */
@@ -145,8 +146,7 @@ function progressCounter(context: BuildContext, expected: number | undefined): {
 export async function buildSourceKernel(context: BuildContext, out: string, slice: SourceKernelSlice, local: SourceKernelLocal, tree: KbuildTree): Promise<string> {
   const env = kbuildEnv(context.env, tree, slice.arch);
   const kbuild: BuildContext = { ...context, env };
-  const final = await configureKernel(kbuild, tree, slice, local);
-  const configText = await readFile(path.join(tree.obj, ".config"), "utf8");
+  const { text: configText, values: final } = await configureKernel(kbuild, tree, slice, local);
   const history = historyFile(context.env, configText);
   const expected = Number(await readFile(history, "utf8").catch(() => "")) || undefined;
   const stats = path.join(tree.obj, statsFile);
