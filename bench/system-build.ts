@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { BuildEvent } from "../src/build/realize.ts";
-import { basePackages } from "../src/build/rootfs.ts";
+import type { BuildEvent } from "../src/steps/realize.ts";
+import { basePackages } from "../src/steps/rootfs.ts";
 import { hostMirror } from "../src/host/facts.ts";
 import { keelArgv, run, seed } from "./common.ts";
 

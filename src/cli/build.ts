@@ -1,5 +1,5 @@
 import path from "node:path";
-import { describePlan } from "../build/realize.js";
+import { describePlan } from "../steps/realize.js";
 import { defineCommand, systemArgument } from "./command.js";
 import { subPlan } from "../plan/plan.js";
 import { planFor, realizeShowingProgress, stepOf, storeOption, verboseOption } from "./planning.js";

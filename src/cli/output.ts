@@ -1,6 +1,6 @@
 // Showing a build: a live tree of steps on a terminal, one plain line per
 // event otherwise, or the events themselves as JSON lines with --json.
-import type { BuildEvent } from "../build/realize.js";
+import type { BuildEvent } from "../steps/realize.js";
 import type { Output } from "./command.js";
 
 export function formatBytes(bytes: number): string {

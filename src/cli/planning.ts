@@ -1,5 +1,5 @@
 // What build, log and shell share: the system evaluated, planned and placed in a store.
-import { realizePlan } from "../build/realize.js";
+import { realizePlan } from "../steps/realize.js";
 import { evaluateSystem, type EvaluatedSystem } from "../config/project.js";
 import { hostFacts } from "../host/facts.js";
 import { planSystem, type BuildPlan, type PlanOptions, type Step, type StepKind } from "../plan/plan.js";

@@ -1,6 +1,6 @@
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import type { BootDescription } from "../build/system.js";
+import type { BootDescription } from "../steps/system.js";
 import { cacheDir } from "../config/load.js";
 import type { ResolvedSystem } from "../config/project.js";
 import { UsageError } from "../errors.js";

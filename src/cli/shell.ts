@@ -1,7 +1,7 @@
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { configureKernel, kbuildEnv, type KbuildTree, type SourceKernelSlice } from "../build/kbuild.js";
+import { configureKernel, kbuildEnv, type KbuildTree, type SourceKernelSlice } from "../steps/kbuild.js";
 import { UsageError } from "../errors.js";
 import { exec, runInteractive, shellQuote, systemOwners } from "../host/exec.js";
 import { subPlan, type SourceKernelLocal } from "../plan/plan.js";

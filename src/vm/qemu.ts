@@ -3,7 +3,7 @@
 // choice the user can see (ports, shares, memory, accelerator, console) is
 // decided here and unit-tested.
 import type { ResolvedSystem } from "../config/project.js";
-import type { BootDescription } from "../build/system.js";
+import type { BootDescription } from "../steps/system.js";
 import { ConfigError } from "../errors.js";
 
 export type Accelerator = "kvm" | "tcg";

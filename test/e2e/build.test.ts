@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { BuildEvent } from "../../src/build/realize.ts";
+import type { BuildEvent } from "../../src/steps/realize.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-build-"));

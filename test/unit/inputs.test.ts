@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { buildSource } from "../../src/build/source.ts";
+import { buildSource } from "../../src/steps/source.ts";
 import { lockMatches, pinned, readLock } from "../../src/inputs/lock.ts";
 import { relock } from "../../src/inputs/resolve.ts";
 import type { InputSpec } from "../../src/inputs/spec.ts";

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ccacheEnv, commonBase, describeStats, kbuildMakeflags, parseStatsLog } from "../../src/build/ccache.ts";
-import { makeArgv } from "../../src/build/kbuild.ts";
-import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings } from "../../src/build/kconfig.ts";
+import { ccacheEnv, commonBase, describeStats, kbuildMakeflags, parseStatsLog } from "../../src/steps/ccache.ts";
+import { makeArgv } from "../../src/steps/kbuild.ts";
+import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings } from "../../src/steps/kconfig.ts";
 
 const kconfig = readFileSync(fileURLToPath(new URL("../fixtures/kconfig/Kconfig", import.meta.url)), "utf8");
 
