@@ -18,7 +18,7 @@ export const logCommand = defineCommand({
   ],
   async run(context, { values, positionals }) {
     const [system = "", kind = ""] = positionals;
-    const { plan, store } = await planFor(context, system, values.store, { image: true });
+    const { plan, store } = await planFor(context, system, values.store);
     const step = stepOf(plan, kind);
     const log = store.logOf(step.hash, step.name);
     const text = await readFile(log, "utf8").catch(() => undefined);

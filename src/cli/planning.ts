@@ -2,7 +2,7 @@
 import { realizePlan } from "../steps/realize.js";
 import { evaluateSystem, type EvaluatedSystem } from "../config/project.js";
 import { hostFacts } from "../host/facts.js";
-import { planSystem, type BuildPlan, type PlanOptions, type Step, type StepKind } from "../plan/plan.js";
+import { planSystem, type BuildPlan, type Step } from "../plan/plan.js";
 import { abandonBuilds, Store, storeDir } from "../store/store.js";
 import { UsageError } from "../errors.js";
 import type { Context } from "./command.js";
@@ -26,19 +26,19 @@ export interface PlannedSystem {
   readonly store: Store;
 }
 
-export async function planFor(context: Context, system: string, store: string | undefined, options: PlanOptions = {}): Promise<PlannedSystem> {
+export async function planFor(context: Context, system: string, store: string | undefined): Promise<PlannedSystem> {
   const project = await context.project();
   const evaluated = evaluateSystem(project, system);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
-  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config, project), options);
+  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config, project));
   return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 
-export function stepOf(plan: BuildPlan, kind: string): Step {
-  const step = plan.steps.find((s) => s.kind === (kind as StepKind));
+export function stepOf(plan: BuildPlan, id: string): Step {
+  const step = plan.steps.find((s) => s.id === id);
   if (step === undefined) {
     throw new UsageError(
-      `The system \`${plan.system}' has no step \`${kind}'. Its steps: ${plan.steps.map((s) => s.kind).join(", ")}.\n` +
+      `The system \`${plan.system}' has no step \`${id}'. Its steps: ${plan.steps.map((s) => s.id).join(", ")}.\n` +
         "Fix: name one of those.",
     );
   }

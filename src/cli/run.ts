@@ -10,10 +10,9 @@ import { defaultWaitSeconds, startDetached, runOnTerminal, waitForSsh } from "..
 import { qemuArgv, type Accelerator } from "../vm/qemu.js";
 import { startVirtiofsd } from "../vm/virtiofs.js";
 import { ensureDisk, ensureProjectKey, runningVm, vmPaths, type VmInfo } from "../vm/state.js";
+import { subPlan } from "../plan/plan.js";
 import { defineCommand, secondsOption, systemArgument } from "./command.js";
 import { planFor, realizeShowingProgress, stepOf, storeOption } from "./planning.js";
-
-
 
 /** Where the host reaches the guest's sshd: the first TCP forward from a host port to a port sshd listens on. */
 export function sshForward(config: ResolvedSystem): VmInfo["ssh"] {
@@ -65,12 +64,13 @@ export const runCommand = defineCommand({
     if (running !== undefined) {
       throw new UsageError(`The VM \`${system}' is already running (pid ${running.pid}).\nFix: log in with \`keel ssh ${system}\`, or stop it first with \`keel vm stop ${system}\`.`);
     }
-    const planned = await planFor(context, system, values.store, { image: true });
-    const config = planned.evaluated.config;
+    const whole = await planFor(context, system, values.store);
+    const config = whole.evaluated.config;
+    const imageStep = stepOf(whole.plan, "image");
+    const planned = { ...whole, plan: subPlan(whole.plan, whole.plan.top, imageStep) };
     const realized = await realizeShowingProgress(context, planned, false);
     if ("exitCode" in realized) return realized.exitCode;
     const boot = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
-    const imageStep = stepOf(planned.plan, "image");
     const imageDir = planned.store.pathOf(imageStep.hash, imageStep.name);
     const image = path.join(imageDir, "rootfs.img");
     // What the VM boots stays in the store while its state directory names it (keel gc keeps roots).

@@ -1,10 +1,10 @@
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { configureKernel, kbuildEnv, type KbuildTree, type SourceKernelSlice } from "../steps/kbuild.js";
+import { configureKernel, kbuildEnv, type KbuildTree, type SourceKernelLocal, type SourceKernelSlice } from "../steps/kbuild.js";
 import { UsageError } from "../errors.js";
 import { exec, runInteractive, shellQuote, systemOwners } from "../host/exec.js";
-import { subPlan, type SourceKernelLocal } from "../plan/plan.js";
+import { subPlan } from "../plan/plan.js";
 import { defineCommand, systemArgument, type Context } from "./command.js";
 import { planFor, realizeShowingProgress, stepOf, storeOption, type PlannedSystem } from "./planning.js";
 
@@ -45,7 +45,7 @@ async function kernelShell(context: Context, planned: PlannedSystem, system: str
     );
   }
   // Only the source is needed: fetch it if the store lacks it.
-  const source = plan.steps.find((s) => s.kind === "source");
+  const source = plan.steps.find((s) => s.id === "source");
   if (source !== undefined) {
     const realized = await realizeShowingProgress(context, { ...planned, plan: subPlan(plan, source) }, false);
     if ("exitCode" in realized) return realized.exitCode;

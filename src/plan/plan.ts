@@ -6,35 +6,22 @@ import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
 import type { LockedInput } from "../inputs/lock.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
+import { imageStep } from "../steps/image.js";
+import { initrdStep } from "../steps/initrd.js";
+import { sourceKernelStep, type SourceKernelLocal } from "../steps/kbuild.js";
+import { debianKernelStep } from "../steps/kernel.js";
+import { rootfsStep } from "../steps/rootfs.js";
+import { sourceStep } from "../steps/source.js";
+import type { Step, StepKind } from "../steps/step.js";
+import { systemStep } from "../steps/system.js";
 
-export type StepKind = "source" | "kernel" | "rootfs" | "initrd" | "system" | "image";
-
-export interface Step {
-  readonly kind: StepKind;
-  /** The store name: `<hash>-<name>`. */
-  readonly name: string;
-  readonly hash: string;
-  /** Steps whose outputs this one reads, by role. */
-  readonly inputs: Readonly<Partial<Record<StepKind, Step>>>;
-  /**
-   * Inputs the step reads only near its end: it may start while they are
-   * still being built, and its builder waits for their output to appear.
-   */
-  readonly lateInputs: readonly StepKind[];
-  /** What the step reads from the configuration and the host: the input of its hash. */
-  readonly slice: unknown;
-  /**
-   * What the builder needs that does not change its output, so is not
-   * hashed: where things are on this machine, which directory to reuse.
-   */
-  readonly local?: unknown;
-}
+export type { Step } from "../steps/step.js";
 
 export interface BuildPlan {
   readonly system: string;
-  /** Dependencies before dependents. */
+  /** Every step of the system, dependencies before dependents. */
   readonly steps: readonly Step[];
-  /** The step whose output is the whole system. */
+  /** The step whose output is the whole system (what `keel build` makes). */
   readonly top: Step;
 }
 
@@ -56,26 +43,25 @@ export type KernelSource =
   | { readonly kind: "pinned"; readonly input: string; readonly locked: LockedInput; readonly location: string }
   | { readonly kind: "tree"; readonly input: string; readonly path: string; readonly fingerprint: string };
 
-/** Bump a step's version when what its builder makes from the same inputs changes. */
-const versions: Record<StepKind, number> = { source: 1, kernel: 2, rootfs: 3, initrd: 3, system: 1, image: 1 };
-
-function stepHash(kind: StepKind, slice: unknown, inputs: Readonly<Partial<Record<StepKind, Step>>>): string {
-  const inputHashes = Object.fromEntries(Object.entries(inputs).map(([role, step]) => [role, step.hash]));
-  return createHash("sha256")
-    .update(canonicalJson({ kind, version: versions[kind], slice, inputs: inputHashes }))
-    .digest("hex")
-    .slice(0, 32);
+interface StepSpec<Slice, Role extends string, Optional extends string, Local> {
+  readonly id: string;
+  readonly name: string;
+  readonly slice: Slice;
+  readonly inputs: Readonly<Record<Role, Step>> & Readonly<Partial<Record<Optional, Step>>>;
+  readonly local: Local;
 }
 
-function makeStep(
-  kind: StepKind,
-  name: string,
-  slice: unknown,
-  inputs: Readonly<Partial<Record<StepKind, Step>>> = {},
-  lateInputs: readonly StepKind[] = [],
-  local?: unknown,
-): Step {
-  return { kind, name, hash: stepHash(kind, slice, inputs), inputs, lateInputs, slice, ...(local === undefined ? {} : { local }) };
+/** A step of a kind: its hash covers the kind and its version, the slice and the input steps' hashes by role. */
+function makeStep<Slice, Role extends string, Optional extends string, Local>(
+  kind: StepKind<Slice, Role, Optional, Local>,
+  spec: StepSpec<Slice, Role, Optional, Local>,
+): Step<Slice, Role, Optional, Local> {
+  const inputHashes = Object.fromEntries(Object.entries<Step>(spec.inputs).map(([role, step]) => [role, step.hash]));
+  const hash = createHash("sha256")
+    .update(canonicalJson({ kind: kind.kind, version: kind.version, slice: spec.slice, inputs: inputHashes }))
+    .digest("hex")
+    .slice(0, 32);
+  return { ...spec, kind, hash };
 }
 
 /** JSON with sorted keys, so that equal values hash equally. */
@@ -99,21 +85,9 @@ function distroOf(config: ResolvedSystem, host: HostFacts) {
   };
 }
 
-/** Whether the initrd is needed: modules to load before the root file system, or a root found by label or UUID. */
-export function needsInitrd(config: ResolvedSystem): boolean {
-  const root = config.fileSystems["/"];
-  const byName = root !== undefined && (root.label !== null || /^(UUID=|LABEL=|\/dev\/disk\/by-)/.test(root.device ?? ""));
-  return config.boot.initrd.availableKernelModules.length > 0 || config.boot.initrd.kernelModules.length > 0 || byName;
-}
-
 /** The label a root file system image gets: the one the configuration finds it by, else "keel-root". */
 function rootLabel(root: ResolvedSystem["fileSystems"][string] | null): string {
   return root?.label ?? /^\/dev\/disk\/by-label\/(.+)$/.exec(root?.device ?? "")?.[1] ?? "keel-root";
-}
-
-export interface PlanOptions {
-  /** Also make the root file system's disk image (what `keel run` boots). */
-  readonly image?: boolean;
 }
 
 /** What identifies a pinned input's content: the location it came from is not part of it. */
@@ -128,28 +102,23 @@ function pinnedIdentity(locked: LockedInput): unknown {
   }
 }
 
-/** What the source kernel step's builder needs beyond its slice. */
-export interface SourceKernelLocal {
-  /** The persistent Kbuild output directory's name under the store's builds/. */
-  readonly workspace: string;
-  /** A tree used in place (a path input); else the source step's output is the tree. */
-  readonly tree?: string;
-  /** The base config file (baseConfig given as a path) and the fragments, as paths here. */
-  readonly baseConfigFile?: string;
-  readonly fragments: readonly string[];
-}
-
 function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): Step[] {
   const kernel = config.boot.kernel;
   const distro = distroOf(config, host);
   if (kernel.source === null) {
-    return [makeStep("kernel", `kernel-${kernel.debianPackage}`, { flavour: "debian", package: kernel.debianPackage, distro })];
+    return [makeStep(debianKernelStep, { id: "kernel", name: `kernel-${kernel.debianPackage}`, slice: { package: kernel.debianPackage, distro }, inputs: {}, local: undefined })];
   }
   const source = host.kernelSource;
   if (source === undefined || source.input !== kernel.source) throw new Error(`planSystem: no host facts for the kernel source input ${kernel.source}`);
   const fetched =
     source.kind === "pinned"
-      ? makeStep("source", `source-${source.input}`, pinnedIdentity(source.locked), {}, [], { input: source.input, locked: source.locked, location: source.location })
+      ? makeStep(sourceStep, {
+          id: "source",
+          name: `source-${source.input}`,
+          slice: pinnedIdentity(source.locked),
+          inputs: {},
+          local: { input: source.input, locked: source.locked, location: source.location },
+        })
       : undefined;
   const baseIsFile = !isNamedBaseConfig(kernel.baseConfig);
   const local: SourceKernelLocal = {
@@ -158,11 +127,10 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
     ...(baseIsFile ? { baseConfigFile: kernel.baseConfig } : {}),
     fragments: kernel.configFragments,
   };
-  const step = makeStep(
-    "kernel",
-    `kernel-${source.input}`,
-    {
-      flavour: "source",
+  const step = makeStep(sourceKernelStep, {
+    id: "kernel",
+    name: `kernel-${source.input}`,
+    slice: {
       tree: source.kind === "tree" ? source.fingerprint : null,
       arch: host.arch,
       baseConfig: baseIsFile ? { file: host.files[kernel.baseConfig] ?? "missing" } : kernel.baseConfig,
@@ -171,14 +139,18 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
       fragments: kernel.configFragments.map((f) => host.files[f] ?? "missing"),
       settings: kernel.settings,
     },
-    fetched ? { source: fetched } : {},
-    [],
+    inputs: fetched ? { source: fetched } : {},
     local,
-  );
+  });
   return fetched ? [fetched, step] : [step];
 }
 
-export function planSystem(system: string, config: ResolvedSystem, host: HostFacts, options: PlanOptions = {}): BuildPlan {
+/**
+ * Every step of a system. The root filesystem reads no kernel: the kernel's
+ * modules join it in the image, so a kernel change leaves mmdebstrap's step
+ * cached. The image is a step of every plan; only `keel run` asks for it.
+ */
+export function planSystem(system: string, config: ResolvedSystem, host: HostFacts): BuildPlan {
   const distro = distroOf(config, host);
   const kernelPlan = kernelSteps(system, config, host);
   const kernel = kernelPlan[kernelPlan.length - 1] as Step;
@@ -188,10 +160,10 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
       { ...file, sourceHash: file.source === null ? null : (host.files[file.source] ?? "missing") },
     ]),
   );
-  const rootfs = makeStep(
-    "rootfs",
-    `rootfs-${config.networking.hostName}`,
-    {
+  const rootfs = makeStep(rootfsStep, {
+    id: "rootfs",
+    name: `rootfs-${config.networking.hostName}`,
+    slice: {
       distro,
       packages: config.packages,
       hostName: config.networking.hostName,
@@ -204,47 +176,49 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
       timeZone: config.time.timeZone,
       kernelModules: config.boot.kernelModules,
     },
-    { kernel },
-    // mmdebstrap needs the kernel's modules only in its last hooks: the two steps overlap.
-    ["kernel"],
-  );
+    inputs: {},
+    local: undefined,
+  });
   const root = config.fileSystems["/"] ?? null;
-  // keel run's stage 1 lays the VM's disk over the image: it always needs the initrd.
-  const initrd = needsInitrd(config) || options.image === true
-    ? makeStep(
-        "initrd",
-        "initrd",
-        {
-          availableKernelModules: config.boot.initrd.availableKernelModules,
-          kernelModules: config.boot.initrd.kernelModules,
-          root,
-          busybox: host.busybox,
-        },
-        { kernel },
-      )
-    : undefined;
-  const top = makeStep(
-    "system",
-    `system-${system}`,
-    { kernelParams: config.boot.kernelParams },
-    initrd ? { kernel, initrd, rootfs } : { kernel, rootfs },
-  );
-  const steps = [...kernelPlan, ...(initrd ? [initrd] : []), rootfs, top];
-  if (options.image === true) {
-    // The image is the root file system only: its size is the VM's disk size, its label the one stage 1 finds.
-    steps.push(makeStep("image", `image-${config.networking.hostName}`, { diskSize: config.virtualisation.diskSize, label: rootLabel(root) }, { rootfs }));
-  }
-  return { system, steps, top };
+  // Stage 1 is keel's on every machine: it finds the root, and in a VM lays the VM's disk over the image.
+  const initrd = makeStep(initrdStep, {
+    id: "initrd",
+    name: "initrd",
+    slice: {
+      availableKernelModules: config.boot.initrd.availableKernelModules,
+      kernelModules: config.boot.initrd.kernelModules,
+      root,
+      busybox: host.busybox,
+    },
+    inputs: { kernel },
+    local: undefined,
+  });
+  const top = makeStep(systemStep, {
+    id: "system",
+    name: `system-${system}`,
+    slice: { kernelParams: config.boot.kernelParams },
+    inputs: { kernel, initrd, rootfs },
+    local: undefined,
+  });
+  // The image is the root file system and the kernel's modules: its size is the VM's disk size, its label the one stage 1 finds.
+  const image = makeStep(imageStep, {
+    id: "image",
+    name: `image-${config.networking.hostName}`,
+    slice: { diskSize: config.virtualisation.diskSize, label: rootLabel(root) },
+    inputs: { rootfs, kernel },
+    local: undefined,
+  });
+  return { system, steps: [...kernelPlan, initrd, rootfs, top, image], top };
 }
 
-/** The part of a plan that builds one step: it and what it reads, in the plan's order. */
-export function subPlan(plan: BuildPlan, top: Step): BuildPlan {
+/** The part of a plan that builds the steps asked for: they and what they read, in the plan's order; the first is its top. */
+export function subPlan(plan: BuildPlan, top: Step, ...more: Step[]): BuildPlan {
   const needed = new Set<Step>();
   const visit = (step: Step): void => {
     if (needed.has(step)) return;
     needed.add(step);
-    for (const input of Object.values(step.inputs)) visit(input);
+    for (const input of Object.values<Step>(step.inputs)) visit(input);
   };
-  visit(top);
+  for (const step of [top, ...more]) visit(step);
   return { system: plan.system, steps: plan.steps.filter((s) => needed.has(s)), top };
 }

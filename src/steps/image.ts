@@ -1,12 +1,14 @@
 // The image step: the root file system as an ext4 disk image (what `keel run`
-// attaches read-only as the VM's first disk). mke2fs -d fills it from an
-// unpacked copy of rootfs.tar: no loop device, no mount. As an ordinary user
-// both run in a user namespace, so that files keep their owners. Output:
-// rootfs.img (sparse, `diskSize` MiB).
+// attaches read-only as the VM's first disk), with the kernel's modules joined
+// in as /usr/lib/modules. mke2fs -d fills it from an unpacked copy of
+// rootfs.tar: no loop device, no mount. As an ordinary user both run in a user
+// namespace, so that files keep their owners (the modules become root's).
+// Output: rootfs.img (sparse, `diskSize` MiB).
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { shellQuote, systemOwners } from "../host/exec.js";
 import { run, type BuildContext } from "./context.js";
+import { defineStep } from "./step.js";
 
 export interface ImageSlice {
   /** MiB. */
@@ -14,18 +16,21 @@ export interface ImageSlice {
   readonly label: string;
 }
 
-/** The shell command that unpacks the tarball into `tree` and makes the image from it. */
-export function imageScript(tarball: string, tree: string, image: string, slice: ImageSlice): string {
+/** The shell command that unpacks the tarball and the kernel's modules into `tree` and makes the image from it. */
+export function imageScript(tarball: string, modules: string, tree: string, image: string, slice: ImageSlice): string {
+  const q = shellQuote;
   return [
-    `tar -xf ${shellQuote(tarball)} -C ${shellQuote(tree)} --exclude='./dev/*'`,
-    `mke2fs -q -F -t ext4 -L ${shellQuote(slice.label)} -d ${shellQuote(tree)} ${shellQuote(image)} ${slice.diskSize}M`,
+    `tar -xf ${q(tarball)} -C ${q(tree)} --exclude='./dev/*'`,
+    `mkdir -p ${q(`${tree}/usr/lib/modules`)}`,
+    `cp -R ${q(`${modules}/.`)} ${q(`${tree}/usr/lib/modules/`)}`,
+    `mke2fs -q -F -t ext4 -L ${q(slice.label)} -d ${q(tree)} ${q(image)} ${slice.diskSize}M`,
   ].join(" && ");
 }
 
-export async function buildImage(context: BuildContext, out: string, rootfs: string, slice: ImageSlice): Promise<void> {
+async function buildImage(context: BuildContext, out: string, inputs: { readonly rootfs: string; readonly kernel: string }, slice: ImageSlice): Promise<void> {
   const tree = path.join(out, ".tree");
   await mkdir(tree);
-  const script = imageScript(path.join(rootfs, "rootfs.tar"), tree, path.join(out, "rootfs.img"), slice);
+  const script = imageScript(path.join(inputs.rootfs, "rootfs.tar"), path.join(inputs.kernel, "lib/modules"), tree, path.join(out, "rootfs.img"), slice);
   const namespace = systemOwners();
   try {
     await run(context, [...namespace, "sh", "-c", script]);
@@ -35,3 +40,10 @@ export async function buildImage(context: BuildContext, out: string, rootfs: str
     await rm(tree, { recursive: true, force: true });
   }
 }
+
+export const imageStep = defineStep<ImageSlice, "rootfs" | "kernel">({
+  kind: "image",
+  version: 2,
+  roles: ["rootfs", "kernel"],
+  build: (context, out, { slice, inputs }) => buildImage(context, out, inputs, slice),
+});

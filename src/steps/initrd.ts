@@ -10,11 +10,14 @@ import { busyboxPath } from "../host/facts.js";
 import { shellQuote } from "../host/exec.js";
 import { cpioArchive, type CpioEntry } from "./cpio.js";
 import { kernelRelease } from "./kernel.js";
+import { defineStep } from "./step.js";
 
 export interface InitrdSlice {
   readonly availableKernelModules: readonly string[];
   readonly kernelModules: readonly string[];
   readonly root: { readonly device: string | null; readonly label: string | null; readonly fsType: string; readonly options: readonly string[] } | null;
+  /** The sha256 of the busybox binary stage 1 is made of. */
+  readonly busybox: string;
 }
 
 /** A module's name as modprobe compares them: no directory, no suffix, `-` as `_`. */
@@ -231,3 +234,10 @@ export async function buildInitrd(out: string, kernel: string, slice: InitrdSlic
   entries.push({ kind: "file", path: `${base}/modules.dep`, data: Buffer.from(dep ? `${dep}\n` : "") });
   await writeFile(path.join(out, "initrd.img"), cpioArchive(entries));
 }
+
+export const initrdStep = defineStep<InitrdSlice, "kernel">({
+  kind: "initrd",
+  version: 4,
+  roles: ["kernel"],
+  build: (_context, out, { slice, inputs }) => buildInitrd(out, inputs.kernel, slice),
+});

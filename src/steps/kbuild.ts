@@ -12,18 +12,32 @@ import os from "node:os";
 import path from "node:path";
 import { cacheDir } from "../config/load.js";
 import { ConfigError } from "../errors.js";
-import type { SourceKernelLocal } from "../plan/plan.js";
 import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
 import { run, type BuildContext } from "./context.js";
 import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings, type KernelSetting } from "./kconfig.js";
 import { debianKernelConfig, type DebianKernelSlice } from "./kernel.js";
+import { defineStep } from "./step.js";
 
 export interface SourceKernelSlice {
-  readonly flavour: "source";
+  /** The fingerprint of a tree used in place (a path input); null when the source step is the tree. */
+  readonly tree: string | null;
   readonly arch: string;
   readonly baseConfig: string | { readonly file: string };
   readonly debian: DebianKernelSlice | null;
   readonly settings: Readonly<Record<string, KernelSetting>>;
+  /** The hashes of the base config file (when baseConfig is one) and of the fragments: the paths are in local. */
+  readonly fragments: readonly string[];
+}
+
+/** What the source kernel step's builder needs beyond its slice. */
+export interface SourceKernelLocal {
+  /** The persistent Kbuild output directory's name under the store's builds/. */
+  readonly workspace: string;
+  /** A tree used in place (a path input); else the source step's output is the tree. */
+  readonly tree?: string;
+  /** The base config file (baseConfig given as a path) and the fragments, as paths here. */
+  readonly baseConfigFile?: string;
+  readonly fragments: readonly string[];
 }
 
 /** Where Kbuild reads and writes: the source tree and the persistent output directory. */
@@ -143,7 +157,7 @@ function progressCounter(context: BuildContext, expected: number | undefined): {
 }
 
 /** Builds the kernel into `out`; returns the ccache summary. */
-export async function buildSourceKernel(context: BuildContext, out: string, slice: SourceKernelSlice, local: SourceKernelLocal, tree: KbuildTree): Promise<string> {
+async function buildSourceKernel(context: BuildContext, out: string, slice: SourceKernelSlice, local: SourceKernelLocal, tree: KbuildTree): Promise<string> {
   const env = kbuildEnv(context.env, tree, slice.arch);
   const kbuild: BuildContext = { ...context, env };
   const { text: configText, values: final } = await configureKernel(kbuild, tree, slice, local);
@@ -182,3 +196,17 @@ export async function buildSourceKernel(context: BuildContext, out: string, slic
   await writeFile(context.log, `${summary}\n`, { flag: "a" });
   return summary;
 }
+
+/** Reads the source step's tree, or a tree used in place (a path input) when there is no source step. */
+export const sourceKernelStep = defineStep<SourceKernelSlice, never, "source", SourceKernelLocal>({
+  kind: "kernel-source",
+  version: 1,
+  roles: [],
+  optional: ["source"],
+  workspace: (local) => local.workspace,
+  build(context, out, { slice, inputs, local, workspace }) {
+    const src = inputs.source ?? local.tree;
+    if (src === undefined || workspace === undefined) throw new Error("kernel-source: planned without a source or a workspace");
+    return buildSourceKernel(context, out, slice, local, { src, obj: workspace });
+  },
+});

@@ -6,6 +6,7 @@ import path from "node:path";
 import { ConfigError } from "../errors.js";
 import { PrivateApt, type Distro } from "./apt.js";
 import { run, type BuildContext } from "./context.js";
+import { defineStep } from "./step.js";
 
 export interface DebianKernelSlice {
   readonly package: string;
@@ -63,6 +64,13 @@ export async function buildDebianKernel(context: BuildContext, out: string, slic
   await writeFile(path.join(out, "release"), `${release}\n`);
   await rm(work, { recursive: true, force: true });
 }
+
+export const debianKernelStep = defineStep<DebianKernelSlice>({
+  kind: "kernel-debian",
+  version: 1,
+  roles: [],
+  build: (context, out, { slice }) => buildDebianKernel(context, out, slice),
+});
 
 /** The kernel release of a kernel step's output. */
 export async function kernelRelease(kernel: string): Promise<string> {

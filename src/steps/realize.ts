@@ -1,16 +1,9 @@
 // Realizing a plan: each step not in the store is built into it once its
-// inputs are there (or, for late inputs, under way), and every step reports
-// start, wait, done or failure as an event.
-import type { BuildPlan, SourceKernelLocal, Step, StepKind } from "../plan/plan.js";
+// inputs are there, by its kind's builder, and every step reports start,
+// wait, done or failure as an event named by the step's id.
+import type { BuildPlan, Step } from "../plan/plan.js";
 import type { Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
-import { buildImage, type ImageSlice } from "./image.js";
-import { buildInitrd, type InitrdSlice } from "./initrd.js";
-import { buildSourceKernel, type SourceKernelSlice } from "./kbuild.js";
-import { buildDebianKernel, type DebianKernelSlice } from "./kernel.js";
-import { buildRootfs, type RootfsSlice } from "./rootfs.js";
-import { buildSource, type SourceLocal } from "./source.js";
-import { buildSystem } from "./system.js";
 
 export type BuildEvent =
   | { readonly type: "plan"; readonly system: string; readonly steps: readonly PlannedStep[] }
@@ -46,51 +39,14 @@ export interface RealizeOptions {
   readonly verbose?: boolean;
 }
 
-/** The persistent directory a step reuses, if it has one. */
-function workspaceOf(step: Step): string | undefined {
-  return (step.local as { workspace?: string } | undefined)?.workspace;
-}
-
 export function describePlan(plan: BuildPlan, store: Store): PlannedStep[] {
-  return plan.steps.map((s) => ({ step: s.kind, hash: s.hash, path: store.pathOf(s.hash, s.name), cached: store.has(s.hash, s.name) }));
-}
-
-function buildStep(
-  step: Step,
-  out: string,
-  context: BuildContext,
-  inputs: Record<string, string>,
-  lateReady: Promise<unknown>,
-  workspace: string | undefined,
-): Promise<string | void> {
-  switch (step.kind) {
-    case "source":
-      return buildSource(context, out, step.local as SourceLocal);
-    case "kernel": {
-      const slice = step.slice as SourceKernelSlice | (DebianKernelSlice & { flavour: "debian" });
-      if (slice.flavour === "debian") return buildDebianKernel(context, out, slice);
-      const local = step.local as SourceKernelLocal;
-      return buildSourceKernel(context, out, slice, local, { src: inputs.source ?? (local.tree as string), obj: workspace as string });
-    }
-    case "initrd":
-      return buildInitrd(out, inputs.kernel as string, step.slice as InitrdSlice);
-    case "rootfs":
-      return buildRootfs(context, out, step.slice as RootfsSlice, { kernel: inputs.kernel as string, kernelReady: lateReady });
-    case "image":
-      return buildImage(context, out, inputs.rootfs as string, step.slice as ImageSlice);
-    case "system":
-      return buildSystem(out, (step.slice as { kernelParams: string[] }).kernelParams, {
-        kernel: inputs.kernel as string,
-        rootfs: inputs.rootfs as string,
-        ...(inputs.initrd ? { initrd: inputs.initrd } : {}),
-      });
-  }
+  return plan.steps.map((s) => ({ step: s.id, hash: s.hash, path: store.pathOf(s.hash, s.name), cached: store.has(s.hash, s.name) }));
 }
 
 /**
- * Builds what is missing and returns the store path of the whole system. A
- * step starts when its inputs are built, or started for its late inputs; the
- * first failure stops the other running steps.
+ * Builds what the plan's steps miss and returns the store path of its top. A
+ * step starts when its inputs are built; the first failure stops the other
+ * running steps.
  */
 export async function realizePlan(plan: BuildPlan, store: Store, options: RealizeOptions): Promise<string> {
   const started = performance.now();
@@ -106,37 +62,34 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
     env: options.env,
     baseEnv: options.env,
     signal,
-    progress: (text) => options.onEvent({ type: "progress", step: step.kind, text }),
-    ...(options.verbose ? { onCommand: (line: string) => options.onEvent({ type: "command", step: step.kind, line }) } : {}),
+    progress: (text) => options.onEvent({ type: "progress", step: step.id, text }),
+    ...(options.verbose ? { onCommand: (line: string) => options.onEvent({ type: "command", step: step.id, line }) } : {}),
   });
 
   const realize = (step: Step): Promise<string> => {
     let promise = running.get(step);
     if (promise) return promise;
     promise = (async () => {
-      const inputs = Object.entries(step.inputs) as [StepKind, Step][];
-      await Promise.all(inputs.map(([role, input]) => (step.lateInputs.includes(role) ? undefined : realize(input))));
-      const lateReady = Promise.all(inputs.flatMap(([role, input]) => (step.lateInputs.includes(role) ? [realize(input)] : [])));
-      lateReady.catch(() => undefined);
-      const paths = Object.fromEntries(inputs.map(([role, input]) => [role, store.pathOf(input.hash, input.name)]));
+      const inputs = Object.entries<Step>(step.inputs);
+      const paths = Object.fromEntries(await Promise.all(inputs.map(async ([role, input]) => [role, await realize(input)] as const)));
       const stepStarted = performance.now();
-      if (!store.has(step.hash, step.name)) options.onEvent({ type: "start", step: step.kind });
-      const workspace = workspaceOf(step);
+      if (!store.has(step.hash, step.name)) options.onEvent({ type: "start", step: step.id });
+      const workspace = step.kind.workspace?.(step.local);
       let result;
       try {
         result = await store.build({
           hash: step.hash,
           name: step.name,
           references: Object.values(paths),
-          onWait: (pid) => options.onEvent({ type: "wait", step: step.kind, pid }),
+          onWait: (pid) => options.onEvent({ type: "wait", step: step.id, pid }),
           ...(workspace ? { workspace } : {}),
-          build: (out, log, directory) => buildStep(step, out, contextFor(step, log), paths, lateReady, directory),
+          build: (out, log, directory) => step.kind.build(contextFor(step, log), out, { slice: step.slice, inputs: paths, local: step.local, workspace: directory }),
         });
       } catch (error) {
         // The first failure is the one to report; the steps it stops fail after it.
         if (firstFailure === undefined) firstFailure = error;
         stopOthers.abort("another step failed");
-        options.onEvent({ type: "failed", step: step.kind, seconds: (performance.now() - stepStarted) / 1000, log: store.logOf(step.hash, step.name) });
+        options.onEvent({ type: "failed", step: step.id, seconds: (performance.now() - stepStarted) / 1000, log: store.logOf(step.hash, step.name) });
         throw error;
       }
       if (result.built) built++;
@@ -144,7 +97,7 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
       const seconds = (performance.now() - stepStarted) / 1000;
       options.onEvent({
         type: "done",
-        step: step.kind,
+        step: step.id,
         status: result.built ? "built" : "cached",
         seconds,
         bytes: result.bytes,

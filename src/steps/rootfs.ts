@@ -2,8 +2,9 @@
 // (hostname, fstab, networkd units, systemd units, /etc files, authorized keys)
 // are synced in from an overlay, and a setup script run in the chroot creates
 // users and enables units. SSH host keys are removed: each machine makes its
-// own on first boot. The kernel's modules are appended to the tarball last, so
-// the kernel step can run alongside mmdebstrap. Output: rootfs.tar.
+// own on first boot. The kernel is not in it: its modules join the root file
+// system where a machine boots it (the image), so a kernel change never
+// rebuilds this step. Output: rootfs.tar.
 import { chmod, copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ResolvedSystem } from "../config/project.js";
@@ -11,6 +12,7 @@ import { ConfigError } from "../errors.js";
 import { shellQuote } from "../host/exec.js";
 import type { Distro } from "./apt.js";
 import { run, type BuildContext } from "./context.js";
+import { defineStep } from "./step.js";
 
 /** What every keel system needs besides the configured packages. */
 export const basePackages = ["systemd-sysv", "udev", "kmod", "iproute2", "systemd-resolved"];
@@ -192,33 +194,6 @@ export function setupScript(slice: RootfsSlice): string {
   return `${lines.join("\n")}\n`;
 }
 
-export interface RootfsInputs {
-  /** The kernel step's output, whose modules go to /usr/lib/modules. */
-  readonly kernel: string;
-  /** Settles when the kernel step, which may run alongside this one, is done. */
-  readonly kernelReady: Promise<unknown>;
-}
-
-/**
- * Appends the kernel's modules to the root filesystem's tarball as root-owned
- * /usr/lib/modules: one write of them, instead of a copy into mmdebstrap's
- * chroot and a second one into the tarball.
- */
-export function appendModulesArgv(tarball: string, kernel: string): string[] {
-  return [
-    "tar",
-    "--append",
-    `--file=${tarball}`,
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "--transform=flags=r;s,^\\.,./usr/lib/modules,",
-    "-C",
-    path.join(kernel, "lib/modules"),
-    ".",
-  ];
-}
-
 export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, output: string): string[] {
   const packages = [...new Set([...basePackages, ...slice.packages])];
   return [
@@ -236,7 +211,7 @@ export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, output: stri
   ];
 }
 
-export async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlice, inputs: RootfsInputs): Promise<void> {
+async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlice): Promise<void> {
   const overlay = path.join(out, ".overlay");
   const files: Record<string, OverlayFile> = { ...overlayFiles(slice), "/.keel-setup.sh": { text: setupScript(slice), mode: 0o755 } };
   for (const [target, file] of Object.entries(files)) {
@@ -252,6 +227,11 @@ export async function buildRootfs(context: BuildContext, out: string, slice: Roo
     env: { ...context.env, TMPDIR: context.env.TMPDIR ?? "/tmp" },
   });
   await rm(overlay, { recursive: true, force: true });
-  await inputs.kernelReady;
-  await run(context, appendModulesArgv(tarball, inputs.kernel));
 }
+
+export const rootfsStep = defineStep<RootfsSlice>({
+  kind: "rootfs",
+  version: 4,
+  roles: [],
+  build: (context, out, { slice }) => buildRootfs(context, out, slice),
+});

@@ -9,6 +9,7 @@ import { ConfigError } from "../errors.js";
 import type { LockedInput } from "../inputs/lock.js";
 import { fetchHashing, hashMismatch } from "../inputs/resolve.js";
 import { run, type BuildContext } from "./context.js";
+import { defineStep } from "./step.js";
 
 export interface SourceLocal {
   readonly input: string;
@@ -82,3 +83,11 @@ export async function buildSource(context: BuildContext, out: string, local: Sou
     throw new ConfigError(`The input \`${local.input}' is not a kernel source tree (no Makefile and Kconfig at its top).\nFix: point it at a Linux source.`);
   }
 }
+
+/** Hashed by what identifies the content (package + version + sha256, sha256, commit), never by where it came from. */
+export const sourceStep = defineStep<unknown, never, never, SourceLocal>({
+  kind: "source",
+  version: 1,
+  roles: [],
+  build: (context, out, { local }) => buildSource(context, out, local),
+});

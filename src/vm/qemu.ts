@@ -69,8 +69,7 @@ export function qemuArgv(spec: VmSpec): string[] {
   const argv = ["qemu-system-x86_64", "-name", `keel-${spec.system}`, "-machine", `q35,accel=${spec.accel}`];
   if (spec.accel === "kvm") argv.push("-cpu", "host");
   argv.push("-m", String(v.memorySize), "-smp", String(v.cores), "-nodefaults", "-no-user-config");
-  argv.push("-kernel", spec.boot.kernel);
-  if (spec.boot.initrd !== null) argv.push("-initrd", spec.boot.initrd);
+  argv.push("-kernel", spec.boot.kernel, "-initrd", spec.boot.initrd);
   argv.push("-append", kernelCommandLine(spec));
   argv.push("-drive", `file=${qemuValue(files.image)},format=raw,if=virtio,readonly=on`);
   argv.push("-drive", `file=${qemuValue(files.disk)},format=qcow2,if=virtio${spec.ephemeral ? ",snapshot=on" : ""}`);

@@ -7,8 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { cpioArchive } from "../../src/steps/cpio.ts";
+import { imageScript } from "../../src/steps/image.ts";
 import { initScript, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/steps/initrd.ts";
-import { appendModulesArgv, fstab, mmdebstrapArgv, systemdEscape, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/steps/rootfs.ts";
+import { fstab, mmdebstrapArgv, systemdEscape, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/steps/rootfs.ts";
 import { defineModule } from "../../src/index.ts";
 import { evaluateSystem } from "../../src/config/project.ts";
 import { showCommand, shellQuote } from "../../src/host/exec.ts";
@@ -60,7 +61,7 @@ describe("initrd modules", () => {
     assert.equal(rootSpec({ ...root, device: "/dev/disk/by-label/root", label: null }), "LABEL=root");
   });
   it("stage 1 loads the modules in order and mounts the configured root", () => {
-    const script = initScript({ availableKernelModules: [], kernelModules: [], root: { device: "/dev/vda", label: null, fsType: "ext4", options: ["defaults", "noatime"] } }, ["crc32c_generic", "ext4"]);
+    const script = initScript({ availableKernelModules: [], kernelModules: [], root: { device: "/dev/vda", label: null, fsType: "ext4", options: ["defaults", "noatime"] }, busybox: "" }, ["crc32c_generic", "ext4"]);
     assert.match(script, /^for module in crc32c_generic ext4; do$/m);
     assert.match(script, /^root=\/dev\/vda$/m);
     assert.match(script, /^fstype=ext4$/m);
@@ -90,7 +91,7 @@ function sliceOf(...modules: object[]): RootfsSlice {
   const project = { file: path.resolve("keel.config.ts"), inputs: {}, systems: new Map([["box", modules]]) };
   const config = evaluateSystem(project, "box").config;
   const plan = planSystem("box", config, { mirror: "http://deb.debian.org/debian", arch: "amd64", busybox: "", files: {} });
-  return plan.steps.find((s) => s.kind === "rootfs")?.slice as RootfsSlice;
+  return plan.steps.find((s) => s.id === "rootfs")?.slice as RootfsSlice;
 }
 
 describe("root filesystem", () => {
@@ -185,17 +186,19 @@ describe("root filesystem", () => {
     ]));
 });
 
-describe("kernel modules in the root filesystem", () => {
-  it("are appended to the tarball, owned by root, under ./usr/lib/modules", () => {
+describe("kernel modules in the image", () => {
+  it("join the root filesystem as root-owned /usr/lib/modules; what mmdebstrap wrote stays", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "keel-modules-"));
     try {
-      execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && ln -s /usr/src/linux ${dir}/kernel/lib/modules/6.1.0-test/build && tar -cf ${dir}/rootfs.tar -C ${dir}/root ./etc`]);
-      const argv = appendModulesArgv(path.join(dir, "rootfs.tar"), path.join(dir, "kernel"));
-      execFileSync(argv[0] as string, argv.slice(1));
-      const listing = execFileSync("tar", ["--numeric-owner", "-tvf", path.join(dir, "rootfs.tar")], { encoding: "utf8" });
-      assert.match(listing, /^-rw-r--r-- 0\/0 +2 .* \.\/usr\/lib\/modules\/6\.1\.0-test\/kernel\/a\.ko$/m);
-      assert.match(listing, /^lrwxrwxrwx 0\/0 .* \.\/usr\/lib\/modules\/6\.1\.0-test\/build -> \/usr\/src\/linux$/m, "symlink targets are kept");
-      assert.match(listing, /^d.* \.\/etc\/$/m, "what mmdebstrap wrote stays");
+      execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc ${dir}/tree && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && echo box > ${dir}/root/etc/hostname && tar -cf ${dir}/rootfs.tar -C ${dir}/root ./etc`]);
+      const script = imageScript(path.join(dir, "rootfs.tar"), path.join(dir, "kernel/lib/modules"), path.join(dir, "tree"), path.join(dir, "rootfs.img"), { diskSize: 16, label: "keel-root" });
+      // As root the script runs as it is; as an ordinary user keel runs it in a user namespace.
+      execFileSync("unshare", ["--map-root-user", "sh", "-c", script]);
+      const stat = execFileSync("debugfs", ["-R", "stat /usr/lib/modules/6.1.0-test/kernel/a.ko", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+      assert.match(stat, /User: +0 +Group: +0 /);
+      assert.match(stat, /Size: 2\b/);
+      const hostname = execFileSync("debugfs", ["-R", "cat /etc/hostname", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+      assert.equal(hostname, "box\n");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

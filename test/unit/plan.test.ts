@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { defineModule, mkForce } from "../../src/index.ts";
 import { evaluateSystem, type Project, type ResolvedSystem } from "../../src/config/project.ts";
 import { hostFacts } from "../../src/host/facts.ts";
-import { canonicalJson, needsInitrd, planSystem, type BuildPlan, type HostFacts } from "../../src/plan/plan.ts";
+import { canonicalJson, planSystem, subPlan, type BuildPlan, type HostFacts } from "../../src/plan/plan.ts";
 
 const host: HostFacts = { mirror: "http://deb.debian.org/debian", arch: "amd64", busybox: "b".repeat(64), files: {} };
 
@@ -26,7 +26,7 @@ function configOf(...modules: object[]): ResolvedSystem {
 }
 
 function hashes(plan: BuildPlan): Record<string, string> {
-  return Object.fromEntries(plan.steps.map((s) => [s.kind, s.hash]));
+  return Object.fromEntries(plan.steps.map((s) => [s.id, s.hash]));
 }
 
 const plan = (...modules: object[]) => hashes(planSystem("test", configOf(base, ...modules), host));
@@ -34,18 +34,17 @@ const plan = (...modules: object[]) => hashes(planSystem("test", configOf(base, 
 describe("step hashes", () => {
   const before = plan();
 
-  it("a plan has kernel, initrd, rootfs and system, dependencies first", () => {
-    assert.deepEqual(planSystem("test", configOf(base), host).steps.map((s) => s.kind), ["kernel", "initrd", "rootfs", "system"]);
+  it("a plan has kernel, initrd, rootfs, system and image, dependencies first", () => {
+    assert.deepEqual(planSystem("test", configOf(base), host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
   });
 
   it("planning twice gives the same hashes", () => assert.deepEqual(plan(), before));
 
-  it("one more package changes the rootfs and the system, not the kernel or initrd", () => {
+  it("one more package changes the rootfs, the system and the image, not the kernel or initrd", () => {
     const after = plan(defineModule({ packages: ["vim"] }));
     assert.equal(after.kernel, before.kernel);
     assert.equal(after.initrd, before.initrd);
-    assert.notEqual(after.rootfs, before.rootfs);
-    assert.notEqual(after.system, before.system);
+    for (const id of ["rootfs", "system", "image"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("a kernel parameter changes only the system", () => {
@@ -54,9 +53,10 @@ describe("step hashes", () => {
     assert.notEqual(after.system, before.system);
   });
 
-  it("another Debian kernel package changes every step", () => {
+  it("another Debian kernel package changes the kernel and what boots it, never the rootfs", () => {
     const after = plan(defineModule({ boot: { kernel: { debianPackage: "linux-image-cloud-amd64" } } }));
-    for (const kind of ["kernel", "initrd", "rootfs", "system"]) assert.notEqual(after[kind], before[kind], kind);
+    for (const id of ["kernel", "initrd", "system", "image"]) assert.notEqual(after[id], before[id], id);
+    assert.equal(after.rootfs, before.rootfs);
   });
 
   it("an initrd module changes the initrd and the system only", () => {
@@ -85,15 +85,18 @@ describe("step hashes", () => {
     assert.notEqual(one.rootfs, two.rootfs);
   });
 
-  it("the root filesystem may start while the kernel is built: it needs the modules only at its end", () => {
+  it("the root filesystem reads no other step; the image joins it with the kernel", () => {
     const steps = planSystem("test", configOf(base), host).steps;
-    assert.deepEqual(steps.map((s) => [s.kind, s.lateInputs]), [["kernel", []], ["initrd", []], ["rootfs", ["kernel"]], ["system", []]]);
+    assert.deepEqual(
+      steps.map((s) => [s.id, Object.keys(s.inputs)]),
+      [["kernel", []], ["initrd", ["kernel"]], ["rootfs", []], ["system", ["kernel", "initrd", "rootfs"]], ["image", ["rootfs", "kernel"]]],
+    );
   });
 
   it("hashes are 32 hex digits, store names carry the host name", () => {
     const steps = planSystem("test", configOf(base), host).steps;
     for (const step of steps) assert.match(step.hash, /^[0-9a-f]{32}$/);
-    assert.deepEqual(steps.map((s) => s.name), ["kernel-linux-image-amd64", "initrd", "rootfs-test", "system-test"]);
+    assert.deepEqual(steps.map((s) => s.name), ["kernel-linux-image-amd64", "initrd", "rootfs-test", "system-test", "image-test"]);
   });
 });
 
@@ -113,15 +116,16 @@ describe("a kernel from source", () => {
 
   it("is fetched by a source step before the kernel step, which builds in the system's own directory", () => {
     const steps = planOf(pinnedHost).steps;
-    assert.deepEqual(steps.map((s) => s.kind), ["source", "kernel", "initrd", "rootfs", "system"]);
+    assert.deepEqual(steps.map((s) => s.id), ["source", "kernel", "initrd", "rootfs", "system", "image"]);
     assert.deepEqual(Object.keys(steps[1]?.inputs ?? {}), ["source"]);
     assert.deepEqual(steps[1]?.local, { workspace: "kernel-linux-amd64-test", fragments: [] });
   });
 
-  it("a setting changes the kernel and what boots it, not the source", () => {
+  it("a setting changes the kernel, initrd, image and system, never the source or the rootfs", () => {
     const after = sourceHashes(pinnedHost, defineModule({ boot: { kernel: { settings: { VIRTIO_NET: "y" } } } }));
     assert.equal(after.source, before.source);
-    for (const kind of ["kernel", "initrd", "rootfs", "system"]) assert.notEqual(after[kind], before[kind], kind);
+    assert.equal(after.rootfs, before.rootfs);
+    for (const id of ["kernel", "initrd", "system", "image"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("another pinned version changes the source and the kernel", () => {
@@ -138,7 +142,7 @@ describe("a kernel from source", () => {
   it("a tree used in place has no source step; its fingerprint is in the kernel's hash", () => {
     const tree = (fingerprint: string): HostFacts => ({ ...host, kernelSource: { kind: "tree", input: "linux", path: "/src/linux", fingerprint } });
     const one = planOf(tree("1".repeat(64)));
-    assert.deepEqual(one.steps.map((s) => s.kind), ["kernel", "initrd", "rootfs", "system"]);
+    assert.deepEqual(one.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
     assert.equal((one.steps[0]?.local as { tree: string }).tree, "/src/linux");
     assert.notEqual(hashes(planOf(tree("2".repeat(64)))).kernel, hashes(one).kernel);
   });
@@ -182,18 +186,20 @@ describe("the root device", () => {
   it("by UUID is fine", () => assert.doesNotThrow(() => configOf(base, defineModule({ fileSystems: { "/": { device: mkForce("/dev/disk/by-uuid/5c1e") } } }))));
 });
 
-describe("the initrd is planned only when needed", () => {
-  it("not without modules and with the root given by device", () => {
+describe("one plan, whatever command asks", () => {
+  const whole = planSystem("test", configOf(base), host);
+  it("every system has keel's initrd, whether or not its root needs modules", () => {
     const config = configOf(base, defineModule({ boot: { initrd: { availableKernelModules: mkForce([]) } } }));
-    assert.equal(needsInitrd(config), false);
-    assert.deepEqual(planSystem("test", config, host).steps.map((s) => s.kind), ["kernel", "rootfs", "system"]);
+    assert.deepEqual(planSystem("test", config, host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
   });
-  it("when the root is found by label", () => {
-    const config = configOf(
-      base,
-      defineModule({ boot: { initrd: { availableKernelModules: mkForce([]) } }, fileSystems: { "/": { device: mkForce(null), label: "root" } } }),
-    );
-    assert.equal(needsInitrd(config), true);
+  it("keel build asks for the system, keel run also for the image: the same steps, the same hashes", () => {
+    const image = whole.steps.find((s) => s.id === "image");
+    assert.ok(image);
+    const build = subPlan(whole, whole.top);
+    const run = subPlan(whole, whole.top, image);
+    assert.deepEqual(build.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system"]);
+    assert.deepEqual(run.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
+    for (const step of build.steps) assert.equal(run.steps.find((s) => s.id === step.id)?.hash, step.hash);
   });
 });
 

@@ -180,19 +180,15 @@ describe("SSH to the VM", () => {
   });
 });
 
-describe("the plan for keel run", () => {
+describe("the image keel run boots", () => {
   const host: HostFacts = { mirror: "http://deb.debian.org/debian", arch: "amd64", busybox: "b".repeat(64), files: {} };
-  it("adds the image step after the root file system, sized by virtualisation.diskSize, labelled as stage 1 finds it", () => {
-    const plan = planSystem("test", configOf({ virtualisation: { diskSize: 2048 } }), host, { image: true });
-    assert.deepEqual(plan.steps.map((s) => s.kind), ["kernel", "initrd", "rootfs", "system", "image"]);
-    const image = plan.steps.at(-1);
+  it("is sized by virtualisation.diskSize, labelled as stage 1 finds it, made of the rootfs and the kernel", () => {
+    const plan = planSystem("test", configOf({ virtualisation: { diskSize: 2048 } }), host);
+    const image = plan.steps.find((s) => s.id === "image");
     assert.deepEqual(image?.slice, { diskSize: 2048, label: "keel-root" });
-    assert.equal(image?.inputs.rootfs, plan.steps[2]);
-    const labelled = planSystem("test", configOf({ fileSystems: { "/": mkForce({ label: "nixos", fsType: "ext4" }) } }), host, { image: true });
-    assert.deepEqual(labelled.steps.at(-1)?.slice, { diskSize: 4096, label: "nixos" });
-  });
-
-  it("keel build plans no image", () => {
-    assert.ok(!planSystem("test", configOf(), host).steps.some((s) => s.kind === "image"));
+    assert.equal(image?.inputs.rootfs, plan.steps.find((s) => s.id === "rootfs"));
+    assert.equal(image?.inputs.kernel, plan.steps.find((s) => s.id === "kernel"));
+    const labelled = planSystem("test", configOf({ fileSystems: { "/": mkForce({ label: "nixos", fsType: "ext4" }) } }), host);
+    assert.deepEqual(labelled.steps.find((s) => s.id === "image")?.slice, { diskSize: 4096, label: "nixos" });
   });
 });
