@@ -29,7 +29,7 @@ export const buildCommand = defineCommand({
   async run(context, { values, positionals }) {
     const [system = "", only] = positionals;
     const whole = await planFor(context, system, values.store);
-    const planned = only === undefined ? whole : { ...whole, plan: subPlan(whole.plan, stepOf(whole.plan, only)) };
+    const planned = { ...whole, plan: subPlan(whole.plan, only === undefined ? whole.plan.top : stepOf(whole.plan, only)) };
     const { plan, store } = planned;
     if (values["dry-run"]) {
       const steps = describePlan(plan, store);

@@ -14,7 +14,7 @@ const enterable = ["rootfs", "kernel"];
 async function rootfsShell(context: Context, planned: PlannedSystem, system: string, command: readonly string[]): Promise<number> {
   const { plan, store } = planned;
   const step = stepOf(plan, "rootfs");
-  const realized = await realizeShowingProgress(context, planned, false);
+  const realized = await realizeShowingProgress(context, { ...planned, plan: subPlan(plan, step) }, false);
   if ("exitCode" in realized) return realized.exitCode;
   const tarball = path.join(store.pathOf(step.hash, step.name), "rootfs.tar");
   const root = await mkdtemp(path.join(os.tmpdir(), `keel-shell-${system}-`));
