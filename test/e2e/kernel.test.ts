@@ -1,7 +1,8 @@
 // Kernels from source end to end, with Debian's linux-source-6.1: the seed's
 // qemu switched to its small kernel in one line builds through ccache into a
 // fresh cache; a fresh build directory then compiles almost nothing; a no-op
-// build skips the kernel step; `keel shell … kernel` is the same build;
+// build skips the kernel step; a kernel setting rebuilds the kernel and
+// what boots it, never the root filesystem; `keel shell … kernel` is the same build;
 // `keel doctor`'s ccache checks pass, and fail with the fix when the cache
 // cannot be written; the kernel boots under `keel run`.
 import assert from "node:assert/strict";
@@ -133,6 +134,23 @@ describe("kernels from source", () => {
     assert.deepEqual(run.events.filter((e) => e.type === "start"), []);
     const plan = run.events.find((e) => e.type === "plan");
     assert.ok(plan?.type === "plan" && plan.steps.every((s) => s.cached));
+  });
+
+  test("a kernel setting changes kernel, initrd and system only: the root filesystem stays cached", async () => {
+    const local = path.join(dir, "local.ts");
+    writeFileSync(local, readFileSync(local, "utf8").replace("export default defineModule({\n", 'export default defineModule({\n  boot: { kernel: { settings: { DEFAULT_HOSTNAME: "keel-e2e" } } },\n'));
+    const run = await keel(["build", "qemu", "--json"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    const plan = run.events.find((e) => e.type === "plan");
+    assert.deepEqual(plan?.type === "plan" ? plan.steps.map((s) => [s.step, s.cached]) : [], [
+      ["source", true], ["kernel", false], ["initrd", false], ["rootfs", true], ["system", false],
+    ]);
+    const done = Object.fromEntries(run.events.flatMap((e) => (e.type === "done" ? [[e.step, e.status]] : [])));
+    assert.deepEqual(done, { source: "cached", kernel: "built", initrd: "built", rootfs: "cached", system: "built" });
+    assert.ok(!run.events.some((e) => e.type === "start" && e.step === "rootfs"), "mmdebstrap did not run");
+    const kernel = kernelDone(run);
+    assert.match(readFileSync(path.join(kernel.path, "config"), "utf8"), /^CONFIG_DEFAULT_HOSTNAME="keel-e2e"$/m);
+    console.log(`# one setting changed: ${kernel.hits} hits, ${kernel.misses} misses; rootfs cached`);
   });
 
   test("keel shell … kernel: make there is keel's build", async () => {
