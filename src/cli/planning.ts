@@ -30,7 +30,7 @@ export async function planFor(context: Context, system: string, store: string | 
   const project = await context.project();
   const evaluated = evaluateSystem(project, system);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
-  const plan = planSystem(system, evaluated.config, hostFacts(evaluated.config, project));
+  const plan = planSystem(system, evaluated.config, hostFacts(system, evaluated.config, project));
   return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 

@@ -54,7 +54,7 @@ async function kernelShell(context: Context, planned: PlannedSystem, system: str
   const tree: KbuildTree = { src: source ? store.pathOf(source.hash, source.name) : (local.tree as string), obj: store.workspaceOf(local.workspace) };
   const slice = kernel.slice as SourceKernelSlice;
   const env = kbuildEnv(context.env, tree, slice.arch);
-  const setup = { log: path.join(tree.obj, "keel-shell.log"), env, baseEnv: context.env, signal: new AbortController().signal, onCommand: (line: string) => context.out.stderr(`$ ${line}\n`) };
+  const setup = { log: path.join(tree.obj, "keel-shell.log"), debs: path.join(store.root, "debs"), env, baseEnv: context.env, signal: new AbortController().signal, onCommand: (line: string) => context.out.stderr(`$ ${line}\n`) };
   await configureKernel(setup, tree, slice, local);
   context.out.stderr(
     `keel: ${tree.obj} is ${system}'s kernel build directory (source: ${tree.src}), configured as keel builds it.\n` +

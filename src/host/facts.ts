@@ -4,7 +4,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Project, ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
-import { lockPath, pinned, readLock } from "../inputs/lock.js";
+import { systemRequest } from "../inputs/debian.js";
+import { lockPath, pinned, pinnedDebian, readLock, type LockFile } from "../inputs/lock.js";
 import { isUrl, localPath } from "../inputs/resolve.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
 import type { HostFacts, KernelSource } from "../plan/plan.js";
@@ -70,7 +71,7 @@ export function treeFingerprint(root: string): string {
   return hash.digest("hex");
 }
 
-function kernelSource(config: ResolvedSystem, project: Project): KernelSource | undefined {
+function kernelSource(config: ResolvedSystem, project: Project, lock: LockFile): KernelSource | undefined {
   const input = config.boot.kernel.source;
   const spec = input === null ? undefined : project.inputs[input];
   if (input === null || spec === undefined) return undefined;
@@ -86,8 +87,7 @@ function kernelSource(config: ResolvedSystem, project: Project): KernelSource | 
     }
     return { kind: "tree", input, path: tree, fingerprint: treeFingerprint(tree) };
   }
-  const file = lockPath(project.file);
-  const locked = pinned(input, spec, readLock(file), file);
+  const locked = pinned(input, spec, lock, lockPath(project.file));
   const location = locked.type === "tarball" && !isUrl(locked.url) ? localPath(locked.url, projectDir) : locked.url;
   return { kind: "pinned", input, locked, location };
 }
@@ -104,7 +104,7 @@ function hashNamed(files: Record<string, string>, file: string, option: string):
   files[file] = hash;
 }
 
-export function hostFacts(config: ResolvedSystem, project: Project): HostFacts {
+export function hostFacts(system: string, config: ResolvedSystem, project: Project): HostFacts {
   const files: Record<string, string> = {};
   for (const [name, file] of Object.entries(config.environment.etc)) {
     if (file.source !== null) hashNamed(files, file.source, `environment.etc."${name}".source`);
@@ -114,6 +114,10 @@ export function hostFacts(config: ResolvedSystem, project: Project): HostFacts {
     if (!isNamedBaseConfig(kernel.baseConfig)) hashNamed(files, kernel.baseConfig, "boot.kernel.baseConfig");
     for (const fragment of kernel.configFragments) hashNamed(files, fragment, "boot.kernel.configFragments");
   }
-  const source = kernelSource(config, project);
-  return { mirror: hostMirror(), arch: debianArch(), busybox: hashFile(busyboxPath) ?? "missing", files, ...(source ? { kernelSource: source } : {}) };
+  const file = lockPath(project.file);
+  const lock = readLock(file);
+  const source = kernelSource(config, project, lock);
+  const { request, mirror } = systemRequest(config);
+  const debian = pinnedDebian(system, request, lock, file);
+  return { mirror, arch: debianArch(), busybox: hashFile(busyboxPath) ?? "missing", files, debian, ...(source ? { kernelSource: source } : {}) };
 }

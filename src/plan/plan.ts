@@ -4,12 +4,12 @@
 // and fast: whether anything needs building is decided here.
 import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
-import type { LockedInput } from "../inputs/lock.js";
+import type { DebianPin, LockedInput } from "../inputs/lock.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
 import { imageStep } from "../steps/image.js";
 import { initrdStep } from "../steps/initrd.js";
 import { sourceKernelStep, type SourceKernelLocal } from "../steps/kbuild.js";
-import { debianKernelStep } from "../steps/kernel.js";
+import { debianKernelStep, type DebianKernelLocal, type DebianKernelSlice } from "../steps/kernel.js";
 import { rootfsStep } from "../steps/rootfs.js";
 import { sourceStep } from "../steps/source.js";
 import type { Step, StepKind } from "../steps/step.js";
@@ -27,7 +27,7 @@ export interface BuildPlan {
 
 /** What planning needs to know of the build host. */
 export interface HostFacts {
-  /** The Debian mirror when `distro.mirror` is null: the host's apt sources. */
+  /** Where pinned .debs are fetched from: `distro.mirror`, else the host's apt sources. Never hashed. */
   readonly mirror: string;
   readonly arch: string;
   /** The hash of the busybox binary the initrd is made with. */
@@ -36,6 +36,8 @@ export interface HostFacts {
   readonly files: Readonly<Record<string, string>>;
   /** The input `boot.kernel.source` names, as keel.lock pins it or as its tree is now. */
   readonly kernelSource?: KernelSource;
+  /** The system's Debian packages (and Debian's kernel, where used) as keel.lock pins them. */
+  readonly debian: DebianPin;
 }
 
 /** A kernel source: pinned (fetched into the store once) or a tree used in place. */
@@ -76,13 +78,14 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-function distroOf(config: ResolvedSystem, host: HostFacts) {
-  return {
-    suite: config.distro.suite,
-    mirror: config.distro.mirror ?? host.mirror,
-    components: config.distro.components,
-    arch: host.arch,
-  };
+/** The mirror a system's own apt sources name when `distro.mirror` does not say. */
+const debianMirror = "http://deb.debian.org/debian";
+
+/** Debian's kernel as keel.lock pins it; the mirror it is fetched from is local, not hashed. */
+function debianKernel(system: string, host: HostFacts): { slice: DebianKernelSlice; local: DebianKernelLocal } {
+  const pin = host.debian.kernel;
+  if (pin === undefined) throw new Error(`planSystem: keel.lock pins no Debian kernel for ${system}`);
+  return { slice: { package: pin.package, image: pin.image, packages: pin.packages }, local: { mirror: host.mirror, date: host.debian.date } };
 }
 
 /** The label a root file system image gets: the one the configuration finds it by, else "keel-root". */
@@ -104,10 +107,7 @@ function pinnedIdentity(locked: LockedInput): unknown {
 
 function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): Step[] {
   const kernel = config.boot.kernel;
-  const distro = distroOf(config, host);
-  if (kernel.source === null) {
-    return [makeStep(debianKernelStep, { id: "kernel", name: `kernel-${kernel.debianPackage}`, slice: { package: kernel.debianPackage, distro }, inputs: {}, local: undefined })];
-  }
+  if (kernel.source === null) return [makeStep(debianKernelStep, { id: "kernel", name: `kernel-${kernel.debianPackage}`, inputs: {}, ...debianKernel(system, host) })];
   const source = host.kernelSource;
   if (source === undefined || source.input !== kernel.source) throw new Error(`planSystem: no host facts for the kernel source input ${kernel.source}`);
   const fetched =
@@ -121,11 +121,13 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
         })
       : undefined;
   const baseIsFile = !isNamedBaseConfig(kernel.baseConfig);
+  const debian = kernel.baseConfig === "debian" ? debianKernel(system, host) : undefined;
   const local: SourceKernelLocal = {
     workspace: `kernel-${source.input}-${host.arch}-${system}`,
     ...(source.kind === "tree" ? { tree: source.path } : {}),
     ...(baseIsFile ? { baseConfigFile: kernel.baseConfig } : {}),
     fragments: kernel.configFragments,
+    ...(debian ? { debian: debian.local } : {}),
   };
   const step = makeStep(sourceKernelStep, {
     id: "kernel",
@@ -135,7 +137,7 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
       arch: host.arch,
       baseConfig: baseIsFile ? { file: host.files[kernel.baseConfig] ?? "missing" } : kernel.baseConfig,
       // Debian's own config comes from its prebuilt kernel package.
-      debian: kernel.baseConfig === "debian" ? { package: kernel.debianPackage, distro } : null,
+      debian: debian?.slice ?? null,
       fragments: kernel.configFragments.map((f) => host.files[f] ?? "missing"),
       settings: kernel.settings,
     },
@@ -151,7 +153,6 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
  * cached. The image is a step of every plan; only `keel run` asks for it.
  */
 export function planSystem(system: string, config: ResolvedSystem, host: HostFacts): BuildPlan {
-  const distro = distroOf(config, host);
   const kernelPlan = kernelSteps(system, config, host);
   const kernel = kernelPlan[kernelPlan.length - 1] as Step;
   const etc = Object.fromEntries(
@@ -164,8 +165,8 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     id: "rootfs",
     name: `rootfs-${config.networking.hostName}`,
     slice: {
-      distro,
-      packages: config.packages,
+      distro: { suite: host.debian.suite, components: host.debian.components, arch: host.debian.arch, sources: config.distro.mirror ?? debianMirror },
+      debs: host.debian.packages,
       hostName: config.networking.hostName,
       networking: config.networking,
       users: config.users,
@@ -177,7 +178,7 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
       kernelModules: config.boot.kernelModules,
     },
     inputs: {},
-    local: undefined,
+    local: { mirror: host.mirror, date: host.debian.date },
   });
   const root = config.fileSystems["/"] ?? null;
   // Stage 1 is keel's on every machine: it finds the root, and in a VM lays the VM's disk over the image.

@@ -15,6 +15,8 @@ export interface BuildContext {
   readonly onCommand?: (line: string) => void;
   /** The environment keel itself runs in, to show only what a step adds to it. */
   readonly baseEnv?: NodeJS.ProcessEnv;
+  /** Where the store keeps pinned .debs, content-addressed (see debs.ts). */
+  readonly debs: string;
 }
 
 /** A command line as a shell would take it, with the environment variables the step set for it. */

@@ -15,7 +15,7 @@ import { ConfigError } from "../errors.js";
 import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
 import { run, type BuildContext } from "./context.js";
 import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings, type KernelSetting } from "./kconfig.js";
-import { debianKernelConfig, type DebianKernelSlice } from "./kernel.js";
+import { debianKernelConfig, type DebianKernelLocal, type DebianKernelSlice } from "./kernel.js";
 import { defineStep } from "./step.js";
 
 export interface SourceKernelSlice {
@@ -38,6 +38,8 @@ export interface SourceKernelLocal {
   /** The base config file (baseConfig given as a path) and the fragments, as paths here. */
   readonly baseConfigFile?: string;
   readonly fragments: readonly string[];
+  /** Where Debian's kernel is fetched from when the base is its config. */
+  readonly debian?: DebianKernelLocal;
 }
 
 /** Where Kbuild reads and writes: the source tree and the persistent output directory. */
@@ -111,7 +113,7 @@ export async function configureKernel(
   await mkdir(tree.obj, { recursive: true });
   const config = path.join(tree.obj, ".config");
   if (slice.baseConfig === "defconfig" || slice.baseConfig === "tinyconfig") await run(context, makeArgv(tree, slice.baseConfig));
-  else if (slice.debian !== null) await debianKernelConfig(context, path.join(tree.obj, "keel-debian"), slice.debian, config);
+  else if (slice.debian !== null && local.debian !== undefined) await debianKernelConfig(context, path.join(tree.obj, "keel-debian"), slice.debian, local.debian, config);
   else await copyFile(local.baseConfigFile as string, config);
   const settings = path.join(tree.obj, settingsFile);
   await writeFile(settings, settingsFragment(slice.settings));

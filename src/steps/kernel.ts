@@ -1,57 +1,50 @@
-// The kernel step, Debian flavour: Debian's prebuilt kernel package unpacked
-// into the store (nothing is installed on the host). Output:
+// The kernel step, Debian flavour: Debian's prebuilt kernel package, as
+// keel.lock pins it, unpacked into the store (nothing is installed on the
+// host). Output:
 //   vmlinuz  System.map  config  release  lib/modules/<release>/ (with modules.dep)
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ConfigError } from "../errors.js";
-import { PrivateApt, type Distro } from "./apt.js";
+import type { PinnedDeb } from "../inputs/lock.js";
 import { run, type BuildContext } from "./context.js";
+import { debPath, fetchDebs } from "./debs.js";
 import { defineStep } from "./step.js";
 
 export interface DebianKernelSlice {
+  /** The package asked for (a metapackage like linux-image-amd64, or an image package). */
   readonly package: string;
-  readonly distro: Distro;
+  /** The image package holding vmlinuz, which the metapackage leads to. */
+  readonly image: string;
+  /** Both, as keel.lock pins them. */
+  readonly packages: Readonly<Record<string, PinnedDeb>>;
 }
 
-/** Metapackages (linux-image-amd64) are followed to the image they depend on, at most this deep. */
-const maxIndirections = 3;
+/** Where the pinned .debs are fetched from when the store lacks them: not part of any hash. */
+export interface DebianKernelLocal {
+  readonly mirror: string;
+  /** The Release date of the pin, for the snapshot mirror a missing version is still on. */
+  readonly date: string;
+}
 
-/** Downloads Debian's kernel image package (following a metapackage) and unpacks it in `work`. */
-async function fetchDebianKernel(context: BuildContext, work: string, slice: DebianKernelSlice): Promise<string> {
-  const debs = path.join(work, "debs");
+/** Debian's kernel image package, fetched into the store if needed and unpacked in `work`. */
+async function unpackDebianKernel(context: BuildContext, work: string, slice: DebianKernelSlice, local: DebianKernelLocal): Promise<string> {
+  await fetchDebs(context.debs, local.mirror, slice.packages, context.signal, local.date);
   const unpacked = path.join(work, "unpacked");
-  await mkdir(debs, { recursive: true });
-  const apt = await PrivateApt.create(context, path.join(work, "apt"), slice.distro);
-  let name = slice.package;
-  for (let depth = 0; ; depth++) {
-    const deb = await apt.download(context, name, debs);
-    await rm(unpacked, { recursive: true, force: true });
-    await run(context, ["dpkg-deb", "-x", deb, unpacked]);
-    const images = (await readdir(path.join(unpacked, "boot")).catch(() => [] as string[])).filter((f) => f.startsWith("vmlinuz-"));
-    if (images.length > 0) return unpacked;
-    const depends = (await run(context, ["dpkg-deb", "-f", deb, "Depends"])).stdout;
-    const image = /(?:^|,\s*)(linux-image-[^\s,(|]+)/.exec(depends)?.[1];
-    if (image === undefined || depth + 1 >= maxIndirections) {
-      throw new ConfigError(
-        `boot.kernel.debianPackage is "${slice.package}", which is not a Debian kernel image package (it has no /boot/vmlinuz-*).\n` +
-          "Fix: name one like linux-image-amd64 or linux-image-6.1.0-28-amd64.",
-      );
-    }
-    name = image;
-  }
+  await mkdir(work, { recursive: true });
+  await run(context, ["dpkg-deb", "-x", debPath(context.debs, (slice.packages[slice.image] as PinnedDeb).sha256), unpacked]);
+  return unpacked;
 }
 
 /** Debian's own kernel config (the `debian` base of a kernel from source), copied to `dest`. */
-export async function debianKernelConfig(context: BuildContext, work: string, slice: DebianKernelSlice, dest: string): Promise<void> {
-  const unpacked = await fetchDebianKernel(context, work, slice);
+export async function debianKernelConfig(context: BuildContext, work: string, slice: DebianKernelSlice, local: DebianKernelLocal, dest: string): Promise<void> {
+  const unpacked = await unpackDebianKernel(context, work, slice, local);
   const config = (await readdir(path.join(unpacked, "boot"))).find((f) => f.startsWith("config-")) as string;
   await copyFile(path.join(unpacked, "boot", config), dest);
   await rm(work, { recursive: true, force: true });
 }
 
-export async function buildDebianKernel(context: BuildContext, out: string, slice: DebianKernelSlice): Promise<void> {
+async function buildDebianKernel(context: BuildContext, out: string, slice: DebianKernelSlice, local: DebianKernelLocal): Promise<void> {
   const work = path.join(out, ".work");
-  const unpacked = await fetchDebianKernel(context, work, slice);
+  const unpacked = await unpackDebianKernel(context, work, slice, local);
   const vmlinuz = (await readdir(path.join(unpacked, "boot"))).find((f) => f.startsWith("vmlinuz-")) as string;
   const release = vmlinuz.slice("vmlinuz-".length);
   await rename(path.join(unpacked, "boot", vmlinuz), path.join(out, "vmlinuz"));
@@ -65,11 +58,11 @@ export async function buildDebianKernel(context: BuildContext, out: string, slic
   await rm(work, { recursive: true, force: true });
 }
 
-export const debianKernelStep = defineStep<DebianKernelSlice>({
+export const debianKernelStep = defineStep<DebianKernelSlice, never, never, DebianKernelLocal>({
   kind: "kernel-debian",
   version: 1,
   roles: [],
-  build: (context, out, { slice }) => buildDebianKernel(context, out, slice),
+  build: (context, out, { slice, local }) => buildDebianKernel(context, out, slice, local),
 });
 
 /** The kernel release of a kernel step's output. */

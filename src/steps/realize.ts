@@ -1,6 +1,7 @@
 // Realizing a plan: each step not in the store is built into it once its
 // inputs are there, by its kind's builder, and every step reports start,
 // wait, done or failure as an event named by the step's id.
+import path from "node:path";
 import type { BuildPlan, Step } from "../plan/plan.js";
 import type { Store } from "../store/store.js";
 import type { BuildContext } from "./context.js";
@@ -59,6 +60,7 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
   const running = new Map<Step, Promise<string>>();
   const contextFor = (step: Step, log: string): BuildContext => ({
     log,
+    debs: path.join(store.root, "debs"),
     env: options.env,
     baseEnv: options.env,
     signal,

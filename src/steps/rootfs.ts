@@ -1,4 +1,6 @@
-// The root filesystem step: mmdebstrap installs the packages; keel's files
+// The root filesystem step: mmdebstrap installs exactly the packages keel.lock
+// pins, from a local repository of the store's .debs (fetched once, so a
+// rebuild needs no mirror); keel's files
 // (hostname, fstab, networkd units, systemd units, /etc files, authorized keys)
 // are synced in from an overlay, and a setup script run in the chroot creates
 // users and enables units. SSH host keys are removed: each machine makes its
@@ -10,16 +12,24 @@ import path from "node:path";
 import type { ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
 import { shellQuote } from "../host/exec.js";
-import type { Distro } from "./apt.js";
+import type { PinnedDeb } from "../inputs/lock.js";
 import { run, type BuildContext } from "./context.js";
+import { fetchDebs, localRepository, localRepositoryOptions, pinnedIncludes } from "./debs.js";
 import { defineStep } from "./step.js";
 
 /** What every keel system needs besides the configured packages. */
 export const basePackages = ["systemd-sysv", "udev", "kmod", "iproute2", "systemd-resolved"];
 
 export interface RootfsSlice {
-  readonly distro: Distro;
-  readonly packages: readonly string[];
+  readonly distro: {
+    readonly suite: string;
+    readonly components: readonly string[];
+    readonly arch: string;
+    /** The mirror the system's own apt sources name: distro.mirror, else Debian's. */
+    readonly sources: string;
+  };
+  /** Every package mmdebstrap installs, as keel.lock pins it. */
+  readonly debs: Readonly<Record<string, PinnedDeb>>;
   readonly hostName: string;
   readonly networking: ResolvedSystem["networking"];
   readonly users: ResolvedSystem["users"];
@@ -29,6 +39,13 @@ export interface RootfsSlice {
   readonly swapDevices: ResolvedSystem["swapDevices"];
   readonly timeZone: string | null;
   readonly kernelModules: readonly string[];
+}
+
+/** Where the pinned .debs are fetched from when the store lacks them: not part of any hash. */
+export interface RootfsLocal {
+  readonly mirror: string;
+  /** The Release date of the pin (the snapshot mirror a missing version is still on). */
+  readonly date: string;
 }
 
 /** A file of the overlay: its text, or a host file to copy, and its mode. */
@@ -194,24 +211,28 @@ export function setupScript(slice: RootfsSlice): string {
   return `${lines.join("\n")}\n`;
 }
 
-export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, output: string): string[] {
-  const packages = [...new Set([...basePackages, ...slice.packages])];
+/** mmdebstrap with the local repository `repo` as its only source; the system keeps a sources line for its mirror. */
+export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, output: string, repo: string): string[] {
   return [
     "mmdebstrap",
     "--mode=auto",
     "--variant=minbase",
     `--architectures=${slice.distro.arch}`,
     `--components=${slice.distro.components.join(",")}`,
-    `--include=${packages.join(",")}`,
+    `--include=${pinnedIncludes(slice.debs).join(",")}`,
+    ...localRepositoryOptions(repo),
     `--customize-hook=sync-in ${shellQuote(overlay)} /`,
     '--customize-hook=chroot "$1" /bin/sh /.keel-setup.sh',
     slice.distro.suite,
     output,
-    slice.distro.mirror,
+    slice.distro.sources,
   ];
 }
 
-async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlice): Promise<void> {
+async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlice, local: RootfsLocal): Promise<void> {
+  await fetchDebs(context.debs, local.mirror, slice.debs, context.signal, local.date);
+  const repo = path.join(out, ".repository");
+  await localRepository(repo, context.debs, slice.debs, { suite: slice.distro.suite, arch: slice.distro.arch, date: local.date });
   const overlay = path.join(out, ".overlay");
   const files: Record<string, OverlayFile> = { ...overlayFiles(slice), "/.keel-setup.sh": { text: setupScript(slice), mode: 0o755 } };
   for (const [target, file] of Object.entries(files)) {
@@ -222,16 +243,17 @@ async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlic
     await chmod(destination, file.mode);
   }
   const tarball = path.join(out, "rootfs.tar");
-  await run(context, mmdebstrapArgv(slice, overlay, tarball), {
+  await run(context, mmdebstrapArgv(slice, overlay, tarball, repo), {
     // mmdebstrap in unshare mode needs a directory it may use as the unprivileged user.
     env: { ...context.env, TMPDIR: context.env.TMPDIR ?? "/tmp" },
   });
   await rm(overlay, { recursive: true, force: true });
+  await rm(repo, { recursive: true, force: true });
 }
 
-export const rootfsStep = defineStep<RootfsSlice>({
+export const rootfsStep = defineStep<RootfsSlice, never, never, RootfsLocal>({
   kind: "rootfs",
   version: 4,
   roles: [],
-  build: (context, out, { slice }) => buildRootfs(context, out, slice),
+  build: (context, out, { slice, local }) => buildRootfs(context, out, slice, local),
 });

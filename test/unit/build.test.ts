@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { cpioArchive } from "../../src/steps/cpio.ts";
+import { localRepositoryOptions } from "../../src/steps/debs.ts";
 import { imageScript } from "../../src/steps/image.ts";
 import { initScript, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/steps/initrd.ts";
 import { fstab, mmdebstrapArgv, systemdEscape, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/steps/rootfs.ts";
@@ -14,6 +15,7 @@ import { defineModule } from "../../src/index.ts";
 import { evaluateSystem } from "../../src/config/project.ts";
 import { showCommand, shellQuote } from "../../src/host/exec.ts";
 import { planSystem } from "../../src/plan/plan.ts";
+import { testHost } from "./host-facts.ts";
 
 const kernel: KernelModules = {
   release: "6.1.0-test",
@@ -90,7 +92,7 @@ describe("initrd modules", () => {
 function sliceOf(...modules: object[]): RootfsSlice {
   const project = { file: path.resolve("keel.config.ts"), inputs: {}, systems: new Map([["box", modules]]) };
   const config = evaluateSystem(project, "box").config;
-  const plan = planSystem("box", config, { mirror: "http://deb.debian.org/debian", arch: "amd64", busybox: "", files: {} });
+  const plan = planSystem("box", config, testHost);
   return plan.steps.find((s) => s.id === "rootfs")?.slice as RootfsSlice;
 }
 
@@ -170,14 +172,15 @@ describe("root filesystem", () => {
     assert.match(script, /^rm -f \/etc\/ssh\/ssh_host_\*$/m);
   });
 
-  it("mmdebstrap's command line", () =>
-    assert.deepEqual(mmdebstrapArgv(slice, "/s/overlay", "/s/out/rootfs.tar"), [
+  it("mmdebstrap's command line: every pinned package, from the local repository only; the system keeps Debian's mirror", () =>
+    assert.deepEqual(mmdebstrapArgv(slice, "/s/overlay", "/s/out/rootfs.tar", "/s/out/.repository"), [
       "mmdebstrap",
       "--mode=auto",
       "--variant=minbase",
       "--architectures=amd64",
       "--components=main",
-      "--include=systemd-sysv,udev,kmod,iproute2,systemd-resolved,openssh-server",
+      "--include=htop,systemd-sysv",
+      ...localRepositoryOptions("/s/out/.repository"),
       "--customize-hook=sync-in /s/overlay /",
       '--customize-hook=chroot "$1" /bin/sh /.keel-setup.sh',
       "bookworm",

@@ -31,7 +31,7 @@ function project(name: string, inputs: Record<string, InputSpec>) {
   return { file: path.join(dir, "keel.config.ts"), inputs };
 }
 
-const context = () => ({ log: path.join(scratch, "build.log"), env: process.env, signal: new AbortController().signal });
+const context = () => ({ log: path.join(scratch, "build.log"), debs: path.join(scratch, "debs"), env: process.env, signal: new AbortController().signal });
 
 describe("keel.lock", () => {
   it("an entry matches while keel.config.ts asks for the same thing", () => {

@@ -7,9 +7,11 @@ import { describe, it } from "node:test";
 import { defineModule, mkForce } from "../../src/index.ts";
 import { evaluateSystem, type Project, type ResolvedSystem } from "../../src/config/project.ts";
 import { hostFacts } from "../../src/host/facts.ts";
+import type { PinnedDeb } from "../../src/inputs/lock.ts";
 import { canonicalJson, planSystem, subPlan, type BuildPlan, type HostFacts } from "../../src/plan/plan.ts";
+import { testHost } from "./host-facts.ts";
 
-const host: HostFacts = { mirror: "http://deb.debian.org/debian", arch: "amd64", busybox: "b".repeat(64), files: {} };
+const host = testHost;
 
 const base = defineModule({
   packages: ["htop"],
@@ -40,8 +42,10 @@ describe("step hashes", () => {
 
   it("planning twice gives the same hashes", () => assert.deepEqual(plan(), before));
 
-  it("one more package changes the rootfs, the system and the image, not the kernel or initrd", () => {
-    const after = plan(defineModule({ packages: ["vim"] }));
+  it("one more package (as keel.lock then pins it) changes the rootfs, the system and the image, not the kernel or initrd", () => {
+    const vim = { version: "2:9.0.1378-2", sha256: "7".repeat(64), size: 1000, filename: "pool/main/v/vim/vim_9.0.1378-2_amd64.deb" };
+    const pinned = { ...host, debian: { ...host.debian, packages: { ...host.debian.packages, vim } } };
+    const after = hashes(planSystem("test", configOf(base, defineModule({ packages: ["vim"] })), pinned));
     assert.equal(after.kernel, before.kernel);
     assert.equal(after.initrd, before.initrd);
     for (const id of ["rootfs", "system", "image"]) assert.notEqual(after[id], before[id], id);
@@ -53,12 +57,6 @@ describe("step hashes", () => {
     assert.notEqual(after.system, before.system);
   });
 
-  it("another Debian kernel package changes the kernel and what boots it, never the rootfs", () => {
-    const after = plan(defineModule({ boot: { kernel: { debianPackage: "linux-image-cloud-amd64" } } }));
-    for (const id of ["kernel", "initrd", "system", "image"]) assert.notEqual(after[id], before[id], id);
-    assert.equal(after.rootfs, before.rootfs);
-  });
-
   it("an initrd module changes the initrd and the system only", () => {
     const after = plan(defineModule({ boot: { initrd: { availableKernelModules: ["ext4"] } } }));
     assert.equal(after.kernel, before.kernel);
@@ -66,10 +64,20 @@ describe("step hashes", () => {
     assert.notEqual(after.initrd, before.initrd);
   });
 
-  it("the mirror is part of the kernel and rootfs hashes", () => {
-    const other = hashes(planSystem("test", configOf(base), { ...host, mirror: "http://mirror.example/debian" }));
-    assert.notEqual(other.kernel, before.kernel);
-    assert.notEqual(other.rootfs, before.rootfs);
+  it("the mirror .debs are fetched from is part of no hash: the pins are", () => {
+    assert.deepEqual(hashes(planSystem("test", configOf(base), { ...host, mirror: "http://127.0.0.1:9/debian" })), before);
+    const moved = { ...host.debian, packages: { ...host.debian.packages, htop: { ...(host.debian.packages.htop as PinnedDeb), version: "3.2.2-3", sha256: "9".repeat(64) } } };
+    const after = hashes(planSystem("test", configOf(base), { ...host, debian: moved }));
+    assert.equal(after.kernel, before.kernel);
+    for (const id of ["rootfs", "system", "image"]) assert.notEqual(after[id], before[id], id);
+  });
+
+  it("another pinned Debian kernel changes the kernel and what boots it, not the rootfs", () => {
+    const kernel = host.debian.kernel as NonNullable<HostFacts["debian"]["kernel"]>;
+    const moved = { ...host.debian, kernel: { ...kernel, packages: { ...kernel.packages, [kernel.image]: { ...(kernel.packages[kernel.image] as PinnedDeb), sha256: "8".repeat(64) } } } };
+    const after = hashes(planSystem("test", configOf(base), { ...host, debian: moved }));
+    assert.equal(after.rootfs, before.rootfs);
+    for (const id of ["kernel", "initrd", "system", "image"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("a different busybox changes the initrd", () => {
@@ -158,7 +166,7 @@ describe("a kernel from source", () => {
   it("an input keel.lock does not pin is an error naming it and the command", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "keel-plan-"));
     const file = path.join(dir, "keel.config.ts");
-    assert.throws(() => hostFacts(configOf(base, small), project([base, small], file)), {
+    assert.throws(() => hostFacts("test", configOf(base, small), project([base, small], file)), {
       message:
         `The input \`linux' is not pinned: \`${path.join(dir, "keel.lock")}' does not pin it yet.\n` +
         "Fix: run `keel lock` (pins what is missing) or `keel update linux` (pins it anew), and commit keel.lock.",
@@ -169,7 +177,7 @@ describe("a kernel from source", () => {
 
 describe("what planning refuses", () => {
   it("an /etc source file that cannot be read", () =>
-    assert.throws(() => hostFacts(configOf(base, defineModule({ environment: { etc: { motd: { source: "/nonexistent/motd" } } } })), project([])), {
+    assert.throws(() => hostFacts("test", configOf(base, defineModule({ environment: { etc: { motd: { source: "/nonexistent/motd" } } } })), project([])), {
       message:
         'environment.etc."motd".source names /nonexistent/motd, which is not a file keel can read.\n' +
         "Fix: correct the path (a relative one is taken from the module that sets it).",

@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import { sshForward } from "../../src/cli/run.ts";
 import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
 import { defineModule, mkForce } from "../../src/index.ts";
-import { planSystem, type HostFacts } from "../../src/plan/plan.ts";
+import { planSystem } from "../../src/plan/plan.ts";
+import { testHost } from "./host-facts.ts";
 import { kernelCommandLine, qemuArgv, type VmSpec } from "../../src/vm/qemu.ts";
 import { sshArgv, vmPaths } from "../../src/vm/state.ts";
 
@@ -181,7 +182,7 @@ describe("SSH to the VM", () => {
 });
 
 describe("the image keel run boots", () => {
-  const host: HostFacts = { mirror: "http://deb.debian.org/debian", arch: "amd64", busybox: "b".repeat(64), files: {} };
+  const host = testHost;
   it("is sized by virtualisation.diskSize, labelled as stage 1 finds it, made of the rootfs and the kernel", () => {
     const plan = planSystem("test", configOf({ virtualisation: { diskSize: 2048 } }), host);
     const image = plan.steps.find((s) => s.id === "image");
