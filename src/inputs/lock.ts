@@ -2,6 +2,9 @@
 // keel.config.ts so that every build of the project reads the same sources.
 // A debian-source input is pinned to a version and the .deb's sha256, a
 // tarball to its sha256, git to a commit; a path input is used as it is.
+// Each system's Debian packages (the root filesystem's complete set, and
+// Debian's kernel where used) are pinned to versions and .deb sha256s too;
+// the mirror is not part of a pin, so any mirror serving those bytes will do.
 import { existsSync, readFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -17,10 +20,45 @@ const lockedSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("git"), url: z.string(), ref: z.string(), commit: z.string().regex(/^[0-9a-f]{40}$/, "a 40-digit commit id") }).strict(),
 ]);
 
-const lockSchema = z.object({ version: z.literal(1), inputs: z.record(z.string(), lockedSchema) }).strict();
+const pinnedDebSchema = z.object({ version: z.string().min(1), sha256, size: z.number().int().nonnegative(), filename: z.string().regex(/^pool\/\S+\.deb$/, "a path in the archive like pool/main/…/x.deb") }).strict();
+const debsSchema = z.record(z.string(), pinnedDebSchema);
+
+const debianPinSchema = z.object({
+  suite: z.string(),
+  components: z.array(z.string()),
+  arch: z.string(),
+  /** The Date of the suite's Release file when the set was resolved. */
+  date: z.string(),
+  /** What was asked for (configured and keel's base packages), sorted: a different list makes the pin stale. */
+  request: z.array(z.string()),
+  /** The complete set mmdebstrap installs, by package name. */
+  packages: debsSchema,
+  /** Debian's kernel: the package asked for, the image package it leads to, and both pinned. */
+  kernel: z.object({ package: z.string(), image: z.string(), packages: debsSchema }).strict().optional(),
+}).strict();
+
+const lockSchema = z.object({
+  version: z.literal(1),
+  inputs: z.record(z.string(), lockedSchema),
+  // Files written before systems were pinned have no `systems`.
+  systems: z.record(z.string(), z.object({ debian: debianPinSchema }).strict()).optional(),
+}).strict();
 
 export type LockedInput = z.infer<typeof lockedSchema>;
+export type PinnedDeb = z.infer<typeof pinnedDebSchema>;
+export type DebianPin = z.infer<typeof debianPinSchema>;
 export type LockFile = z.infer<typeof lockSchema>;
+
+/** What a system asks Debian for; its pin is stale when any of these differ (the mirror does not count). */
+export interface DebianRequest {
+  readonly suite: string;
+  readonly components: readonly string[];
+  readonly arch: string;
+  /** The configured packages and keel's base packages. */
+  readonly packages: readonly string[];
+  /** Debian's kernel image package (a metapackage like linux-image-amd64, or a versioned one), when the system uses it. */
+  readonly kernelPackage?: string;
+}
 
 export function lockPath(projectFile: string): string {
   return path.join(path.dirname(projectFile), "keel.lock");
@@ -43,11 +81,33 @@ export function readLock(file: string): LockFile {
   return parsed.data;
 }
 
-/** Writes keel.lock whole or not at all, inputs sorted by name. */
+function sortedByKey<T>(record: Readonly<Record<string, T>>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function sortedPin(pin: DebianPin): DebianPin {
+  return {
+    ...pin,
+    packages: sortedByKey(pin.packages),
+    ...(pin.kernel ? { kernel: { ...pin.kernel, packages: sortedByKey(pin.kernel.packages) } } : {}),
+  };
+}
+
+/** keel.lock's text: inputs, systems and packages sorted by name, so that a change reads as a small diff. */
+export function lockText(lock: LockFile): string {
+  const systems = sortedByKey(lock.systems ?? {});
+  const sorted = {
+    version: 1,
+    inputs: sortedByKey(lock.inputs),
+    ...(Object.keys(systems).length > 0 ? { systems: Object.fromEntries(Object.entries(systems).map(([name, s]) => [name, { debian: sortedPin(s.debian) }])) } : {}),
+  };
+  return `${JSON.stringify(sorted, null, 2)}\n`;
+}
+
+/** Writes keel.lock whole or not at all. */
 export async function writeLock(file: string, lock: LockFile): Promise<void> {
-  const inputs = Object.fromEntries(Object.entries(lock.inputs).sort(([a], [b]) => a.localeCompare(b)));
   const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify({ version: 1, inputs }, null, 2)}\n`);
+  await writeFile(temporary, lockText(lock));
   await rename(temporary, file);
 }
 
@@ -90,4 +150,41 @@ export function pinned(name: string, spec: InputSpec, lock: LockFile, file: stri
     `The input \`${name}' is not pinned: \`${file}' ${why}.\n` +
       `Fix: run \`keel lock\` (pins what is missing) or \`keel update ${name}\` (pins it anew), and commit keel.lock.`,
   );
+}
+
+/** Package names as keel.lock records a request: sorted and without repeats. */
+export function requestedNames(packages: readonly string[]): string[] {
+  return [...new Set(packages)].sort();
+}
+
+/** Why a system's pin no longer answers its request, or undefined when it does. */
+export function debianStaleness(request: DebianRequest, pin: DebianPin | undefined): string | undefined {
+  if (pin === undefined) return "does not pin its Debian packages yet";
+  const differs = (what: string, was: string, now: string): string => `pins its Debian packages for ${what} ${was}, but keel.config.ts now asks for ${now}`;
+  if (pin.suite !== request.suite) return differs("the suite", pin.suite, request.suite);
+  if (pin.arch !== request.arch) return differs("the architecture", pin.arch, request.arch);
+  if (pin.components.join(" ") !== request.components.join(" ")) return differs("the components", pin.components.join(" "), request.components.join(" "));
+  const names = requestedNames(request.packages);
+  const added = names.filter((n) => !pin.request.includes(n));
+  const removed = pin.request.filter((n) => !names.includes(n));
+  if (added.length > 0 || removed.length > 0) {
+    const changes = [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(" ");
+    return `pins its Debian packages for another package list (now ${changes})`;
+  }
+  const [was, now] = [pin.kernel?.package, request.kernelPackage];
+  if (was === now) return undefined;
+  if (was === undefined) return `pins no Debian kernel, but the system now uses ${now ?? ""}`;
+  if (now === undefined) return `pins the Debian kernel ${was}, which the system no longer uses`;
+  return differs("the kernel", was, now);
+}
+
+/**
+ * The pinned Debian packages of a system a build needs: an error naming the
+ * system and the command to run when keel.lock lacks them or pins another request.
+ */
+export function pinnedDebian(system: string, request: DebianRequest, lock: LockFile, file: string): DebianPin {
+  const pin = lock.systems?.[system]?.debian;
+  const why = debianStaleness(request, pin);
+  if (why === undefined) return pin as DebianPin;
+  throw new ConfigError(`The system \`${system}' is not pinned: \`${file}' ${why}.\nFix: run \`keel lock\` (pins what is missing or stale) or \`keel update ${system}\` (pins it anew), and commit keel.lock.`);
 }

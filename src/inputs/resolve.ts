@@ -146,6 +146,6 @@ export async function relock(project: { file: string; inputs: Readonly<Record<st
   const inputs = Object.fromEntries(Object.entries(lock.inputs).filter(([name]) => name in project.inputs));
   for (const change of changes) inputs[change.name] = change.after;
   const stale = Object.keys(lock.inputs).length !== Object.keys(inputs).length;
-  if (changes.length > 0 || stale || !existsSync(file)) await writeLock(file, { version: 1, inputs });
+  if (changes.length > 0 || stale || !existsSync(file)) await writeLock(file, { ...lock, inputs });
   return changes;
 }

@@ -118,6 +118,16 @@ describe("keel.lock", () => {
     assert.equal(updated?.after.type === "git" && updated.after.commit, git("rev-parse", "HEAD"));
   });
 
+  it("pinning an input keeps the systems' pinned Debian packages", async () => {
+    const file = tarball("four", "v1\n");
+    const p = project("systems", { linux: { type: "tarball", url: file } });
+    const lockFile = path.join(path.dirname(p.file), "keel.lock");
+    const debian = { suite: "bookworm", components: ["main"], arch: "amd64", date: "D", request: ["less"], packages: { less: { version: "590-2.1~deb12u2", sha256: "b".repeat(64), size: 1, filename: "pool/main/l/less/less.deb" } } };
+    writeFileSync(lockFile, JSON.stringify({ version: 1, inputs: {}, systems: { qemu: { debian } } }));
+    await relock(p, "missing");
+    assert.deepEqual(readLock(lockFile).systems, { qemu: { debian } });
+  });
+
   it("path inputs are not pinned; an unknown input is a usage error", async () => {
     const p = project("path", { linux: { type: "path", path: "../linux" } });
     assert.deepEqual(await relock(p, "missing"), []);
