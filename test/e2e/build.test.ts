@@ -1,6 +1,7 @@
 // keel build end to end: real mmdebstrap, Debian's kernel package, a real
-// initrd. Systems differ from the seed's qemu by a package, so each test
-// builds its own root filesystem while the kernel is built once.
+// initrd, Debian pinned in keel.lock. Systems differ from the seed's qemu by
+// a package (each pinned with `keel lock`), so each test builds its own root
+// filesystem while the kernel is built once.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -8,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { writeSeedLock } from "./seed-lock.ts";
 import type { BuildEvent } from "../../src/steps/realize.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -57,18 +59,23 @@ function keel(args: readonly string[], cwd: string, options: { onEvent?: (e: Bui
   });
 }
 
-/** A project whose one system is the seed's qemu plus `packages`. */
-function variant(name: string, packages: readonly string[], keelRoot = root): string {
+/**
+ * A project whose one system is the seed's qemu plus `packages` and `more`
+ * definitions, its Debian packages pinned by `keel lock` unless `lock` is false.
+ */
+function variant(name: string, packages: readonly string[], options: { keelRoot?: string; more?: string; lock?: boolean } = {}): string {
+  const keelRoot = options.keelRoot ?? root;
   const dir = path.join(scratch, name);
   mkdirSync(path.join(dir, "node_modules"), { recursive: true });
   symlinkSync(keelRoot, path.join(dir, "node_modules/keel"));
   writeFileSync(
     path.join(dir, "keel.config.ts"),
     `import { defineModule, defineProject } from "keel";\nimport qemu from ${JSON.stringify(path.join(keelRoot, "examples/seed/qemu.ts"))};\n` +
-      `const ${name} = defineModule({ imports: [qemu], packages: ${JSON.stringify(packages)} });\n` +
+      `const ${name} = defineModule({ imports: [qemu], packages: ${JSON.stringify(packages)}${options.more ? `, ${options.more}` : ""} });\n` +
       `export default defineProject({ systems: { ${name} } });\n`,
   );
   chmodSync(dir, 0o755);
+  if (options.lock !== false) execFileSync(process.execPath, [path.join(root, "bin/keel.js"), "lock"], { cwd: dir, env, stdio: "ignore" });
   return dir;
 }
 
@@ -159,6 +166,58 @@ describe("keel build", () => {
     assert.ok(existsSync(path.join(rootfs, "rootfs.tar")));
   });
 
+  test("keel.lock pins every package of the system with version and sha256; a package added to the config is refused until locked", async () => {
+    const lock = JSON.parse(readFileSync(path.join(seed, "keel.lock"), "utf8")) as { systems: Record<string, { debian: { date: string; packages: Record<string, { version: string; sha256: string }> } }> };
+    const pin = lock.systems.qemu?.debian;
+    assert.ok(pin, "the seed's keel.lock pins qemu");
+    const installed = tarRead(path.join(stepPath(cold, "rootfs"), "rootfs.tar"), "./var/lib/dpkg/status");
+    const versions = Object.fromEntries([...installed.matchAll(/^Package: (\S+)\n(?:.+\n)*?Version: (\S+)$/gm)].map(([, name = "", version = ""]) => [name, version]));
+    assert.deepEqual(Object.keys(versions).sort(), Object.keys(pin.packages).sort(), "installed = pinned");
+    for (const [name, deb] of Object.entries(pin.packages)) {
+      assert.equal(versions[name], deb.version, name);
+      assert.match(deb.sha256, /^[0-9a-f]{64}$/);
+    }
+    const dir = variant("unlocked", ["file"], { lock: false });
+    writeSeedLock(dir, "unlocked");
+    const refused = await keel(["build", "unlocked"], dir);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^error: The system `unlocked' is not pinned: `.*keel\.lock' pins its Debian packages for another package list \(now \+file\)\.\nFix: run `keel lock` .* or `keel update unlocked` /m);
+  });
+
+  test("with the mirror unreachable and keel.lock unchanged, a changed /etc file builds from the store's .debs", async () => {
+    // The seed's package set, so the seed's pin applies; nothing listens on port 9.
+    const dir = variant("offline", [], { lock: false, more: 'distro: { mirror: "http://127.0.0.1:9/debian" }, environment: { etc: { "keel-offline": { text: "built offline\\n" } } }' });
+    writeSeedLock(dir, "offline");
+    const before = readFileSync(path.join(dir, "keel.lock"), "utf8");
+    const result = await keel(["build", "offline", "--json", "--no-link"], dir);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(Object.fromEntries(result.events.flatMap((e) => (e.type === "done" ? [[e.step, e.status]] : []))), { kernel: "cached", initrd: "cached", rootfs: "built", system: "built" });
+    const tarball = path.join(stepPath(result, "rootfs"), "rootfs.tar");
+    assert.equal(tarRead(tarball, "./etc/keel-offline"), "built offline\n");
+    assert.match(tarRead(tarball, "./etc/apt/sources.list"), /^deb http:\/\/127\.0\.0\.1:9\/debian bookworm main$/m, "the system keeps its configured mirror");
+    assert.equal(readFileSync(path.join(dir, "keel.lock"), "utf8"), before, "keel.lock unchanged");
+  });
+
+  test("keel update shows what moved; a package no suite has is refused by keel lock with its name", async () => {
+    const dir = variant("moved", ["file"]);
+    const file = path.join(dir, "keel.lock");
+    const lock = JSON.parse(readFileSync(file, "utf8")) as { systems: Record<string, { debian: { packages: Record<string, { version: string }> } }> };
+    const pinnedFile = lock.systems.moved?.debian.packages.file;
+    assert.ok(pinnedFile, "file is pinned");
+    const version = pinnedFile.version;
+    pinnedFile.version = "0.0-keel-old";
+    writeFileSync(file, JSON.stringify(lock, null, 2));
+    const update = await keel(["update", "moved"], dir);
+    assert.equal(update.code, 0, update.stderr);
+    assert.match(update.stdout + update.stderr, new RegExp(`^moved: file 0\\.0-keel-old → ${version.replace(/[.+~]/g, "\\$&")}$`, "m"));
+    const unknown = variant("unknown", ["no-such-package-for-keel"], { lock: false });
+    const refused = await keel(["lock"], unknown);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /no-such-package-for-keel/);
+    assert.match(refused.stderr, /\nFix: /);
+    assert.ok(!existsSync(path.join(unknown, "keel.lock")), "nothing half-written");
+  });
+
   test("two concurrent builds of one system build it once", async () => {
     const dir = variant("twice", ["file", "less"]);
     const [one, two] = await Promise.all([keel(["build", "twice", "--json", "--no-link"], dir), keel(["build", "twice", "--json", "--no-link"], dir)]);
@@ -173,11 +232,12 @@ describe("keel build", () => {
   });
 
   test("a failing tool shows its command line, exit code, last lines and log", async () => {
-    const dir = variant("broken", ["no-such-package-for-keel"]);
+    // A unit that no package ships: enabling it fails in mmdebstrap's customize hook.
+    const dir = variant("broken", [], { more: 'systemd: { services: { "no-such-unit-for-keel": { wantedBy: ["multi-user.target"] } } }' });
     const result = await keel(["build", "broken"], dir);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^error: "mmdebstrap --mode=auto .*" returned non-zero exit code \d+\.\nIts last lines of output:\n/m);
-    assert.match(result.stderr, /no-such-package-for-keel/);
+    assert.match(result.stderr, /no-such-unit-for-keel/);
     const log = /^The full log is in (\S+)$/m.exec(result.stderr)?.[1];
     assert.ok(log && existsSync(log), "the log is kept");
     assert.doesNotMatch(result.stderr, /^\s+at /m);
@@ -222,7 +282,7 @@ describe("keel build", () => {
       for (const part of ["bin", "dist", "node_modules", "package.json", "examples"]) cpSync(path.join(root, part), path.join(keelRoot, part), { recursive: true });
       execFileSync("chmod", ["-R", "a+rX", keelRoot]);
     }
-    const dir = variant("rootless", ["file"], keelRoot);
+    const dir = variant("rootless", ["file"], { keelRoot });
     const userStore = path.join(scratch, "user-store");
     mkdirSync(userStore);
     execFileSync("chown", [user, userStore]);

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { writeSeedLock } from "./seed-lock.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-run-"));
@@ -62,6 +63,7 @@ function project(dirName: string, port: number, shared: string, key: string, ext
       `  ${extra}\n});\n` +
       `export default defineProject({ systems: { ${name} } });\n`,
   );
+  writeSeedLock(dir, name);
   return dir;
 }
 
