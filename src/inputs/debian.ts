@@ -115,7 +115,8 @@ export class DebianResolver {
   }
 
   private unresolvable(system: string, stderr: string): ConfigError {
-    const problems = stderr.split("\n").filter((l) => /^E:/.test(l)).join("\n") || stderr.trim();
+    // apt's errors and notes, and the unmet dependencies it lists (" foo : Depends: bar but …").
+    const problems = stderr.split("\n").filter((l) => /^E:|^ +\S+ : |^ {3,}\S/.test(l)).join("\n") || stderr.trim();
     return new ConfigError(
       `The Debian packages of the system \`${system}' cannot be resolved from ${this.distro.suite} (${this.distro.components.join(" ")}, ${this.distro.arch}):\n${problems}\n` +
         "Fix: correct the package names in `packages` (or boot.kernel.debianPackage); `apt-cache policy <name>` shows what a suite has.",
@@ -129,7 +130,8 @@ export class DebianResolver {
     // one apt run over both yields the same set (checked on bookworm), and a
     // repository holding only this set leaves apt no other choice at build time.
     const wanted = [narrowed(this.distro, "?essential"), narrowed(this.distro, "?priority(required)"), "apt", ...names];
-    const simulation = await exec(["apt-get", ...this.options, "-s", "-qq", "install", ...wanted], { nothrow: true });
+    // One -q, not two: apt then still lists the unmet dependencies behind a failure.
+    const simulation = await exec(["apt-get", ...this.options, "-s", "-q", "install", ...wanted], { nothrow: true });
     if (simulation.exitCode !== 0) throw this.unresolvable(system, `${simulation.stdout}\n${simulation.stderr}`);
     const installs = parseSimulation(simulation.stdout);
     const packages: Record<string, PinnedDeb> = {};
@@ -147,8 +149,8 @@ export class DebianResolver {
     const packages: Record<string, PinnedDeb> = {};
     let current = name;
     for (let depth = 0; ; depth++) {
-      const [stanza] = await this.show(system, [current]);
-      if (stanza === undefined) throw this.unresolvable(system, `E: apt shows nothing for ${current}`);
+      const [stanza] = await this.show(system, [current]).catch(() => []);
+      if (stanza === undefined) throw this.unresolvable(system, `E: ${this.distro.suite} has no package ${current}`);
       packages[current] = pinOf(stanza);
       const next = kernelImageDependency(stanza.Depends);
       if (next === undefined) return { package: name, image: current, packages };
