@@ -114,25 +114,29 @@ export async function fetchDebs(
 ): Promise<FetchReport> {
   await mkdir(debsDir, { recursive: true });
   const all = Object.entries(packages).map(([name, pin]) => ({ name, ...pin }));
-  const missing = all.filter((deb) => !existsSync(debPath(debsDir, deb.sha256)));
-  const queue = [...missing];
+  const missing = new Set(all.filter((deb) => !existsSync(debPath(debsDir, deb.sha256))));
+  // A .deb without its control data is one whose extraction was interrupted: it gets it now.
+  const queue = all.filter((deb) => missing.has(deb) || !existsSync(controlPath(debsDir, deb.sha256)));
   let bytes = 0;
   const worker = async (): Promise<void> => {
     for (let deb = queue.shift(); deb !== undefined; deb = queue.shift()) {
-      await download(debsDir, mirror, deb, date, signal);
-      bytes += deb.size;
+      if (missing.has(deb)) {
+        await download(debsDir, mirror, deb, date, signal);
+        bytes += deb.size;
+      }
+      await saveControl(debsDir, deb, signal);
     }
   };
   // One failure stops the others from taking more work; the first error is the one reported.
-  const workers = Array.from({ length: Math.min(parallelDownloads, queue.length) }, () => worker().catch((error: unknown) => {
-    queue.length = 0;
-    throw error;
-  }));
-  const results = await Promise.allSettled(workers);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  const workers = Array.from({ length: Math.min(parallelDownloads, queue.length) }, () =>
+    worker().catch((error: unknown) => {
+      queue.length = 0;
+      throw error;
+    }),
+  );
+  const failed = (await Promise.allSettled(workers)).find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed !== undefined) throw failed.reason;
-  await Promise.all(all.filter((deb) => !existsSync(controlPath(debsDir, deb.sha256))).map((deb) => saveControl(debsDir, deb, signal)));
-  return { fetched: missing.length, cached: all.length - missing.length, bytes };
+  return { fetched: missing.size, cached: all.length - missing.size, bytes };
 }
 
 /** A Packages stanza: the .deb's own control data, and where and what the file is. */
