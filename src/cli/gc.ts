@@ -1,4 +1,3 @@
-import { UsageError } from "../errors.js";
 import { Store, storeDir } from "../store/store.js";
 import { defineCommand } from "./command.js";
 import { formatBytes } from "./output.js";
@@ -9,7 +8,8 @@ export const gcCommand = defineCommand({
   summary: "delete store outputs that no result link reaches",
   description:
     "Keeps every output reachable from a live result-<system> link (and what those outputs refer to),\n" +
-    "deletes the rest, and says how much space that freed.",
+    "deletes the rest, and says how much space that freed. It waits for builds into the store to end\n" +
+    "(what they built is not a root yet), and builds started meanwhile wait for it.",
   positionals: [],
   options: { store: storeOption, json: { type: "boolean", description: "Print {\"entries\", \"bytes\"} as JSON." } },
   examples: [
@@ -18,14 +18,9 @@ export const gcCommand = defineCommand({
   ],
   async run(context, { values }) {
     const store = new Store(storeDir(context.env, values.store, context.cwd));
-    const builders = await store.activeBuilders();
-    if (builders.length > 0) {
-      throw new UsageError(
-        `keel (pid ${builders.join(", ")}) is building into ${store.root}; what it has built so far is not a root yet.\n` +
-          "Fix: run keel gc when that build has finished.",
-      );
-    }
-    const freed = await store.gc();
+    const freed = await store.gc({
+      onWait: (pid) => context.out.stderr(`keel gc: waiting for keel (pid ${pid}), which is building into ${store.root}; what it builds is not a root until it ends.\n`),
+    });
     context.out.stdout(
       values.json
         ? `${JSON.stringify(freed)}\n`

@@ -3,7 +3,8 @@ import { realizePlan } from "../steps/realize.js";
 import { evaluateSystem, type EvaluatedSystem } from "../config/project.js";
 import { hostFacts } from "../host/facts.js";
 import { planSystem, type BuildPlan, type Step } from "../plan/plan.js";
-import { abandonBuilds, Store, storeDir } from "../store/store.js";
+import { Store, storeDir } from "../store/store.js";
+import { stillRunning } from "../host/exec.js";
 import { UsageError } from "../errors.js";
 import type { Context } from "./command.js";
 import { buildReporter } from "./output.js";
@@ -46,16 +47,16 @@ export function stepOf(plan: BuildPlan, id: string): Step {
 }
 
 const exitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
-/** How long a stopped tool may take to exit before keel removes what it left and exits anyway. */
-const abandonAfter = 15_000;
 
 /** The system's store path, or the exit code when Ctrl-C or a kill stopped the build. */
 export type Realized = { readonly path: string } | { readonly exitCode: number };
 
 /**
  * Builds what the plan misses, showing progress. On Ctrl-C or a kill, the
- * running tools are stopped and the build unwinds: each unfinished step's
- * temporary directory is removed once its tool has exited.
+ * running tools get SIGTERM (SIGKILL 10 s later) and the build unwinds: a
+ * step's temporary directory and locks go only once every process of its
+ * tools has exited. Until then keel does not exit; another Ctrl-C says what
+ * it still waits for.
  */
 export async function realizeShowingProgress(context: Context, planned: PlannedSystem, json: boolean, verbose = false): Promise<Realized> {
   // Command lines are printed as they run: a redrawn display would overwrite them.
@@ -63,17 +64,25 @@ export async function realizeShowingProgress(context: Context, planned: PlannedS
   const abort = new AbortController();
   let interrupted: keyof typeof exitCodes | undefined;
   const stop = (signal: keyof typeof exitCodes): void => {
+    if (interrupted !== undefined) {
+      const waiting = stillRunning();
+      context.out.stderr(
+        waiting.length === 0
+          ? "keel: stopping; nothing runs any more.\n"
+          : `keel: stopping; still waiting for (SIGKILL follows 10 s after SIGTERM):\n${waiting.map((line) => `  ${line}\n`).join("")}`,
+      );
+      return;
+    }
     interrupted = signal;
     abort.abort("keel was interrupted");
-    setTimeout(() => void abandonBuilds().finally(() => process.exit(exitCodes[signal])), abandonAfter).unref();
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
   try {
     return { path: await realizePlan(planned.plan, planned.store, { env: context.env, signal: abort.signal, verbose, onEvent: (e) => reporter.event(e) }) };
   } catch (error) {
     if (interrupted === undefined) throw error;
-    context.out.stderr(`keel: interrupted (${interrupted}); the unfinished step was discarded.\n`);
+    context.out.stderr(`keel: interrupted (${interrupted}); the unfinished steps were discarded once their tools had exited.\n`);
     return { exitCode: exitCodes[interrupted] };
   } finally {
     reporter.close();

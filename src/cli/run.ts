@@ -77,6 +77,8 @@ export const runCommand = defineCommand({
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
     await planned.store.addRoot(path.join(paths.dir, "system"), realized.path);
     await planned.store.addRoot(path.join(paths.dir, "image"), imageDir);
+    // Rooted now: keel gc need not wait for as long as the VM runs.
+    planned.store.close();
 
     let chosen: Accelerator = accel ?? "kvm";
     if (accel === undefined) {

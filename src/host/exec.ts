@@ -1,10 +1,13 @@
 // The one way keel runs a program: an argv (never a shell string), output
 // streamed to a log, and a failure turned into a ProcessError that quotes the
 // command line, the exit code or signal, and the tail of the output.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { spawn } from "node:child_process";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { accessSync, constants, createWriteStream, type WriteStream } from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { ProcessError } from "../errors.js";
+import { groupMembers } from "./processes.js";
 
 export interface ExecOptions {
   readonly cwd?: string;
@@ -21,6 +24,10 @@ export interface ExecOptions {
   readonly nothrow?: boolean;
   /** Stops the process (SIGTERM to its process group); a string reason is told in the error. */
   readonly signal?: AbortSignal;
+  /** How long a stopped program's process group has to exit before it gets SIGKILL (default 10 s). */
+  readonly grace?: number;
+  /** Open descriptors the program inherits as its descriptors 3, 4, … */
+  readonly fds?: readonly number[];
 }
 
 export interface ExecResult {
@@ -35,6 +42,83 @@ export interface ExecResult {
 }
 
 const tailLines = 30;
+const defaultGrace = 10_000;
+const groupPoll = 100;
+
+interface RunningTool {
+  readonly argv: readonly string[];
+  readonly pid: number;
+  readonly done: Promise<unknown>;
+}
+
+/**
+ * The programs of one build step. Each gets the step's lock descriptors, so
+ * that the kernel holds the step's locks while any of them lives, even if keel
+ * is killed; keel itself releases them only once the step's programs and
+ * everything in their process groups have exited (run()).
+ */
+export class ToolScope {
+  readonly tools = new Set<RunningTool>();
+  private readonly stopper = new AbortController();
+
+  constructor(
+    /** Names the step in "still waiting for" messages. */
+    readonly label: string,
+    readonly fds: readonly number[],
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.stopper.signal;
+  }
+
+  /**
+   * Runs `body`, in which every exec() belongs to this scope. When it ends
+   * (also when it fails while some of its programs still run) the programs
+   * left are stopped and waited for.
+   */
+  async run<T>(body: () => Promise<T>): Promise<T> {
+    activeScopes.add(this);
+    try {
+      return await currentScope.run(this, body);
+    } finally {
+      this.stopper.abort("its step ended");
+      while (this.tools.size > 0) await Promise.allSettled([...this.tools].map((t) => t.done));
+      activeScopes.delete(this);
+    }
+  }
+}
+
+const currentScope = new AsyncLocalStorage<ToolScope>();
+const activeScopes = new Set<ToolScope>();
+
+/** What keel still waits for: each unfinished step and the live processes of its programs' groups. */
+export function stillRunning(): string[] {
+  return [...activeScopes].map((scope) => {
+    const tools = [...scope.tools].map((tool) => {
+      const members = groupMembers(tool.pid);
+      const others = members.filter((m) => m.pid !== tool.pid).map((m) => `${m.name} (pid ${m.pid})`);
+      return `${shorten(showCommand(tool.argv))} (pid ${tool.pid})${others.length > 0 ? `, and in its process group ${others.slice(0, 5).join(", ")}${others.length > 5 ? ` and ${others.length - 5} more` : ""}` : ""}`;
+    });
+    return `${scope.label}: ${tools.length > 0 ? tools.join("; ") : "no program of it runs; it is finishing"}`;
+  });
+}
+
+function shorten(text: string): string {
+  return text.length <= 80 ? text : `${text.slice(0, 79)}…`;
+}
+
+/** Whether `program` can be run: a path, or a name found on PATH. */
+function findable(program: string, env: NodeJS.ProcessEnv, cwd: string | undefined): boolean {
+  const candidates = program.includes("/") ? [path.resolve(cwd ?? process.cwd(), program)] : (env.PATH ?? "").split(":").filter(Boolean).map((dir) => path.join(dir, program));
+  return candidates.some((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
 
 /** Quotes an argv for display (and for pasting into a shell). */
 export function showCommand(argv: readonly string[]): string {
@@ -49,15 +133,32 @@ export function shellQuote(word: string): string {
 export function exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
   const [program, ...args] = argv;
   if (program === undefined) throw new Error("exec: empty argv");
+  const scope = currentScope.getStore();
+  const signal = scope === undefined ? options.signal : options.signal === undefined ? scope.signal : AbortSignal.any([options.signal, scope.signal]);
+  if (!findable(program, options.env ?? process.env, options.cwd)) {
+    return Promise.reject(
+      new ProcessError(`"${program}" was not found.\nFix: install it (\`keel doctor\` names the Debian package).`, argv, 127, null, "", options.log),
+    );
+  }
   const log: WriteStream | undefined = options.log ? createWriteStream(options.log, { flags: "a" }) : undefined;
   // A log that cannot be written must not take keel down; the tool's own result decides.
   log?.on("error", () => undefined);
   log?.write(`$ ${showCommand(argv)}\n`);
-  return new Promise((resolve, reject) => {
+  const grace = options.grace ?? defaultGrace;
+  let pid: number | undefined;
+  const promise = new Promise<ExecResult>((resolve, reject) => {
     // Each program gets its own process group: some (mmdebstrap) signal their
     // whole group when they clean up, which must not reach keel. Stopping a
     // program therefore signals its group, so that its children stop too.
-    const child = spawn(program, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    // setpriv makes the kernel kill the program when keel dies (even by
+    // SIGKILL), which nothing in keel could do then.
+    const fds = [...(options.fds ?? []), ...(scope?.fds ?? [])];
+    const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", program, ...args], {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe", ...fds],
+      detached: true,
+    });
     const killGroup = (signal: NodeJS.Signals): void => {
       if (child.pid === undefined) return;
       try {
@@ -68,13 +169,20 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     };
     let settled = false;
     let stopReason: string | undefined;
-    const abort = (): void => {
-      const reason: unknown = options.signal?.reason;
-      stopReason = typeof reason === "string" ? reason : "keel was interrupted";
+    let killTimer: NodeJS.Timeout | undefined;
+    /** SIGTERM to the group now, SIGKILL to whatever of it is left after the grace period. */
+    const stopGroup = (): void => {
+      if (killTimer !== undefined) return;
       killGroup("SIGTERM");
+      killTimer = setTimeout(() => killGroup("SIGKILL"), grace);
     };
-    if (options.signal?.aborted) abort();
-    else options.signal?.addEventListener("abort", abort, { once: true });
+    const abort = (): void => {
+      const reason: unknown = signal?.reason;
+      stopReason = typeof reason === "string" ? reason : "keel was interrupted";
+      stopGroup();
+    };
+    if (signal?.aborted) abort();
+    else signal?.addEventListener("abort", abort, { once: true });
     let stdout = "";
     let stderr = "";
     let combined = "";
@@ -90,7 +198,20 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     const finish = (): void => {
       settled = true;
       clearTimeout(timer);
-      options.signal?.removeEventListener("abort", abort);
+      signal?.removeEventListener("abort", abort);
+    };
+    /**
+     * Waits until no process of the group is left. A step's program may leave
+     * others running (its children, still writing into the step's output):
+     * they are stopped, as is a group that was signalled.
+     */
+    const groupGone = async (): Promise<void> => {
+      if (child.pid === undefined) return;
+      while (groupMembers(child.pid).length > 0) {
+        if (scope !== undefined || stopReason !== undefined) stopGroup();
+        await new Promise((done) => setTimeout(done, groupPoll));
+      }
+      clearTimeout(killTimer);
     };
     const take = (chunk: Buffer, toStdout: boolean) => {
       const text = chunk.toString("utf8");
@@ -104,29 +225,18 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
         killGroup("SIGKILL");
       }
     };
-    child.stdout.on("data", (chunk: Buffer) => take(chunk, true));
-    child.stderr.on("data", (chunk: Buffer) => take(chunk, false));
+    child.stdout?.on("data", (chunk: Buffer) => take(chunk, true));
+    child.stderr?.on("data", (chunk: Buffer) => take(chunk, false));
     child.on("error", async (error: NodeJS.ErrnoException) => {
       if (settled) return;
       finish();
       await endLog(log, "");
-      const missing = error.code === "ENOENT";
-      reject(
-        new ProcessError(
-          missing
-            ? `"${program}" was not found.\nFix: install it (\`keel doctor\` names the Debian package).`
-            : `"${showCommand(argv)}" could not be started: ${error.message}`,
-          argv,
-          missing ? 127 : null,
-          null,
-          "",
-          options.log,
-        ),
-      );
+      reject(new ProcessError(`"${showCommand(argv)}" could not be started: ${error.message}`, argv, null, null, "", options.log));
     });
     child.on("close", async (exitCode, signal) => {
       if (settled) return;
       finish();
+      if (scope !== undefined || stopReason !== undefined || timedOut || stopped) await groupGone();
       await endLog(log, `[exit ${exitCode ?? signal}]\n`);
       if (stopReason !== undefined) {
         reject(new ProcessError(`"${showCommand(argv)}" was stopped because ${stopReason}.`, argv, exitCode, signal, "", options.log));
@@ -154,7 +264,15 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
         ),
       );
     });
+    pid = child.pid;
   });
+  if (scope !== undefined && pid !== undefined) {
+    // Done when exec settles: after its whole process group has gone.
+    const tool: RunningTool = { argv, pid, done: promise.catch(() => undefined) };
+    scope.tools.add(tool);
+    void tool.done.then(() => scope.tools.delete(tool));
+  }
+  return promise;
 }
 
 /** Ends a log and waits until it is on disk, so that whoever reads it next sees all of it. */

@@ -84,6 +84,7 @@ export async function realizePlan(plan: BuildPlan, store: Store, options: Realiz
           name: step.name,
           references: Object.values(paths),
           onWait: (pid) => options.onEvent({ type: "wait", step: step.id, pid }),
+          signal,
           ...(workspace ? { workspace } : {}),
           build: (out, log, directory) => step.kind.build(contextFor(step, log), out, { slice: step.slice, inputs: paths, local: step.local, workspace: directory }),
         });

@@ -1,12 +1,18 @@
 // The store: a directory of immutable outputs named `<hash>-<name>`. An output
-// is built in a temporary directory and renamed into place only when its step
-// succeeded; a lock per output makes concurrent builds of one step build it
-// once; each step's log stays in `logs/` whether it succeeded or not.
+// is built in tmp/ and renamed into place only when its step succeeded, with
+// its metadata written last, so that an output is trusted only when its
+// metadata is complete; whatever leaves the store is first renamed into tmp/.
+// Builds hold the store's lock shared, `keel gc` exclusively; a lock per
+// output makes concurrent builds of one step build it once; each step's log
+// stays in `logs/` whether it succeeded or not.
 import { randomBytes, createHash } from "node:crypto";
 import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
-import { link, lstat, mkdir, readdir, readFile, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { cacheDir } from "../config/load.js";
+import { UsageError } from "../errors.js";
+import { ToolScope } from "../host/exec.js";
+import { FileLock, type LockOptions } from "./lock.js";
 
 export interface StepOutput {
   /** The store path of the output. */
@@ -34,14 +40,14 @@ export interface BuildRequest {
    * Kbuild output): one build uses it at a time, whichever step it builds.
    */
   readonly workspace?: string;
-  /** Called when another process holds the lock, with its pid. */
+  /** Called when another process holds a lock this build needs (a build of the same output, `keel gc`), with its pid. */
   readonly onWait?: (pid: number) => void;
+  /** Stops waiting for a lock (the builder has its own signal). */
+  readonly signal?: AbortSignal;
 }
 
 const metadataFile = ".keel-step.json";
-const lockPoll = 200;
-/** A lock without a pid in it (not written by this keel) is given up after this long. */
-const unreadableLockAge = 10_000;
+const entryName = /^[0-9a-f]{32}-/;
 
 /** The store directory: --store, else $KEEL_STORE, else the cache directory's `store`. */
 export function storeDir(env: NodeJS.ProcessEnv, explicit: string | undefined, cwd: string): string {
@@ -50,24 +56,19 @@ export function storeDir(env: NodeJS.ProcessEnv, explicit: string | undefined, c
   return path.join(cacheDir(env), "store");
 }
 
-/** Temporary directories and locks of builds in progress, removed if keel is stopped. */
-const inProgress = new Set<string>();
-
-/** Removes what unfinished builds left, when keel must exit before its tools have stopped. */
-export async function abandonBuilds(): Promise<void> {
-  await Promise.all([...inProgress].map((p) => rm(p, { recursive: true, force: true })));
-  inProgress.clear();
-}
-
 export class Store {
+  /** The store's lock, held shared from the first build until close() (or until keel exits). */
+  private storeLock: FileLock | undefined;
+
   constructor(readonly root: string) {}
 
   pathOf(hash: string, name: string): string {
     return path.join(this.root, `${hash}-${name}`);
   }
 
+  /** Whether the store has the output, complete: its metadata names it and what it refers to is there. */
   has(hash: string, name: string): boolean {
-    return existsSync(this.pathOf(hash, name));
+    return trusted(this.pathOf(hash, name)) !== undefined;
   }
 
   logOf(hash: string, name: string): string {
@@ -76,104 +77,62 @@ export class Store {
 
   async build(request: BuildRequest): Promise<StepOutput> {
     const { hash, name } = request;
+    const options: LockOptions = { ...(request.onWait ? { onWait: request.onWait } : {}), ...(request.signal ? { signal: request.signal } : {}) };
+    const storeLock = await this.hold(options);
     const final = this.pathOf(hash, name);
-    if (existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
-    // The store holds root filesystems with password hashes: only its owner may enter it.
-    await mkdir(this.root, { recursive: true, mode: 0o700 });
-    await Promise.all(["tmp", "locks", "logs", "roots"].map((d) => mkdir(path.join(this.root, d), { recursive: true })));
-    const lock = path.join(this.root, "locks", `${hash}-${name}.lock`);
-    const token = await this.acquire(lock, request.onWait);
-    let workspaceLock: { lock: string; token: string } | undefined;
+    const cached = trusted(final);
+    if (cached !== undefined) return { path: final, built: false, bytes: cached.bytes };
+    const lock = await FileLock.take(path.join(this.root, "locks", `${hash}-${name}.lock`), "exclusive", options);
+    let workspaceLock: FileLock | undefined;
     try {
-      if (existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
+      const meanwhile = trusted(final);
+      if (meanwhile !== undefined) return { path: final, built: false, bytes: meanwhile.bytes };
+      // Left by an older keel or damaged by hand: not trusted, so built again.
+      if (await lstat(final).catch(() => undefined)) await this.remove(final);
       const workspace = request.workspace === undefined ? undefined : this.workspaceOf(request.workspace);
       if (workspace !== undefined) {
-        const lock = path.join(this.root, "locks", `workspace-${path.basename(workspace)}.lock`);
-        workspaceLock = { lock, token: await this.acquire(lock, request.onWait) };
-        await mkdir(workspace, { recursive: true });
+        workspaceLock = await FileLock.take(path.join(this.root, "locks", `workspace-${path.basename(workspace)}.lock`), "exclusive", options);
+        await mkdir(workspace, { recursive: true, mode: 0o700 });
       }
       const temporary = path.join(this.root, "tmp", `${hash}-${name}.${process.pid}.${randomBytes(4).toString("hex")}`);
-      inProgress.add(temporary);
-      let bytes: number;
-      let note: string | void;
       try {
-        await mkdir(temporary);
+        await mkdir(temporary, { mode: 0o700 });
         const log = this.logOf(hash, name);
-        await writeFile(log, "");
-        note = await request.build(temporary, log, workspace);
-        bytes = await sizeOf(temporary);
+        await writeFile(log, "", { mode: 0o600 });
+        await chmod(log, 0o600);
+        const tools = new ToolScope(name, [storeLock.fd, lock.fd, ...(workspaceLock ? [workspaceLock.fd] : [])]);
+        const note = await tools.run(() => request.build(temporary, log, workspace));
+        await chmod(temporary, 0o700);
+        const bytes = await sizeOf(temporary);
         const metadata: Metadata = { name, hash, references: request.references, bytes };
-        await writeFile(path.join(temporary, metadataFile), `${JSON.stringify(metadata, null, 2)}\n`);
-        try {
-          await rename(temporary, final);
-        } catch (error) {
-          // Another keel published it meanwhile (a lock taken over from a process thought dead).
-          const code = (error as NodeJS.ErrnoException).code;
-          if ((code === "ENOTEMPTY" || code === "EEXIST") && existsSync(final)) return { path: final, built: false, bytes: readMetadata(final).bytes ?? 0 };
-          throw error;
-        }
+        await writeFile(path.join(temporary, metadataFile), `${JSON.stringify(metadata, null, 2)}\n`, { mode: 0o600 });
+        await rename(temporary, final);
+        return { path: final, built: true, bytes, ...(note ? { note } : {}) };
       } finally {
         await rm(temporary, { recursive: true, force: true });
-        inProgress.delete(temporary);
       }
-      return { path: final, built: true, bytes, ...(note ? { note } : {}) };
     } finally {
-      if (workspaceLock) await release(workspaceLock.lock, workspaceLock.token);
-      await release(lock, token);
+      workspaceLock?.release();
+      lock.release();
     }
+  }
+
+  /** Lets `keel gc` run again: call once what this process built is reachable from its roots. */
+  close(): void {
+    this.storeLock?.release();
+    this.storeLock = undefined;
   }
 
   /** A file in some output whose name starts with `name` (`kernel-`), if the store has one. */
   async findFile(name: string, file: string): Promise<string | undefined> {
     const entries = await readdir(this.root).catch(() => [] as string[]);
-    const entry = entries.find((n) => /^[0-9a-f]{32}-/.test(n) && n.slice(33).startsWith(name) && existsSync(path.join(this.root, n, file)));
+    const entry = entries.find((n) => entryName.test(n) && n.slice(33).startsWith(name) && existsSync(path.join(this.root, n, file)) && trusted(path.join(this.root, n)));
     return entry === undefined ? undefined : path.join(this.root, entry, file);
   }
 
   /** A step's persistent directory (see BuildRequest.workspace). */
   workspaceOf(name: string): string {
     return path.join(this.root, "builds", name);
-  }
-
-  /**
-   * A lock file holding the builder's pid (and a nonce, so that only its owner
-   * removes it); one left by a dead process is taken over. The file appears with
-   * its content, by link(2), so that a reader never sees an empty lock.
-   */
-  private async acquire(lock: string, onWait: ((pid: number) => void) | undefined): Promise<string> {
-    const token = `${process.pid} ${randomBytes(8).toString("hex")}\n`;
-    const draft = `${lock}.${process.pid}.${randomBytes(4).toString("hex")}`;
-    await writeFile(draft, token);
-    let told = false;
-    try {
-      for (;;) {
-        try {
-          await link(draft, lock);
-          inProgress.add(lock);
-          return token;
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-        }
-        const pid = lockHolder(await readFile(lock, "utf8").catch(() => ""));
-        const age = Date.now() - ((await lstat(lock).catch(() => undefined))?.mtimeMs ?? Date.now());
-        if (pid !== undefined ? !isAlive(pid) : age > unreadableLockAge) {
-          await unlink(lock).catch(() => undefined);
-          continue;
-        }
-        if (pid !== undefined && !told) onWait?.(pid);
-        told = pid !== undefined;
-        await new Promise((resolve) => setTimeout(resolve, lockPoll));
-      }
-    } finally {
-      await unlink(draft).catch(() => undefined);
-    }
-  }
-
-  /** The pids of keel processes building into this store now. */
-  async activeBuilders(): Promise<number[]> {
-    const locks = await readdir(path.join(this.root, "locks")).catch(() => [] as string[]);
-    const pids = await Promise.all(locks.map(async (name) => lockHolder(await readFile(path.join(this.root, "locks", name), "utf8").catch(() => ""))));
-    return [...new Set(pids.filter((pid): pid is number => pid !== undefined && isAlive(pid)))];
   }
 
   /** Makes `link` a symlink to `target` and registers it as a GC root. */
@@ -184,74 +143,140 @@ export class Store {
     await rename(temporary, link);
     const absolute = path.resolve(link);
     const registration = path.join(this.root, "roots", createHash("sha256").update(absolute).digest("hex").slice(0, 32));
-    await mkdir(path.dirname(registration), { recursive: true });
+    await mkdir(path.dirname(registration), { recursive: true, mode: 0o700 });
     await rm(registration, { force: true });
     await symlink(absolute, registration);
   }
 
   /**
-   * Deletes what no root reaches; returns the bytes and entries freed. Run it
-   * when no build is running: a build's outputs become roots only when it ends.
+   * Deletes what no root reaches, and what interrupted builds and deletions
+   * left in tmp/; returns the bytes and entries freed. Waits for running
+   * builds (a build's outputs become roots only when it ends), and they wait
+   * for it. An entry is deleted before what it refers to, so that an
+   * interrupted gc leaves no entry whose references are gone.
    */
-  async gc(): Promise<{ readonly bytes: number; readonly entries: number }> {
-    const live = new Set<string>();
-    const visit = (entry: string): void => {
-      if (live.has(entry) || !existsSync(entry)) return;
-      live.add(entry);
-      for (const reference of readReferences(entry)) visit(reference);
-    };
-    for (const root of await readdir(path.join(this.root, "roots")).catch(() => [] as string[])) {
-      const registration = path.join(this.root, "roots", root);
-      const target = resolveRoot(registration, this.root);
-      if (target === undefined) await unlink(registration);
-      else visit(target);
+  async gc(options: LockOptions = {}): Promise<{ readonly bytes: number; readonly entries: number }> {
+    await this.prepare();
+    const lock = this.storeLock ?? (await FileLock.take(this.storeLockFile(), "exclusive", options));
+    this.storeLock = undefined;
+    try {
+      await lock.convert("exclusive", options);
+      let bytes = 0;
+      // Nothing builds now, and no tool of an earlier build runs (each held the lock): all of tmp/ is left over.
+      for (const name of await readdir(path.join(this.root, "tmp"))) {
+        const leftover = path.join(this.root, "tmp", name);
+        bytes += await sizeOf(leftover);
+        await rm(leftover, { recursive: true, force: true });
+      }
+      // Lock files of builds that were killed: nobody can hold them now.
+      for (const name of await readdir(path.join(this.root, "locks"))) if (name !== path.basename(lock.file)) await rm(path.join(this.root, "locks", name), { force: true });
+      const live = new Set<string>();
+      const visit = (entry: string): void => {
+        if (live.has(entry) || !existsSync(entry)) return;
+        live.add(entry);
+        for (const reference of readMetadata(entry)?.references ?? []) visit(reference);
+      };
+      for (const root of await readdir(path.join(this.root, "roots"))) {
+        const registration = path.join(this.root, "roots", root);
+        const target = resolveRoot(registration, this.root);
+        if (target === undefined) await unlink(registration);
+        else visit(target);
+      }
+      const dead = (await readdir(this.root)).filter((name) => entryName.test(name) && !live.has(path.join(this.root, name)));
+      let entries = 0;
+      for (const name of referrersFirst(this.root, dead)) {
+        bytes += await sizeOf(path.join(this.root, name));
+        entries++;
+        await this.remove(path.join(this.root, name));
+        await rm(path.join(this.root, "logs", `${name}.log`), { force: true });
+      }
+      return { bytes, entries };
+    } finally {
+      lock.release();
     }
-    let bytes = 0;
-    let entries = 0;
-    for (const name of await readdir(this.root).catch(() => [] as string[])) {
-      const entry = path.join(this.root, name);
-      if (!/^[0-9a-f]{32}-/.test(name) || live.has(entry)) continue;
-      bytes += await sizeOf(entry);
-      entries++;
-      await rm(entry, { recursive: true, force: true });
-      await rm(path.join(this.root, "logs", `${name}.log`), { force: true });
+  }
+
+  /** Takes `entry` out of the store at once (a rename into tmp/), then deletes it. */
+  private async remove(entry: string): Promise<void> {
+    const aside = path.join(this.root, "tmp", `${path.basename(entry)}.removed.${process.pid}.${randomBytes(4).toString("hex")}`);
+    await rename(entry, aside);
+    await rm(aside, { recursive: true, force: true });
+  }
+
+  private storeLockFile(): string {
+    return path.join(this.root, "locks", "store.lock");
+  }
+
+  /** The store's lock, shared: taken once, by the first build of this process. */
+  private async hold(options: LockOptions): Promise<FileLock> {
+    if (this.storeLock === undefined) {
+      await this.prepare();
+      this.storeLock = await FileLock.take(this.storeLockFile(), "shared", options);
     }
-    for (const name of await readdir(path.join(this.root, "tmp")).catch(() => [] as string[])) {
-      const pid = Number(/\.(\d+)\.[0-9a-f]+$/.exec(name)?.[1]);
-      if (isAlive(pid)) continue;
-      const leftover = path.join(this.root, "tmp", name);
-      bytes += await sizeOf(leftover);
-      await rm(leftover, { recursive: true, force: true });
+    return this.storeLock;
+  }
+
+  /**
+   * Makes the store's directories. The store holds root filesystems with
+   * password hashes: only its owner may enter it, also when the directory
+   * was there before keel.
+   */
+  private async prepare(): Promise<void> {
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    try {
+      await chmod(this.root, 0o700);
+    } catch (error) {
+      throw new UsageError(
+        `The store ${this.root} cannot be made private to you (chmod 0700: ${(error as NodeJS.ErrnoException).code}); it holds password hashes.\n` +
+          "Fix: use a store directory you own (--store or KEEL_STORE).",
+      );
     }
-    return { bytes, entries };
+    await Promise.all(["tmp", "locks", "logs", "roots"].map((d) => mkdir(path.join(this.root, d), { recursive: true, mode: 0o700 })));
   }
 }
 
-/** Removes a lock if it is still ours. */
-async function release(lock: string, token: string): Promise<void> {
-  if ((await readFile(lock, "utf8").catch(() => "")) === token) await unlink(lock).catch(() => undefined);
-  inProgress.delete(lock);
-}
-
-/** What an output records about itself, in `.keel-step.json`. */
+/** What an output records about itself, in `.keel-step.json`, written last before it is renamed into place. */
 interface Metadata {
-  readonly name?: string;
-  readonly hash?: string;
+  readonly name: string;
+  readonly hash: string;
   /** Store paths it refers to: `keel gc` keeps them while it lives. */
-  readonly references?: readonly string[];
-  readonly bytes?: number;
+  readonly references: readonly string[];
+  readonly bytes: number;
 }
 
-function readMetadata(entry: string): Metadata {
+function readMetadata(entry: string): Metadata | undefined {
   try {
-    return JSON.parse(readFileSync(path.join(entry, metadataFile), "utf8")) as Metadata;
+    const metadata = JSON.parse(readFileSync(path.join(entry, metadataFile), "utf8")) as Partial<Metadata>;
+    const complete =
+      `${metadata.hash}-${metadata.name}` === path.basename(entry) &&
+      Array.isArray(metadata.references) &&
+      metadata.references.every((r) => typeof r === "string") &&
+      typeof metadata.bytes === "number";
+    return complete ? (metadata as Metadata) : undefined;
   } catch {
-    return {};
+    return undefined;
   }
 }
 
-function readReferences(entry: string): readonly string[] {
-  return readMetadata(entry).references ?? [];
+/** An entry's metadata if it can be trusted: complete, and what it refers to is in the store. */
+function trusted(entry: string): Metadata | undefined {
+  const metadata = readMetadata(entry);
+  return metadata !== undefined && metadata.references.every((r) => existsSync(r)) ? metadata : undefined;
+}
+
+/** `names` ordered so that an entry comes before every entry it refers to. */
+function referrersFirst(root: string, names: readonly string[]): string[] {
+  const order: string[] = [];
+  const seen = new Set<string>();
+  const among = new Set(names);
+  const visit = (name: string): void => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    for (const reference of readMetadata(path.join(root, name))?.references ?? []) if (among.has(path.basename(reference))) visit(path.basename(reference));
+    order.push(name);
+  };
+  for (const name of names) visit(name);
+  return order.reverse();
 }
 
 /** The store entry a root registration reaches, if its link still exists and points into the store. */
@@ -263,22 +288,6 @@ function resolveRoot(registration: string, storeRoot: string): string | undefine
     return path.dirname(target) === store ? path.join(storeRoot, path.basename(target)) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** The pid in a lock file's content; undefined while it is being written or unreadable. */
-function lockHolder(content: string): number | undefined {
-  const pid = Number(content.split(" ")[0]);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -4,9 +4,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { spawn } from "node:child_process";
 import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { ProcessError } from "../../src/errors.ts";
-import { exec } from "../../src/host/exec.ts";
+import { exec, stillRunning, ToolScope } from "../../src/host/exec.ts";
+import { groupMembers } from "../../src/host/processes.ts";
+
+const execModule = fileURLToPath(new URL("../../src/host/exec.ts", import.meta.url));
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-exec-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -48,5 +53,44 @@ describe("exec", () => {
     const result = await exec(["sh", "-c", "echo ready; sleep 5"], { stopWhen: /ready/ });
     assert.equal(result.stopped, true);
     assert.ok(performance.now() - started < 3000);
+  });
+
+  it("a stopped program that ignores SIGTERM gets SIGKILL after the grace period; exec returns when its whole group is gone", async () => {
+    const controller = new AbortController();
+    let group = 0;
+    const running = exec(["sh", "-c", 'trap "" TERM; echo $$; sleep 30 & wait'], { signal: controller.signal, grace: 400, onOutput: (text) => (group = Number(text)) });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stopped = performance.now();
+    controller.abort("a test stopped it");
+    await assert.rejects(running, { message: `"sh -c 'trap "" TERM; echo $$; sleep 30 & wait'" was stopped because a test stopped it.` });
+    const waited = performance.now() - stopped;
+    assert.ok(waited >= 400 && waited < 3000, `returned ${Math.round(waited)} ms after the stop`);
+    assert.deepEqual(groupMembers(group), []);
+  });
+
+  it("a step's program leaves a child behind: it is stopped and waited for, and stillRunning names both", async () => {
+    const scope = new ToolScope("thing-x", []);
+    let seen: string[] = [];
+    const started = performance.now();
+    await scope.run(async () => {
+      const result = exec(["sh", "-c", 'trap "" TERM; sleep 30 >/dev/null 2>&1 & echo started'], { grace: 500 });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      seen = stillRunning();
+      await result;
+    });
+    assert.ok(performance.now() - started >= 500, "the child was waited for");
+    assert.equal(seen.length, 1);
+    assert.match(seen[0] as string, /^thing-x: sh -c 'trap "" TERM; sleep 30 >\/dev\/null 2>&1 & echo started' \(pid \d+\), and in its process group sleep \(pid \d+\)$/);
+    assert.deepEqual(stillRunning(), []);
+  });
+
+  it("a program dies with keel, even when keel is killed with SIGKILL", async () => {
+    const script = `const { exec } = await import(${JSON.stringify(execModule)}); await exec(["sh", "-c", "echo $$; exec sleep 30"], { onOutput: (t) => console.log(t.trim()) });`;
+    const keel = spawn(process.execPath, ["--import", "tsx", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const pid = await new Promise<number>((resolve) => keel.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString()))));
+    keel.kill("SIGKILL");
+    const deadline = performance.now() + 2000;
+    while (groupMembers(pid).length > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(groupMembers(pid), [], "sleep 30 died with keel");
   });
 });
