@@ -166,16 +166,19 @@ export interface SystemRequest {
   readonly mirror: string;
 }
 
-/** What a system asks Debian for: its packages and keel's base packages, and Debian's kernel when it boots or configures from it. */
+/**
+ * What a system asks Debian for: its packages and keel's base packages, and
+ * Debian's kernel (boot.kernel.debianPackage). The kernel is pinned whether
+ * or not the system boots it, so that switching to a kernel from source and
+ * back is one line of the config, with keel.lock as it is.
+ */
 export function systemRequest(config: ResolvedSystem): SystemRequest {
-  const kernel = config.boot.kernel;
-  const usesDebianKernel = kernel.source === null || kernel.baseConfig === "debian";
   const request: DebianRequest = {
     suite: config.distro.suite,
     components: config.distro.components,
     arch: debianArch(),
     packages: requestedNames([...basePackages, ...config.packages]),
-    ...(usesDebianKernel ? { kernelPackage: kernel.debianPackage } : {}),
+    kernelPackage: config.boot.kernel.debianPackage,
   };
   return { request, mirror: config.distro.mirror ?? hostMirror() };
 }
