@@ -12,7 +12,7 @@ import { evaluateSystem, type Project, type ResolvedSystem } from "../config/pro
 import { ConfigError, UsageError } from "../errors.js";
 import { exec } from "../host/exec.js";
 import { debianArch, hostMirror } from "../host/facts.js";
-import { privateAptOptions, type Distro } from "../steps/apt.js";
+import { privateAptOptions, type Distro } from "./apt.js";
 import { basePackages } from "../steps/rootfs.js";
 import { debianStaleness, lockPath, readLock, requestedNames, writeLock, type DebianPin, type DebianRequest, type PinnedDeb } from "./lock.js";
 

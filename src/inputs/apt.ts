@@ -1,8 +1,7 @@
-// Downloading Debian packages without touching the host's apt state: a private
-// apt directory with its own sources list, used by steps that need one package.
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+// apt in a private directory, without touching the host's apt state: what
+// `keel lock` resolves a system's Debian packages with (see debian.ts).
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { run, type BuildContext } from "./context.js";
 
 export interface Distro {
   readonly suite: string;
@@ -34,24 +33,4 @@ export async function privateAptOptions(dir: string, distro: Distro): Promise<st
     // As root apt would download as _apt, who cannot write into keel's directory.
     ...(process.getuid?.() === 0 ? ["APT::Sandbox::User=root"] : []),
   ].flatMap((o) => ["-o", o]);
-}
-
-export class PrivateApt {
-  private constructor(private readonly options: readonly string[]) {}
-
-  /** Sets up `dir` for `distro` and downloads its package lists. */
-  static async create(context: BuildContext, dir: string, distro: Distro): Promise<PrivateApt> {
-    const options = await privateAptOptions(dir, distro);
-    await run(context, ["apt-get", ...options, "-q", "update"]);
-    return new PrivateApt(options);
-  }
-
-  /** Downloads one package into `into` and returns the .deb's path. */
-  async download(context: BuildContext, name: string, into: string): Promise<string> {
-    const before = new Set(await readdir(into));
-    await run(context, ["apt-get", ...this.options, "-q", "download", name], { cwd: into });
-    const deb = (await readdir(into)).find((f) => f.endsWith(".deb") && !before.has(f));
-    if (deb === undefined) throw new Error(`apt-get download ${name} left no .deb in ${into}`);
-    return path.join(into, deb);
-  }
 }
