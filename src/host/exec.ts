@@ -227,6 +227,12 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     };
     child.stdout?.on("data", (chunk: Buffer) => take(chunk, true));
     child.stderr?.on("data", (chunk: Buffer) => take(chunk, false));
+    // A killed program may have handed its pipes to a process outside its group (an ssh
+    // control master holds its sessions' descriptors): once what it wrote is read, stop.
+    child.on("exit", () => {
+      if (!timedOut && !stopped && stopReason === undefined) return;
+      setTimeout(() => [child.stdout, child.stderr].forEach((stream) => stream?.destroy()), 500).unref();
+    });
     child.on("error", async (error: NodeJS.ErrnoException) => {
       if (settled) return;
       finish();
