@@ -1,7 +1,7 @@
 // Resolving an input: what `keel lock` and `keel update` ask the world, and
 // fetching a pinned input's bytes with their hash checked.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { Readable, Transform, Writable } from "node:stream";
@@ -146,6 +146,6 @@ export async function relock(project: { file: string; inputs: Readonly<Record<st
   const inputs = Object.fromEntries(Object.entries(lock.inputs).filter(([name]) => name in project.inputs));
   for (const change of changes) inputs[change.name] = change.after;
   const stale = Object.keys(lock.inputs).length !== Object.keys(inputs).length;
-  if (changes.length > 0 || stale || !existsSync(file)) await writeLock(file, { ...lock, inputs });
+  if (changes.length > 0 || stale) await writeLock(file, { ...lock, inputs });
   return changes;
 }
