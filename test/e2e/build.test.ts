@@ -160,7 +160,8 @@ describe("keel build", () => {
     const rootfs = stepPath(killed, "rootfs");
     assert.equal(existsSync(rootfs), false, "no rootfs entry");
     assert.deepEqual(readdirSync(path.join(store, "tmp")), [], "no temporary directory");
-    assert.deepEqual(readdirSync(path.join(store, "locks")), [], "no lock");
+    assert.deepEqual(readdirSync(path.join(store, "locks")), ["store.lock"], "no lock of a step is left");
+    execFileSync("flock", ["--nonblock", "--exclusive", path.join(store, "locks/store.lock"), "true"]);
     const rebuilt = await keel(["build", "killed", "--json", "--no-link"], dir);
     assert.equal(rebuilt.code, 0, rebuilt.stderr);
     assert.ok(existsSync(path.join(rootfs, "rootfs.tar")));
