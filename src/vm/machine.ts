@@ -6,8 +6,9 @@ import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { VmError } from "../errors.js";
-import { exec, runInteractive } from "../host/exec.js";
-import { consoleTail, isAlive, sshArgv, type VmInfo, type VmPaths } from "./state.js";
+import { runInteractive } from "../host/exec.js";
+import type { Remote } from "../host/ssh.js";
+import { consoleTail, isAlive, vmRemote, type VmInfo, type VmPaths } from "./state.js";
 
 /** How long `keel run --wait-ssh` and `keel ssh` wait for the guest by default. */
 export const defaultWaitSeconds = 300;
@@ -87,16 +88,25 @@ export function sshAnswers(address: string, port: number, timeout = 3000, signal
 
 /**
  * Waits until the VM's sshd answers and root can log in with the project's
- * key. A VM that exits or whose console shows a
- * kernel panic fails at once, and one that takes longer than `timeout` fails
- * then, each with the console's last lines.
+ * key. That login stays open as the control master that later commands
+ * share, so once one is up there is nothing to wait for. A VM that exits or
+ * whose console shows a kernel panic fails at once, and one that takes longer
+ * than `timeout` fails then, each with the console's last lines.
  */
-export async function waitForSsh(vm: VmInfo, paths: VmPaths, timeoutSeconds: number): Promise<{ readonly seconds: number; readonly address: string; readonly port: number }> {
+export async function waitForSsh(
+  vm: VmInfo,
+  paths: VmPaths,
+  timeoutSeconds: number,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ readonly seconds: number; readonly address: string; readonly port: number; readonly remote: Remote }> {
   const started = performance.now();
   const failure = (what: string, fix: string) =>
     new VmError(`The VM \`${vm.system}' ${what}. The last lines of its console:\n${consoleTail(paths)}\nFix: ${fix}`, paths.consoleLog);
   const ssh = vm.ssh;
   if (ssh === null) throw failure("forwards no host port to its sshd", "add virtualisation.forwardPorts = [{ host: { port: 2222 }, guest: { port: 22 } }].");
+  const remote = vmRemote(paths, ssh.address, ssh.port, env);
+  const ready = () => ({ ...ssh, remote, seconds: (performance.now() - started) / 1000 });
+  if (await remote.connected()) return ready();
   let answered = false;
   let attempts = 0;
   const stopAttempts = new AbortController();
@@ -109,22 +119,25 @@ export async function waitForSsh(vm: VmInfo, paths: VmPaths, timeoutSeconds: num
       }
       // A banner is not yet a login: the first login also pins the guest's host key.
       if (answered) {
-        const login = await exec(sshArgv(paths, ssh.address, ssh.port, ["true"], ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]), { nothrow: true });
-        if (login.exitCode === 0) return { ...ssh, seconds: (performance.now() - started) / 1000 };
+        if ((await remote.exec(["true"], { nothrow: true, timeout: 60_000 })).exitCode === 0) return ready();
         answered = false;
       }
       // Attempts overlap: before the guest's network is up, QEMU holds a connection open without an answer.
+      let probe: Promise<boolean> | undefined;
       if (attempts < maxAttempts) {
         attempts++;
-        void sshAnswers(ssh.address, ssh.port, 3000, stopAttempts.signal).then((yes) => {
+        probe = sshAnswers(ssh.address, ssh.port, 3000, stopAttempts.signal).then((yes) => {
           attempts--;
           answered ||= yes;
+          return yes;
         });
       }
       if ((performance.now() - started) / 1000 > timeoutSeconds) {
         throw failure(`did not answer SSH on ${ssh.address}:${ssh.port} within ${timeoutSeconds} s`, "give it longer with --timeout, or read the console above.");
       }
-      await sleep(250);
+      // A guest that is up answers within milliseconds: no need to sleep the whole interval then.
+      const pause = sleep(250);
+      await Promise.race([pause, probe?.then((yes) => (yes ? undefined : pause)) ?? pause]);
     }
   } finally {
     stopAttempts.abort();
@@ -172,6 +185,8 @@ export async function stopVm(vm: VmInfo, paths: VmPaths, options: { readonly for
     return !isAlive(vm.pid);
   };
   let how: "powered off" | "quit" | "killed" = "powered off";
+  // The control master goes first: it would otherwise outlive the guest until its connection breaks.
+  if (vm.ssh !== null) await vmRemote(paths, vm.ssh.address, vm.ssh.port).disconnect();
   if (!options.force) await qmp(paths.qmp, ["system_powerdown"], 2000);
   if (options.force || !(await until(options.grace ?? 60_000))) {
     how = "quit";

@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { ConfigError } from "../errors.js";
 import { exec } from "../host/exec.js";
+import { Remote } from "../host/ssh.js";
 
 export function stateDir(env: NodeJS.ProcessEnv): string {
   return path.join(env.XDG_STATE_HOME || path.join(env.HOME || os.homedir(), ".local/state"), "keel");
@@ -158,20 +159,19 @@ export function consoleTail(paths: VmPaths, lines = 30): string {
   return clean.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
-/** ssh into the guest as root with the project's key; the guest's host key is pinned in the VM's own known_hosts. */
-export function sshArgv(paths: VmPaths, address: string, port: number, command: readonly string[], options: readonly string[] = []): string[] {
-  return [
-    "ssh",
-    ...options,
-    "-i", paths.key,
-    "-p", String(port),
-    "-o", "IdentitiesOnly=yes",
-    "-o", `UserKnownHostsFile=${paths.knownHosts}`,
-    "-o", "StrictHostKeyChecking=accept-new",
-    "-o", `HostKeyAlias=keel-vm-${paths.system}`,
-    "-o", "HashKnownHosts=no",
-    "-o", "LogLevel=ERROR",
-    `root@${address}`,
-    ...command,
-  ];
+/**
+ * The guest's root over the forwarded port, with the project's key; the
+ * guest's host key is pinned in the VM's own known_hosts. No prompts: that
+ * key is the only way in. LogLevel=ERROR keeps "Permanently added" quiet.
+ */
+export function vmRemote(paths: VmPaths, address: string, port: number, env?: NodeJS.ProcessEnv): Remote {
+  return new Remote({
+    target: `root@${address}`,
+    port,
+    identity: paths.key,
+    knownHosts: { file: paths.knownHosts, alias: `keel-vm-${paths.system}` },
+    options: ["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"],
+    connectTimeout: 10,
+    env,
+  });
 }

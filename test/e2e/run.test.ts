@@ -97,6 +97,9 @@ describe("keel run", () => {
     const uname = await keel(["ssh", "vmtest", "--", "uname", "-r"], dir);
     assert.equal(uname.code, 0, uname.stderr);
     assert.equal(uname.stdout, `${release}\n`);
+    const quoted = await keel(["ssh", "vmtest", "--", "printf", "%s|", "a b", "it's", "$HOME", "x;y", ""], dir);
+    assert.equal(quoted.stdout, "a b|it's|$HOME|x;y||", "each argument arrives as given");
+    console.log(`# keel ssh -- printf, sharing the first login: ${quoted.seconds.toFixed(2)} s`);
     const gc = await keel(["gc"], dir);
     assert.equal(gc.code, 0, gc.stderr);
     const imageDir = readdirSync(store).find((name) => name.endsWith("-image-vmtest")) ?? "";
@@ -152,7 +155,7 @@ describe("keel run", () => {
   });
 
   test("what the guest writes survives a restart, and is gone after --reset", async () => {
-    const write = await keel(["ssh", "vmtest", "--", "sh", "-c", "'echo kept > /root/note && sync'"], dir);
+    const write = await keel(["ssh", "vmtest", "--", "sh", "-c", "echo kept > /root/note && sync"], dir);
     assert.equal(write.code, 0, write.stderr);
     const stop = await keel(["vm", "stop", "vmtest"], dir);
     assert.equal(stop.code, 0, stop.stderr);
@@ -171,7 +174,7 @@ describe("keel run", () => {
     assert.equal((await keel(["vm", "stop", "vmtest", "--force"], dir)).code, 0);
     const ephemeral = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--ephemeral", "--timeout", "240"], dir);
     assert.equal(ephemeral.code, 0, ephemeral.stderr);
-    assert.equal((await keel(["ssh", "vmtest", "--", "sh", "-c", "'echo lost > /root/scratch && sync'"], dir)).code, 0);
+    assert.equal((await keel(["ssh", "vmtest", "--", "sh", "-c", "echo lost > /root/scratch && sync"], dir)).code, 0);
     assert.equal((await keel(["vm", "stop", "vmtest"], dir)).code, 0);
     const again = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--timeout", "240"], dir);
     assert.equal(again.code, 0, again.stderr);

@@ -9,7 +9,7 @@ import { defineModule, mkForce } from "../../src/index.ts";
 import { planSystem } from "../../src/plan/plan.ts";
 import { testHost } from "./host-facts.ts";
 import { kernelCommandLine, qemuArgv, type VmSpec } from "../../src/vm/qemu.ts";
-import { sshArgv, vmPaths } from "../../src/vm/state.ts";
+import { vmPaths, vmRemote } from "../../src/vm/state.ts";
 
 const guest = defineModule({
   boot: { kernelParams: ["console=ttyS0"] },
@@ -170,9 +170,12 @@ describe("SSH to the VM", () => {
   it("ssh uses the project's key and pins the guest's host key in the VM's own known_hosts", () => {
     const paths = vmPaths({ XDG_STATE_HOME: "/state" }, "/home/me/project/keel.config.ts", "qemu");
     assert.match(paths.dir, /^\/state\/keel\/projects\/[0-9a-f]{12}\/vms\/qemu$/);
-    assert.deepEqual(sshArgv(paths, "127.0.0.1", 2222, ["uname", "-r"]), [
-      "ssh", "-i", paths.key, "-p", "2222", "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${paths.dir}/known_hosts`,
-      "-o", "StrictHostKeyChecking=accept-new", "-o", "HostKeyAlias=keel-vm-qemu", "-o", "HashKnownHosts=no", "-o", "LogLevel=ERROR", "root@127.0.0.1", "uname", "-r",
+    const remote = vmRemote(paths, "127.0.0.1", 2222, { XDG_RUNTIME_DIR: "/run/user/1000" });
+    assert.deepEqual(remote.sshArgv("'uname' -r"), [
+      "ssh", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", "2222", "-o", `IdentityFile=${paths.key}`, "-o", "IdentitiesOnly=yes",
+      "-o", `UserKnownHostsFile=${paths.dir}/known_hosts`, "-o", "StrictHostKeyChecking=accept-new", "-o", "HostKeyAlias=keel-vm-qemu", "-o", "HashKnownHosts=no",
+      "-o", "ConnectTimeout=10", "-o", "ControlMaster=auto", "-o", `ControlPath=/run/user/1000/keel-ssh-${process.getuid?.() ?? 0}/%C`, "-o", "ControlPersist=300",
+      "--", "root@127.0.0.1", "'uname' -r",
     ]);
   });
 
