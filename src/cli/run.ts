@@ -78,7 +78,7 @@ export const runCommand = defineCommand({
     await planned.store.addRoot(path.join(paths.dir, "system"), realized.path);
     await planned.store.addRoot(path.join(paths.dir, "image"), imageDir);
     // Rooted now: keel gc need not wait for as long as the VM runs.
-    planned.store.close();
+    await planned.store.close();
 
     let chosen: Accelerator = accel ?? "kvm";
     if (accel === undefined) {

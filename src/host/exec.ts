@@ -109,7 +109,7 @@ function shorten(text: string): string {
 
 /** Whether `program` can be run: a path, or a name found on PATH. */
 function findable(program: string, env: NodeJS.ProcessEnv, cwd: string | undefined): boolean {
-  const candidates = program.includes("/") ? [path.resolve(cwd ?? process.cwd(), program)] : (env.PATH ?? "").split(":").filter(Boolean).map((dir) => path.join(dir, program));
+  const candidates = program.includes("/") ? [path.resolve(cwd ?? process.cwd(), program)] : (env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean).map((dir) => path.join(dir, program));
   return candidates.some((file) => {
     try {
       accessSync(file, constants.X_OK);

@@ -58,7 +58,7 @@ export function storeDir(env: NodeJS.ProcessEnv, explicit: string | undefined, c
 
 export class Store {
   /** The store's lock, held shared from the first build until close() (or until keel exits). */
-  private storeLock: FileLock | undefined;
+  private storeLock: Promise<FileLock> | undefined;
 
   constructor(readonly root: string) {}
 
@@ -118,9 +118,10 @@ export class Store {
   }
 
   /** Lets `keel gc` run again: call once what this process built is reachable from its roots. */
-  close(): void {
-    this.storeLock?.release();
+  async close(): Promise<void> {
+    const held = this.storeLock;
     this.storeLock = undefined;
+    (await held)?.release();
   }
 
   /** A file in some output whose name starts with `name` (`kernel-`), if the store has one. */
@@ -157,8 +158,9 @@ export class Store {
    */
   async gc(options: LockOptions = {}): Promise<{ readonly bytes: number; readonly entries: number }> {
     await this.prepare();
-    const lock = this.storeLock ?? (await FileLock.take(this.storeLockFile(), "exclusive", options));
+    const held = this.storeLock;
     this.storeLock = undefined;
+    const lock = (await held) ?? (await FileLock.take(this.storeLockFile(), "exclusive", options));
     try {
       await lock.convert("exclusive", options);
       let bytes = 0;
@@ -207,11 +209,14 @@ export class Store {
     return path.join(this.root, "locks", "store.lock");
   }
 
-  /** The store's lock, shared: taken once, by the first build of this process. */
-  private async hold(options: LockOptions): Promise<FileLock> {
+  /** The store's lock, shared: taken once, by the first of this process's builds (which may run at once). */
+  private hold(options: LockOptions): Promise<FileLock> {
     if (this.storeLock === undefined) {
-      await this.prepare();
-      this.storeLock = await FileLock.take(this.storeLockFile(), "shared", options);
+      const taking = this.prepare().then(() => FileLock.take(this.storeLockFile(), "shared", options));
+      this.storeLock = taking;
+      taking.catch(() => {
+        if (this.storeLock === taking) this.storeLock = undefined;
+      });
     }
     return this.storeLock;
   }

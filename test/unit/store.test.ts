@@ -173,10 +173,19 @@ describe("store", () => {
     const gcWaited: number[] = [];
     const collecting = new Store(store.root).gc({ onWait: (pid) => gcWaited.push(pid) }).then((freed) => order.push(`gc freed ${freed.entries}`));
     await building;
-    store.close();
+    await store.close();
     await collecting;
     assert.deepEqual(order, ["build started", "build ended", "gc freed 1"]);
     assert.deepEqual(gcWaited, [process.pid]);
+  });
+
+  it("builds that start at once take the store's lock once: after close() gc does not wait", async () => {
+    const store = freshStore();
+    await Promise.all(["x", "y", "z"].map((n) => store.build({ hash: hash("6"), name: n, references: [], build: writer(n) })));
+    await store.close();
+    const waited: number[] = [];
+    assert.equal((await new Store(store.root).gc({ onWait: (pid) => waited.push(pid) })).entries, 3);
+    assert.deepEqual(waited, []);
   });
 
   it("a failed step's programs are stopped and waited for before its directory and locks go", async () => {
