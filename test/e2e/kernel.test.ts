@@ -1,7 +1,8 @@
 // Kernels from source end to end, with Debian's linux-source-6.1: the seed's
 // qemu switched to its small kernel in one line builds through ccache into a
 // fresh cache; a fresh build directory then compiles almost nothing; a no-op
-// build skips the kernel step; a kernel setting rebuilds the kernel and
+// build skips the kernel step; Ctrl-C during a build leaves no compiler
+// running and no lock held; a kernel setting rebuilds the kernel and
 // what boots it, never the root filesystem; `keel shell … kernel` is the same build;
 // `keel doctor`'s ccache checks pass, and fail with the fix when the cache
 // cannot be written; the kernel boots under `keel run`.
@@ -115,6 +116,45 @@ describe("kernels from source", () => {
     const progress = run.events.filter((e) => e.type === "progress" && e.step === "kernel");
     assert.ok(progress.length > 10, "the kernel step reports progress while it builds");
     console.log(`# cold: ${kernel.hits} hits, ${kernel.misses} misses`);
+  });
+
+  test("Ctrl-C during a kernel build stops make and its compilers; no lock or tmp is left, and the next build succeeds", async () => {
+    for (const name of readdirSync(store)) if (name.endsWith("-kernel-linux")) rmSync(path.join(store, name), { recursive: true });
+    rmSync(path.join(store, "builds"), { recursive: true });
+    const child = spawn(process.execPath, [path.join(root, "bin/keel.js"), "build", "qemu", "--json"], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+    const compiling = new Promise<void>((resolve) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk;
+        if (stdout.includes('"type":"progress","step":"kernel"')) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    await compiling;
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const interrupted = performance.now();
+    child.kill("SIGINT");
+    const code = await exited;
+    const seconds = (performance.now() - interrupted) / 1000;
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /^keel: interrupted \(SIGINT\)/m);
+    const left = readdirSync("/proc").filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(store);
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(left.map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")), [], "no make, gcc or cc1 of the build is left");
+    assert.deepEqual(readdirSync(path.join(store, "tmp")), [], "no temporary directory is left");
+    for (const lock of readdirSync(path.join(store, "locks"))) execFileSync("flock", ["--nonblock", "--exclusive", path.join(store, "locks", lock), "true"]);
+    assert.ok(!readdirSync(store).some((name) => name.endsWith("-kernel-linux")), "no kernel output");
+    const next = await keel(["build", "qemu", "kernel", "--json"], dir);
+    assert.equal(next.code, 0, next.stderr);
+    const kernel = kernelDone(next);
+    console.log(`# interrupted after 8 s of compiling: keel exited ${Math.round(seconds * 1000)} ms after SIGINT; the next build in that build directory: ${kernel.hits} hits, ${kernel.misses} misses`);
   });
 
   test("again in a fresh build directory, the warm cache hits more than 90%", async () => {
