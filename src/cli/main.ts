@@ -7,34 +7,22 @@ import type { Project } from "../config/project.js";
 import { ProcessError, UsageError, VmError, isKeelError } from "../errors.js";
 import { keelVersion } from "../version.js";
 import { commandHelp, globalOptions, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
-import { buildCommand } from "./build.js";
-import { doctorCommand } from "./doctor.js";
-import { evalCommand } from "./eval.js";
-import { gcCommand } from "./gc.js";
-import { lockCommand, updateCommand } from "./lock.js";
-import { logCommand } from "./log.js";
-import { optionsCommand } from "./options.js";
-import { runCommand } from "./run.js";
-import { shellCommand } from "./shell.js";
-import { sshCommand } from "./ssh.js";
-import { systemsCommand } from "./systems.js";
-import { vmCommand } from "./vm.js";
-
-export const commands: readonly Command[] = [
-  systemsCommand,
-  evalCommand,
-  optionsCommand,
-  lockCommand,
-  updateCommand,
-  buildCommand,
-  runCommand,
-  sshCommand,
-  vmCommand,
-  shellCommand,
-  logCommand,
-  gcCommand,
-  doctorCommand,
-];
+// Each command is imported when it runs, so a command loads only the code it uses.
+const commands: Readonly<Record<string, () => Promise<Command>>> = {
+  systems: async () => (await import("./systems.js")).systemsCommand,
+  eval: async () => (await import("./eval.js")).evalCommand,
+  options: async () => (await import("./options.js")).optionsCommand,
+  lock: async () => (await import("./lock.js")).lockCommand,
+  update: async () => (await import("./lock.js")).updateCommand,
+  build: async () => (await import("./build.js")).buildCommand,
+  run: async () => (await import("./run.js")).runCommand,
+  ssh: async () => (await import("./ssh.js")).sshCommand,
+  vm: async () => (await import("./vm.js")).vmCommand,
+  shell: async () => (await import("./shell.js")).shellCommand,
+  log: async () => (await import("./log.js")).logCommand,
+  gc: async () => (await import("./gc.js")).gcCommand,
+  doctor: async () => (await import("./doctor.js")).doctorCommand,
+};
 
 export interface RunEnvironment {
   readonly cwd: string;
@@ -60,14 +48,15 @@ async function dispatch(all: readonly string[], environment: RunEnvironment): Pr
   const argv = dash < 0 ? all : all.slice(0, dash);
   const rest = dash < 0 ? [] : all.slice(dash + 1);
   const name = commandName(argv);
-  const command = name === undefined ? undefined : commands.find((c) => c.name === name);
-  if (name !== undefined && command === undefined) {
-    const suggestion = closest(name, commands.map((c) => c.name));
+  const load = name === undefined ? undefined : Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (name !== undefined && load === undefined) {
+    const suggestion = closest(name, Object.keys(commands));
     throw new UsageError(
       `keel has no command \`${name}'.${suggestion ? ` Did you mean \`${suggestion}'?` : ""}\n` +
         "Fix: run `keel --help` for the list of commands.",
     );
   }
+  const command = await load?.();
   const parsed = parse(argv, command);
   const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
   if (values.version) {
@@ -75,7 +64,7 @@ async function dispatch(all: readonly string[], environment: RunEnvironment): Pr
     return 0;
   }
   if (command === undefined || values.help) {
-    environment.out.stdout(command ? commandHelp(command) : mainHelp(commands));
+    environment.out.stdout(command ? commandHelp(command) : mainHelp(await Promise.all(Object.values(commands).map((c) => c()))));
     return command === undefined && !values.help ? 2 : 0;
   }
   const positionals = parsed.positionals.slice(1);
