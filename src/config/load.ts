@@ -1,9 +1,10 @@
 // Finding and loading keel.config.ts. The file and the modules it imports are
-// TypeScript, run through tsx (esbuild) after TypeScript has checked them.
+// TypeScript, compiled by esbuild (compile.ts) after TypeScript has checked them.
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ConfigError, UsageError } from "../errors.js";
+import { importProject, type ConfigNamespace } from "./compile.js";
 import { noteFile } from "./module.js";
 import { validateProject, type Project } from "./project.js";
 import { typecheckProject } from "./typecheck.js";
@@ -41,16 +42,15 @@ export interface LoadOptions {
 
 export async function loadProject(file: string, options: LoadOptions): Promise<Project> {
   if (options.typecheck) await typecheckProject(file, cacheDir(options.env), keelVersion);
-  const { tsImport } = await import("tsx/esm/api");
-  let namespace: { default?: unknown };
+  let namespace: ConfigNamespace;
   try {
-    namespace = (await tsImport(file, import.meta.url)) as { default?: unknown };
+    namespace = await importProject(file, cacheDir(options.env), keelVersion);
   } catch (error) {
     throw importError(file, error);
   }
   let exported = namespace.default;
-  // Outside a package with "type": "module", tsx loads the file as CommonJS and
-  // the default export arrives wrapped once more.
+  // A file written as CommonJS (`module.exports = …`) exports its exports
+  // object, which holds the default export when it was compiled from ESM.
   if (typeof exported === "object" && exported !== null && Object.keys(exported).every((k) => k === "default" || k === "__esModule") && "default" in exported) {
     exported = (exported as { default: unknown }).default;
   }
@@ -69,21 +69,6 @@ export async function loadProject(file: string, options: LoadOptions): Promise<P
 function importError(file: string, error: unknown): Error {
   if (error instanceof ConfigError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  // esbuild's parse errors: "<file>:<line>:<column>: ERROR: <text>", column from 0.
-  const parseErrors = [...message.matchAll(/^(.*):(\d+):(\d+): ERROR: (.*)$/gm)];
-  if (parseErrors.length > 0) {
-    const lines = parseErrors.map(([, at, line, column, text]) => `${at}:${line}:${Number(column) + 1} - ${text}`);
-    return new ConfigError(`The project's config files do not parse:\n${lines.join("\n")}\nFix: correct the syntax at the places above.`);
-  }
-  const code = (error as { code?: string }).code;
-  const missing = /Cannot find (?:module|package) '([^']+)'/.exec(message)?.[1];
-  if ((code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") && missing !== undefined) {
-    const importer = /imported from (\S+)/.exec(message)?.[1] ?? /Require stack:\n- (\S+)/.exec(message)?.[1] ?? file;
-    return new ConfigError(
-      `\`${importer.replace(/^file:\/\//, "").replace(/\?.*$/, "")}' imports \`${missing}', which cannot be found.\n` +
-        "Fix: check the path in that import statement: a relative import starts with ./ and names an existing file; a package must be installed (npm install).",
-    );
-  }
   return new ConfigError(`Loading \`${file}' failed: ${message}\nFix: correct the config file; --debug shows where it failed.`, {
     cause: error,
   });

@@ -1,0 +1,185 @@
+// Turns a project's config files into JavaScript modules in keel's cache, one
+// module per source file, and imports them with Node's own loader. Loading
+// through loader hooks (tsx) cost half a second on every command; a compiled
+// project is reused until one of its files changes, so most commands load
+// plain JavaScript and never start esbuild.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { BuildFailure, Message, Plugin } from "esbuild";
+import { ConfigError } from "../errors.js";
+import { hashFile } from "../host/facts.js";
+import { keelRoot } from "../version.js";
+
+interface Manifest {
+  readonly key: string;
+  readonly files: Readonly<Record<string, string>>;
+  readonly entry: string;
+}
+
+export type ConfigNamespace = { default?: unknown };
+
+/** The project file's module namespace, compiled again only when a file it is made of changed. */
+export async function importProject(projectFile: string, cacheDir: string, keelVersion: string): Promise<ConfigNamespace> {
+  // Compiled modules import keel and packages by absolute path: another keel install compiles anew.
+  const key = `${keelVersion} ${esbuildVersion()} ${keelRoot}`;
+  const base = path.join(cacheDir, "config", createHash("sha256").update(projectFile).digest("hex").slice(0, 32));
+  const cached = upToDate(`${base}.json`, key);
+  // Stack traces (and so the file each module is noted with) name the .ts files, as the editor does.
+  process.setSourceMapsEnabled(true);
+  if (cached !== undefined) {
+    try {
+      return (await import(pathToFileURL(cached).href)) as ConfigNamespace;
+    } catch (error) {
+      // A package moved, or another keel replaced this compilation meanwhile: compile again.
+      if ((error as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw error;
+    }
+  }
+  const entry = await compile(projectFile, base, key);
+  return (await import(pathToFileURL(entry).href)) as ConfigNamespace;
+}
+
+/** esbuild's version, read without loading esbuild. */
+function esbuildVersion(): string {
+  const require = createRequire(import.meta.url);
+  return (JSON.parse(readFileSync(require.resolve("esbuild/package.json"), "utf8")) as { version: string }).version;
+}
+
+function upToDate(manifestPath: string, key: string): string | undefined {
+  try {
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
+    const fresh = manifest.key === key && Object.entries(manifest.files).every(([file, hash]) => hashFile(file) === hash);
+    return fresh && existsSync(manifest.entry) ? manifest.entry : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// Files that become modules of their own; anything else imported (JSON) is inlined into its importer.
+const moduleExtension = /\.(?:[cm]?[jt]s|[jt]sx)$/;
+
+/**
+ * Compiles each config file on its own into `<base>-<content hash>/`, imports
+ * between them rewritten to the compiled siblings, packages (keel among them)
+ * to the file Node would load, so that there is one keel at run time.
+ */
+async function compile(projectFile: string, base: string, key: string): Promise<string> {
+  const esbuild = await import("esbuild");
+  const temporary = `${base}.${process.pid}.tmp`;
+  rmSync(temporary, { recursive: true, force: true });
+  mkdirSync(temporary, { recursive: true, mode: 0o700 });
+  const outputs = new Map<string, string>();
+  const queue: string[] = [];
+  const outputOf = (source: string): string => {
+    let output = outputs.get(source);
+    if (output === undefined) {
+      output = `${outputs.size}-${path.basename(source).replace(moduleExtension, "")}.mjs`;
+      outputs.set(source, output);
+      queue.push(source);
+    }
+    return output;
+  };
+  const resolving = Symbol("resolving");
+  const modules: Plugin = {
+    name: "keel-config-modules",
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.kind === "entry-point" || args.pluginData === resolving) return undefined;
+        const resolved = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: resolving });
+        // esbuild's own resolution then reports the import that fails, at its line.
+        if (resolved.errors.length > 0) return undefined;
+        if (resolved.external) return { path: resolved.path, external: true };
+        if (!/^[./]/.test(args.path)) return { path: pathToFileURL(resolved.path).href, external: true };
+        return moduleExtension.test(resolved.path) ? { path: `./${outputOf(resolved.path)}`, external: true } : undefined;
+      });
+    },
+  };
+  const files: Record<string, string> = {};
+  outputOf(projectFile);
+  try {
+    for (const source of queue) {
+      const result = await esbuild.build({
+        entryPoints: [source],
+        outfile: path.join(temporary, outputOf(source)),
+        absWorkingDir: "/",
+        bundle: true,
+        format: "esm",
+        platform: "node",
+        target: "node20",
+        conditions: [],
+        sourcemap: "inline",
+        sourcesContent: false,
+        // The compiler options the type check uses, whatever tsconfig.json is near.
+        tsconfigRaw: { compilerOptions: { target: "ES2022", strict: true } },
+        define: fileConstants(source),
+        metafile: true,
+        logLevel: "silent",
+        plugins: [modules],
+      });
+      for (const input of Object.keys(result.metafile.inputs)) {
+        const file = path.resolve("/", input);
+        const hash = hashFile(file);
+        if (hash !== undefined) files[file] = hash;
+      }
+    }
+  } catch (error) {
+    rmSync(temporary, { recursive: true, force: true });
+    throw compileError(error);
+  }
+  const contents = createHash("sha256").update(JSON.stringify(Object.entries(files).sort())).digest("hex").slice(0, 16);
+  const dir = `${base}-${contents}`;
+  if (existsSync(dir)) rmSync(temporary, { recursive: true, force: true });
+  else renameSync(temporary, dir);
+  const entry = path.join(dir, outputOf(projectFile));
+  const previous = readPrevious(`${base}.json`);
+  writeManifest(`${base}.json`, { key, files, entry });
+  if (previous !== undefined && path.dirname(previous) !== dir) rmSync(path.dirname(previous), { recursive: true, force: true });
+  return entry;
+}
+
+/** What a module learns about its own file: the source's, not the compiled copy's. */
+function fileConstants(source: string): Record<string, string> {
+  const file = JSON.stringify(source);
+  const dir = JSON.stringify(path.dirname(source));
+  return {
+    "import.meta.url": JSON.stringify(pathToFileURL(source).href),
+    "import.meta.filename": file,
+    "import.meta.dirname": dir,
+    __filename: file,
+    __dirname: dir,
+  };
+}
+
+/** esbuild's messages as keel's: syntax errors at file:line:col, a missing import by name. */
+function compileError(error: unknown): Error {
+  const messages = (error as Partial<BuildFailure>).errors;
+  if (messages === undefined || messages.length === 0) return error as Error;
+  const at = (m: Message): string => (m.location ? `${path.resolve("/", m.location.file)}:${m.location.line}:${m.location.column + 1}` : "");
+  const missing = messages.find((m) => /^Could not resolve "/.test(m.text));
+  if (missing !== undefined) {
+    const specifier = /^Could not resolve "([^"]*)"/.exec(missing.text)?.[1] ?? "";
+    const importer = missing.location ? path.resolve("/", missing.location.file) : "";
+    return new ConfigError(
+      `\`${importer}' imports \`${specifier}', which cannot be found.\n` +
+        "Fix: check the path in that import statement: a relative import starts with ./ and names an existing file; a package must be installed (npm install).",
+    );
+  }
+  const lines = messages.map((m) => `${at(m)} - ${m.text}`);
+  return new ConfigError(`The project's config files do not parse:\n${lines.join("\n")}\nFix: correct the syntax at the places above.`);
+}
+
+function readPrevious(manifestPath: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest).entry;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeManifest(manifestPath: string, manifest: Manifest): void {
+  const temporary = `${manifestPath}.${process.pid}.tmp`;
+  writeFileSync(temporary, JSON.stringify(manifest));
+  renameSync(temporary, manifestPath);
+}
