@@ -36,6 +36,7 @@ const programs: readonly Program[] = [
   { name: "qemu-img", argv: ["qemu-img", "--version"], packageName: "qemu-utils", version: /version (\S+)/ },
   { name: "mke2fs", argv: ["mke2fs", "-V"], packageName: "e2fsprogs", version: /mke2fs (\S+)/ },
   { name: "ssh", argv: ["ssh", "-V"], packageName: "openssh-client", version: /OpenSSH_(\S+?),/ },
+  { name: "rsync", argv: ["rsync", "--version"], packageName: "rsync", version: /version (\S+)/ },
   { name: "gcc", argv: ["gcc", "--version"], packageName: "gcc", version: /\) (\S+)/ },
   { name: "make", argv: ["make", "--version"], packageName: "make", version: /Make (\S+)/ },
   { name: "bc", argv: ["bc", "--version"], packageName: "bc", version: /bc (\S+)/ },
