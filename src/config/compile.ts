@@ -130,8 +130,14 @@ async function compile(projectFile: string, base: string, key: string): Promise<
   }
   const contents = createHash("sha256").update(JSON.stringify(Object.entries(files).sort())).digest("hex").slice(0, 16);
   const dir = `${base}-${contents}`;
-  if (existsSync(dir)) rmSync(temporary, { recursive: true, force: true });
-  else renameSync(temporary, dir);
+  try {
+    renameSync(temporary, dir);
+  } catch (error) {
+    // Another keel compiled the same files first (two commands right after an edit): its copy is this one.
+    const code = (error as NodeJS.ErrnoException).code;
+    if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !existsSync(dir)) throw error;
+    rmSync(temporary, { recursive: true, force: true });
+  }
   const entry = path.join(dir, outputOf(projectFile));
   const previous = readPrevious(`${base}.json`);
   writeManifest(`${base}.json`, { key, files, entry });

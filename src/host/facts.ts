@@ -11,7 +11,8 @@ import { isNamedBaseConfig } from "../options/kernel.js";
 import type { HostFacts, KernelSource } from "../plan/plan.js";
 
 export const busyboxPath = "/bin/busybox";
-const fallbackMirror = "http://deb.debian.org/debian";
+/** Debian's own mirror: what the host's apt sources fall back to, and what a system's apt sources name unless distro.mirror says. */
+export const debianMirror = "http://deb.debian.org/debian";
 
 /** The sha256 of a file's content; undefined when it cannot be read. */
 export function hashFile(file: string): string | undefined {
@@ -41,7 +42,7 @@ export function hostMirror(aptDir = "/etc/apt"): string {
       if (found) uris.push(found);
     }
   }
-  return uris.find((uri) => !/security/.test(uri))?.replace(/\/$/, "") ?? fallbackMirror;
+  return uris.find((uri) => !/security/.test(uri))?.replace(/\/$/, "") ?? debianMirror;
 }
 
 export function debianArch(): string {
@@ -54,7 +55,7 @@ export function debianArch(): string {
  * edit changes it, and the kernel step runs Kbuild again, which rebuilds only
  * what the edit touched.
  */
-export function treeFingerprint(root: string): string {
+function treeFingerprint(root: string): string {
   const hash = createHash("sha256");
   const walk = (dir: string, prefix: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {

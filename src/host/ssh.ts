@@ -73,7 +73,7 @@ export function rsyncQuote(word: string): string {
  * quotes and backslashes) and expands tokens (%C), so a % is %%; `tokens`
  * follows as it is, e.g. "/%C".
  */
-export function sshPath(file: string, tokens = ""): string {
+function sshPath(file: string, tokens = ""): string {
   const literal = file.replaceAll("%", "%%") + tokens;
   return /[\s"'\\#]/.test(literal) ? `"${literal.replace(/["\\]/g, "\\$&")}"` : literal;
 }

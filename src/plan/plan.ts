@@ -5,11 +5,13 @@
 import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
 import type { DebianPin, LockedInput } from "../inputs/lock.js";
+import { debianMirror } from "../host/facts.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
 import { imageStep } from "../steps/image.js";
 import { initrdStep } from "../steps/initrd.js";
 import { sourceKernelStep, type SourceKernelLocal } from "../steps/kbuild.js";
-import { debianKernelStep, type DebianKernelLocal, type DebianKernelSlice } from "../steps/kernel.js";
+import type { DebSource } from "../steps/debs.js";
+import { debianKernelStep, type DebianKernelSlice } from "../steps/kernel.js";
 import { rootfsStep } from "../steps/rootfs.js";
 import { sourceStep } from "../steps/source.js";
 import type { Step, StepKind } from "../steps/step.js";
@@ -78,14 +80,14 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-/** The mirror a system's own apt sources name when `distro.mirror` does not say. */
-const debianMirror = "http://deb.debian.org/debian";
+/** Where the pinned .debs come from when the store lacks them: local to this host, never hashed. */
+const debSource = (host: HostFacts): DebSource => ({ mirror: host.mirror, date: host.debian.date });
 
-/** Debian's kernel as keel.lock pins it; the mirror it is fetched from is local, not hashed. */
-function debianKernel(system: string, host: HostFacts): { slice: DebianKernelSlice; local: DebianKernelLocal } {
+/** Debian's kernel as keel.lock pins it. */
+function debianKernel(system: string, host: HostFacts): { slice: DebianKernelSlice; local: DebSource } {
   const pin = host.debian.kernel;
   if (pin === undefined) throw new Error(`planSystem: keel.lock pins no Debian kernel for ${system}`);
-  return { slice: { package: pin.package, image: pin.image, packages: pin.packages }, local: { mirror: host.mirror, date: host.debian.date } };
+  return { slice: { package: pin.package, image: pin.image, packages: pin.packages }, local: debSource(host) };
 }
 
 /** The label a root file system image gets: the one the configuration finds it by, else "keel-root". */
@@ -178,7 +180,7 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
       kernelModules: config.boot.kernelModules,
     },
     inputs: {},
-    local: { mirror: host.mirror, date: host.debian.date },
+    local: debSource(host),
   });
   const root = config.fileSystems["/"] ?? null;
   // Stage 1 is keel's on every machine: it finds the root, and in a VM lays the VM's disk over the image.

@@ -16,6 +16,13 @@ import type { PinnedDeb } from "../inputs/lock.js";
 /** How many .debs are downloaded at once: enough to hide a mirror's latency, few enough to be polite. */
 const parallelDownloads = 4;
 
+/** Where a step fetches its pinned .debs from when the store lacks them: never part of a hash. */
+export interface DebSource {
+  readonly mirror: string;
+  /** The Release date of the pin, for the snapshot mirror a missing version is still on. */
+  readonly date: string;
+}
+
 export function debPath(debsDir: string, sha256: string): string {
   return path.join(debsDir, `${sha256}.deb`);
 }

@@ -44,6 +44,5 @@ async function buildImage(context: BuildContext, out: string, inputs: { readonly
 export const imageStep = defineStep<ImageSlice, "rootfs" | "kernel">({
   kind: "image",
   version: 2,
-  roles: ["rootfs", "kernel"],
   build: (context, out, { slice, inputs }) => buildImage(context, out, inputs, slice),
 });

@@ -197,7 +197,7 @@ async function readKernelModules(moduleDir: string, release: string): Promise<Ke
   };
 }
 
-export async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Promise<void> {
+async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Promise<void> {
   const release = await kernelRelease(kernel);
   const moduleDir = path.join(kernel, "lib/modules", release);
   const modules = await readKernelModules(moduleDir, release);
@@ -238,6 +238,5 @@ export async function buildInitrd(out: string, kernel: string, slice: InitrdSlic
 export const initrdStep = defineStep<InitrdSlice, "kernel">({
   kind: "initrd",
   version: 4,
-  roles: ["kernel"],
   build: (_context, out, { slice, inputs }) => buildInitrd(out, inputs.kernel, slice),
 });

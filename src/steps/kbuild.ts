@@ -15,7 +15,8 @@ import { ConfigError } from "../errors.js";
 import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
 import { run, type BuildContext } from "./context.js";
 import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings, type KernelSetting } from "./kconfig.js";
-import { debianKernelConfig, type DebianKernelLocal, type DebianKernelSlice } from "./kernel.js";
+import type { DebSource } from "./debs.js";
+import { debianKernelConfig, type DebianKernelSlice } from "./kernel.js";
 import { defineStep } from "./step.js";
 
 export interface SourceKernelSlice {
@@ -39,7 +40,7 @@ export interface SourceKernelLocal {
   readonly baseConfigFile?: string;
   readonly fragments: readonly string[];
   /** Where Debian's kernel is fetched from when the base is its config. */
-  readonly debian?: DebianKernelLocal;
+  readonly debian?: DebSource;
 }
 
 /** Where Kbuild reads and writes: the source tree and the persistent output directory. */
@@ -203,8 +204,6 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
 export const sourceKernelStep = defineStep<SourceKernelSlice, never, "source", SourceKernelLocal>({
   kind: "kernel-source",
   version: 1,
-  roles: [],
-  optional: ["source"],
   workspace: (local) => local.workspace,
   build(context, out, { slice, inputs, local, workspace }) {
     const src = inputs.source ?? local.tree;

@@ -6,7 +6,7 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:
 import path from "node:path";
 import type { PinnedDeb } from "../inputs/lock.js";
 import { run, type BuildContext } from "./context.js";
-import { debPath, fetchDebs } from "./debs.js";
+import { debPath, fetchDebs, type DebSource } from "./debs.js";
 import { defineStep } from "./step.js";
 
 export interface DebianKernelSlice {
@@ -18,15 +18,9 @@ export interface DebianKernelSlice {
   readonly packages: Readonly<Record<string, PinnedDeb>>;
 }
 
-/** Where the pinned .debs are fetched from when the store lacks them: not part of any hash. */
-export interface DebianKernelLocal {
-  readonly mirror: string;
-  /** The Release date of the pin, for the snapshot mirror a missing version is still on. */
-  readonly date: string;
-}
 
 /** Debian's kernel image package, fetched into the store if needed and unpacked in `work`. */
-async function unpackDebianKernel(context: BuildContext, work: string, slice: DebianKernelSlice, local: DebianKernelLocal): Promise<string> {
+async function unpackDebianKernel(context: BuildContext, work: string, slice: DebianKernelSlice, local: DebSource): Promise<string> {
   await fetchDebs(context.debs, local.mirror, slice.packages, context.signal, local.date);
   const unpacked = path.join(work, "unpacked");
   await mkdir(work, { recursive: true });
@@ -35,14 +29,14 @@ async function unpackDebianKernel(context: BuildContext, work: string, slice: De
 }
 
 /** Debian's own kernel config (the `debian` base of a kernel from source), copied to `dest`. */
-export async function debianKernelConfig(context: BuildContext, work: string, slice: DebianKernelSlice, local: DebianKernelLocal, dest: string): Promise<void> {
+export async function debianKernelConfig(context: BuildContext, work: string, slice: DebianKernelSlice, local: DebSource, dest: string): Promise<void> {
   const unpacked = await unpackDebianKernel(context, work, slice, local);
   const config = (await readdir(path.join(unpacked, "boot"))).find((f) => f.startsWith("config-")) as string;
   await copyFile(path.join(unpacked, "boot", config), dest);
   await rm(work, { recursive: true, force: true });
 }
 
-async function buildDebianKernel(context: BuildContext, out: string, slice: DebianKernelSlice, local: DebianKernelLocal): Promise<void> {
+async function buildDebianKernel(context: BuildContext, out: string, slice: DebianKernelSlice, local: DebSource): Promise<void> {
   const work = path.join(out, ".work");
   const unpacked = await unpackDebianKernel(context, work, slice, local);
   const vmlinuz = (await readdir(path.join(unpacked, "boot"))).find((f) => f.startsWith("vmlinuz-")) as string;
@@ -58,10 +52,9 @@ async function buildDebianKernel(context: BuildContext, out: string, slice: Debi
   await rm(work, { recursive: true, force: true });
 }
 
-export const debianKernelStep = defineStep<DebianKernelSlice, never, never, DebianKernelLocal>({
+export const debianKernelStep = defineStep<DebianKernelSlice, never, never, DebSource>({
   kind: "kernel-debian",
   version: 1,
-  roles: [],
   build: (context, out, { slice, local }) => buildDebianKernel(context, out, slice, local),
 });
 

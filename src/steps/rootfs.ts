@@ -14,7 +14,7 @@ import { ConfigError } from "../errors.js";
 import { shellQuote } from "../host/exec.js";
 import type { PinnedDeb } from "../inputs/lock.js";
 import { run, type BuildContext } from "./context.js";
-import { fetchDebs, localRepository, localRepositoryOptions, pinnedIncludes } from "./debs.js";
+import { fetchDebs, localRepository, localRepositoryOptions, pinnedIncludes, type DebSource } from "./debs.js";
 import { defineStep } from "./step.js";
 
 /** What every keel system needs besides the configured packages. */
@@ -41,12 +41,6 @@ export interface RootfsSlice {
   readonly kernelModules: readonly string[];
 }
 
-/** Where the pinned .debs are fetched from when the store lacks them: not part of any hash. */
-export interface RootfsLocal {
-  readonly mirror: string;
-  /** The Release date of the pin (the snapshot mirror a missing version is still on). */
-  readonly date: string;
-}
 
 /** A file of the overlay: its text, or a host file to copy, and its mode. */
 export type OverlayFile = { readonly text: string; readonly mode: number } | { readonly source: string; readonly mode: number };
@@ -229,7 +223,7 @@ export function mmdebstrapArgv(slice: RootfsSlice, overlay: string, output: stri
   ];
 }
 
-async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlice, local: RootfsLocal): Promise<void> {
+async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlice, local: DebSource): Promise<void> {
   await fetchDebs(context.debs, local.mirror, slice.debs, context.signal, local.date);
   const repo = path.join(out, ".repository");
   await localRepository(repo, context.debs, slice.debs, { suite: slice.distro.suite, arch: slice.distro.arch, date: local.date });
@@ -251,9 +245,8 @@ async function buildRootfs(context: BuildContext, out: string, slice: RootfsSlic
   await rm(repo, { recursive: true, force: true });
 }
 
-export const rootfsStep = defineStep<RootfsSlice, never, never, RootfsLocal>({
+export const rootfsStep = defineStep<RootfsSlice, never, never, DebSource>({
   kind: "rootfs",
   version: 4,
-  roles: [],
   build: (context, out, { slice, local }) => buildRootfs(context, out, slice, local),
 });

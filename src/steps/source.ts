@@ -88,6 +88,5 @@ export async function buildSource(context: BuildContext, out: string, local: Sou
 export const sourceStep = defineStep<unknown, never, never, SourceLocal>({
   kind: "source",
   version: 1,
-  roles: [],
   build: (context, out, { local }) => buildSource(context, out, local),
 });

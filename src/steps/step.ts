@@ -1,7 +1,9 @@
 // What a step kind is, declared once per kind in its own file: the slice of
-// the configuration it reads (the input of its hash), the steps it reads by
-// role, what its builder needs that is not hashed, its builder and its
-// version. The plan makes steps of these kinds; realize runs their builders.
+// the configuration it reads (the input of its hash), the roles of the steps
+// it reads (required, and optional ones some plans give), what its builder
+// needs that is not hashed — all type parameters, so that the type check
+// holds every makeStep of the plan to them — and its name, version and builder. The plan makes steps of
+// these kinds; realize runs their builders.
 import type { BuildContext } from "./context.js";
 
 /** What a builder gets besides its context and output directory. */
@@ -19,9 +21,6 @@ export interface StepKind<Slice, Role extends string, Optional extends string, L
   readonly kind: string;
   /** Bump it when what the builder makes from the same inputs changes. */
   readonly version: number;
-  /** The roles of the steps it reads; some plans give the optional ones. */
-  readonly roles: readonly Role[];
-  readonly optional?: readonly Optional[];
   /**
    * A directory under the store's builds/ that the kind keeps between builds
    * (the kernel's Kbuild output), one build at a time; named from `local`.

@@ -34,6 +34,5 @@ async function buildSystem(out: string, kernelParams: readonly string[], inputs:
 export const systemStep = defineStep<{ readonly kernelParams: readonly string[] }, "kernel" | "initrd" | "rootfs">({
   kind: "system",
   version: 2,
-  roles: ["kernel", "initrd", "rootfs"],
   build: (_context, out, { slice, inputs }) => buildSystem(out, slice.kernelParams, inputs),
 });

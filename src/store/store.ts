@@ -170,6 +170,12 @@ export class Store {
         bytes += await sizeOf(leftover);
         await rm(leftover, { recursive: true, force: true });
       }
+      // Half-done downloads of pinned .debs (never trusted: they end in .part or .tmp until checked and renamed).
+      for (const name of await readdir(path.join(this.root, "debs")).catch(() => [] as string[])) {
+        if (!/\.(part|tmp)$/.test(name)) continue;
+        bytes += await sizeOf(path.join(this.root, "debs", name));
+        await rm(path.join(this.root, "debs", name), { force: true });
+      }
       // Lock files of builds that were killed: nobody can hold them now.
       for (const name of await readdir(path.join(this.root, "locks"))) if (name !== path.basename(lock.file)) await rm(path.join(this.root, "locks", name), { force: true });
       const live = new Set<string>();

@@ -226,6 +226,19 @@ describe("store", () => {
     assert.deepEqual([existsSync(dep.path), existsSync(top.path)], [false, false]);
   });
 
+  it("gc removes half-done .deb downloads a killed build left, and keeps the checked .debs", async () => {
+    const store = freshStore();
+    await store.build({ hash: hash("4"), name: "any", references: [], build: writer("x") });
+    const debs = path.join(store.root, "debs");
+    mkdirSync(debs);
+    const checked = path.join(debs, `${"a".repeat(64)}.deb`);
+    writeFileSync(checked, "deb");
+    writeFileSync(`${checked}.4242.0badcafe.part`, "half");
+    writeFileSync(path.join(debs, `${"a".repeat(64)}.control.4242.0badcafe.tmp`), "Package: x");
+    await store.gc();
+    assert.deepEqual(readdirSync(debs), [path.basename(checked)]);
+  });
+
   it("the store directory: --store, else KEEL_STORE, else the XDG cache", () => {
     assert.equal(storeDir({ XDG_CACHE_HOME: "/c" }, "s", "/w"), "/w/s");
     assert.equal(storeDir({ XDG_CACHE_HOME: "/c", KEEL_STORE: "/k" }, undefined, "/w"), "/k");
