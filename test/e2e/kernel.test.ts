@@ -230,7 +230,7 @@ describe("kernels from source", () => {
     const uname = await keel(["ssh", "qemu", "--", "uname", "-r"], dir);
     assert.equal(uname.code, 0, uname.stderr);
     assert.equal(uname.stdout, `${release}\n`);
-    const state = await keel(["ssh", "qemu", "--", "systemctl is-system-running --wait; systemctl --failed --no-legend"], dir);
+    const state = await keel(["ssh", "qemu", "--", "sh", "-c", "systemctl is-system-running --wait; systemctl --failed --no-legend"], dir);
     assert.equal(state.stdout, "running\n", "no unit failed for want of a kernel feature");
     const stop = await keel(["vm", "stop", "qemu"], dir);
     assert.equal(stop.code, 0, stop.stderr);
