@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { BuildFailure, Message, Plugin } from "esbuild";
-import { ConfigError } from "../errors.js";
+import { ConfigError, UsageError } from "../errors.js";
 import { hashFile } from "../host/facts.js";
 import { keelRoot } from "../version.js";
 
@@ -69,7 +69,14 @@ async function compile(projectFile: string, base: string, key: string): Promise<
   const esbuild = await import("esbuild");
   const temporary = `${base}.${process.pid}.tmp`;
   rmSync(temporary, { recursive: true, force: true });
-  mkdirSync(temporary, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(temporary, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new UsageError(
+      `keel cannot write its cache of compiled config files, ${path.dirname(base)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.\n` +
+        "Fix: make that directory yours, or point XDG_CACHE_HOME (or HOME) at a directory you can write.",
+    );
+  }
   const outputs = new Map<string, string>();
   const queue: string[] = [];
   const outputOf = (source: string): string => {

@@ -287,6 +287,10 @@ describe("keel build", () => {
     const userStore = path.join(scratch, "user-store");
     mkdirSync(userStore);
     execFileSync("chown", [user, userStore]);
+    // A home of their own, where keel keeps its cache (compiled config files among it).
+    const home = path.join(scratch, `home-${user}`);
+    mkdirSync(home, { recursive: true });
+    execFileSync("chown", [user, home]);
     const result = await keel(["build", "rootless", "--json", "--no-link", "--store", userStore, "--no-typecheck"], dir, { user, keelRoot });
     assert.equal(result.code, 0, result.stderr);
     const rootfs = path.join(stepPath(result, "rootfs"), "rootfs.tar");
@@ -299,9 +303,6 @@ describe("keel build", () => {
     assert.equal(shell.stdout, "root:shadow 640\n", "keel shell as the user shows the files' real owners");
     assert.deepEqual(readdirSync(os.tmpdir()).filter((name) => name.startsWith("keel-shell-rootless-")), [], "the throwaway copy is deleted");
     // keel run's disk image, made as the user too: mke2fs -d inside the user namespace keeps the owners.
-    const home = path.join(scratch, `home-${user}`);
-    mkdirSync(home, { recursive: true });
-    execFileSync("chown", [user, home]);
     const dry = await keel(["run", "rootless", "--dry-run", "--accel", "tcg", "--store", userStore, "--no-typecheck"], dir, { user, keelRoot });
     assert.equal(dry.code, 0, dry.stderr);
     const image = /-drive file=([^,]+),format=raw/.exec(dry.stdout)?.[1] ?? "";
