@@ -44,21 +44,6 @@ const separateOptionModules: esbuild.Plugin = {
   },
 };
 
-// zod re-exports all of its ~40 message locales (core and classic: 360 KB parsed on every
-// command, 60–90 ms); keel's messages are English, and keel never reads z.locales.
-const englishZodOnly: esbuild.Plugin = {
-  name: "english-zod-only",
-  setup(build) {
-    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer) ? { path: path.resolve(args.resolveDir, "../locales/en.js"), namespace: "zod-locales" } : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: "zod-locales" }, (args) => ({
-      contents: `export { default as en } from ${JSON.stringify(args.path)};\n`,
-      resolveDir: path.dirname(args.path),
-    }));
-  },
-};
-
 rmSync(dist, { recursive: true, force: true });
 const result = await esbuild.build({
   absWorkingDir: root,
@@ -79,7 +64,7 @@ const result = await esbuild.build({
   sourcesContent: false,
   metafile: true,
   logLevel: "warning",
-  plugins: [separateOptionModules, englishZodOnly],
+  plugins: [separateOptionModules],
 });
 
 // Guard the layout the list above relies on: only option modules below dist/, each alone in its file.

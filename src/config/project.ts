@@ -1,6 +1,5 @@
 // A project: the inputs it pins and the systems it declares. Evaluating a
 // system runs the module system over keel's built-in modules and the system's.
-import { z } from "zod";
 import { ConfigError, UsageError } from "../errors.js";
 import { inputSpecSchema, type InputSpec } from "../inputs/spec.js";
 import { builtinModules, type BuiltinOptions } from "../options/index.js";
@@ -9,6 +8,7 @@ import { noteFile } from "./module.js";
 import { evaluateModules, type Evaluation } from "./modules.js";
 import type { ResolvedOf } from "./option.js";
 import { mkOptionDefault } from "./properties.js";
+import * as z from "../schema.js";
 
 export interface ProjectSpec {
   /** Sources the systems build from, by name; keel.lock pins them. */
@@ -41,13 +41,13 @@ export interface EvaluatedSystem {
   readonly evaluation: Evaluation;
 }
 
-const projectSchema = z.object({
-  inputs: z.record(z.string().regex(/^[A-Za-z][\w-]*$/, "an input name: letters, digits, - and _"), inputSpecSchema).default({}),
+const projectSchema = z.strictObject({
+  inputs: z._default(z.record(z.string().check(z.regex(/^[A-Za-z][\w-]*$/, "an input name: letters, digits, - and _")), inputSpecSchema), {}),
   systems: z.record(
-    z.string().regex(/^[A-Za-z][\w-]*$/, "a system name: letters, digits, - and _"),
+    z.string().check(z.regex(/^[A-Za-z][\w-]*$/, "a system name: letters, digits, - and _")),
     z.union([z.looseObject({}), z.function(), z.array(z.unknown())]),
   ),
-}).strict();
+});
 
 /** Checks what keel.config.ts exported; types cannot catch everything (a JS config, a computed value). */
 export function validateProject(file: string, exported: unknown): Project {

@@ -8,22 +8,27 @@
 import { existsSync, readFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { z } from "zod";
+import * as z from "../schema.js";
 import { ConfigError } from "../errors.js";
 import type { InputSpec } from "./spec.js";
 
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
+const sha256 = z.string().check(z.regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits"));
 
 const lockedSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("debian-source"), package: z.string(), version: z.string(), url: z.string(), sha256 }).strict(),
-  z.object({ type: z.literal("tarball"), url: z.string(), sha256 }).strict(),
-  z.object({ type: z.literal("git"), url: z.string(), ref: z.string(), commit: z.string().regex(/^[0-9a-f]{40}$/, "a 40-digit commit id") }).strict(),
+  z.strictObject({ type: z.literal("debian-source"), package: z.string(), version: z.string(), url: z.string(), sha256 }),
+  z.strictObject({ type: z.literal("tarball"), url: z.string(), sha256 }),
+  z.strictObject({ type: z.literal("git"), url: z.string(), ref: z.string(), commit: z.string().check(z.regex(/^[0-9a-f]{40}$/, "a 40-digit commit id")) }),
 ]);
 
-const pinnedDebSchema = z.object({ version: z.string().min(1), sha256, size: z.number().int().nonnegative(), filename: z.string().regex(/^pool\/\S+\.deb$/, "a path in the archive like pool/main/…/x.deb") }).strict();
+const pinnedDebSchema = z.strictObject({
+  version: z.string().check(z.minLength(1)),
+  sha256,
+  size: z.int().check(z.nonnegative()),
+  filename: z.string().check(z.regex(/^pool\/\S+\.deb$/, "a path in the archive like pool/main/…/x.deb")),
+});
 const debsSchema = z.record(z.string(), pinnedDebSchema);
 
-const debianPinSchema = z.object({
+const debianPinSchema = z.strictObject({
   suite: z.string(),
   components: z.array(z.string()),
   arch: z.string(),
@@ -34,15 +39,15 @@ const debianPinSchema = z.object({
   /** The complete set mmdebstrap installs, by package name. */
   packages: debsSchema,
   /** Debian's kernel: the package asked for, the image package it leads to, and both pinned. */
-  kernel: z.object({ package: z.string(), image: z.string(), packages: debsSchema }).strict().optional(),
-}).strict();
+  kernel: z.optional(z.strictObject({ package: z.string(), image: z.string(), packages: debsSchema })),
+});
 
-const lockSchema = z.object({
+const lockSchema = z.strictObject({
   version: z.literal(1),
   inputs: z.record(z.string(), lockedSchema),
   // Files written before systems were pinned have no `systems`.
-  systems: z.record(z.string(), z.object({ debian: debianPinSchema }).strict()).optional(),
-}).strict();
+  systems: z.optional(z.record(z.string(), z.strictObject({ debian: debianPinSchema }))),
+});
 
 export type LockedInput = z.infer<typeof lockedSchema>;
 export type PinnedDeb = z.infer<typeof pinnedDebSchema>;
