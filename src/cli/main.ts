@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { findProjectFile, loadProject } from "../config/load.js";
 import { closest } from "../config/tree.js";
 import type { Project } from "../config/project.js";
-import { ProcessError, UsageError, VmError, isKeelError } from "../errors.js";
+import { UsageError, errorKind, isKeelError } from "../errors.js";
 import { keelVersion } from "../version.js";
 import { commandHelp, globalOptions, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
 // Each command is imported when it runs, so a command loads only the code it uses.
@@ -38,7 +38,7 @@ export async function run(argv: readonly string[], environment: RunEnvironment):
     return await dispatch(argv, environment);
   } catch (error) {
     reportError(error, out, debug);
-    return error instanceof UsageError ? 2 : 1;
+    return errorKind(error) === "usage" ? 2 : 1;
   }
 }
 
@@ -136,7 +136,8 @@ function parse(argv: readonly string[], command: Command | undefined): ReturnTyp
 function reportError(error: unknown, out: Output, debug: boolean): void {
   if (isKeelError(error)) {
     out.stderr(`error: ${error.message}\n`);
-    if ((error instanceof ProcessError || error instanceof VmError) && error.logPath) out.stderr(`The full log is in ${error.logPath}\n`);
+    const logPath = (error as { logPath?: unknown }).logPath;
+    if (typeof logPath === "string" && logPath !== "") out.stderr(`The full log is in ${logPath}\n`);
     if (debug) out.stderr(`${stackOf(error)}\n`);
     return;
   }

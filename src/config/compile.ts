@@ -12,17 +12,34 @@ import type { BuildFailure, Message, Plugin } from "esbuild";
 import { ConfigError, UsageError } from "../errors.js";
 import { hashFile } from "../host/facts.js";
 import { keelRoot } from "../version.js";
+import { importSpecifier } from "./module.js";
+
+/** A config file as compiled: its module's name in the cache, its exports, the config files it imports. */
+export interface ConfigModule {
+  readonly output: string;
+  readonly exports: readonly string[];
+  readonly imports: readonly string[];
+}
+
+/** The project's config files by path. */
+export type ConfigModules = Readonly<Record<string, ConfigModule>>;
 
 interface Manifest {
   readonly key: string;
   readonly files: Readonly<Record<string, string>>;
   readonly entry: string;
+  readonly modules: ConfigModules;
 }
 
 export type ConfigNamespace = { default?: unknown };
 
+export interface ImportedProject {
+  readonly namespace: ConfigNamespace;
+  readonly modules: ConfigModules;
+}
+
 /** The project file's module namespace, compiled again only when a file it is made of changed. */
-export async function importProject(projectFile: string, cacheDir: string, keelVersion: string): Promise<ConfigNamespace> {
+export async function importProject(projectFile: string, cacheDir: string, keelVersion: string): Promise<ImportedProject> {
   // Compiled modules import keel and packages by absolute path: another keel install compiles anew.
   const key = `${keelVersion} ${esbuildVersion()} ${keelRoot}`;
   const base = path.join(cacheDir, "config", createHash("sha256").update(projectFile).digest("hex").slice(0, 32));
@@ -31,14 +48,48 @@ export async function importProject(projectFile: string, cacheDir: string, keelV
   process.setSourceMapsEnabled(true);
   if (cached !== undefined) {
     try {
-      return (await import(pathToFileURL(cached).href)) as ConfigNamespace;
+      return await importCompiled(cached);
     } catch (error) {
       // A package moved, or another keel replaced this compilation meanwhile: compile again.
       if ((error as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw error;
     }
   }
-  const entry = await compile(projectFile, base, key);
-  return (await import(pathToFileURL(entry).href)) as ConfigNamespace;
+  return importCompiled(await compile(projectFile, base, key));
+}
+
+async function importCompiled(manifest: Manifest): Promise<ImportedProject> {
+  try {
+    return { namespace: (await import(pathToFileURL(manifest.entry).href)) as ConfigNamespace, modules: manifest.modules };
+  } catch (error) {
+    throw linkError(error, manifest.modules) ?? error;
+  }
+}
+
+/**
+ * Node's "does not provide an export named" names the compiled module and
+ * points at the importing line: said again with the source files and what the
+ * imported file does export.
+ */
+function linkError(error: unknown, modules: ConfigModules): ConfigError | undefined {
+  if (!(error instanceof SyntaxError)) return undefined;
+  const match = /^The requested module '\.\/([^']+)' does not provide an export named '([^']+)'/.exec(error.message);
+  const importer = /^(\/[^\n]*?):\d+\n/.exec(error.stack ?? "")?.[1];
+  if (match === null || importer === undefined) return undefined;
+  const [, output, name] = match as unknown as [string, string, string];
+  const imported = Object.entries(modules).find(([, m]) => m.output === output);
+  if (imported === undefined) return undefined;
+  const [file, module] = imported;
+  const exports = module.exports.filter((e) => e !== "default");
+  const specifier = importSpecifier(importer, file);
+  const fix =
+    name === "default"
+      ? `end \`${file}' with \`export default defineModule({ … })'` +
+        (exports.length > 0 ? `, or import what it exports by name: \`import { ${exports[0]} } from "${specifier}"'.` : ".")
+      : `import one of the names it exports, or export \`${name}' from it.`;
+  return new ConfigError(
+    `\`${importer}' imports ${name === "default" ? "the default export" : `\`${name}'`} of \`${file}', which has none. ` +
+      `It exports: ${exports.join(", ") || "nothing"}${module.exports.includes("default") ? " and a default" : ""}.\nFix: ${fix}`,
+  );
 }
 
 /** esbuild's version, read without loading esbuild. */
@@ -47,11 +98,11 @@ function esbuildVersion(): string {
   return (JSON.parse(readFileSync(require.resolve("esbuild/package.json"), "utf8")) as { version: string }).version;
 }
 
-function upToDate(manifestPath: string, key: string): string | undefined {
+function upToDate(manifestPath: string, key: string): Manifest | undefined {
   try {
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
-    const fresh = manifest.key === key && Object.entries(manifest.files).every(([file, hash]) => hashFile(file) === hash);
-    return fresh && existsSync(manifest.entry) ? manifest.entry : undefined;
+    const fresh = manifest.key === key && manifest.modules !== undefined && Object.entries(manifest.files).every(([file, hash]) => hashFile(file) === hash);
+    return fresh && existsSync(manifest.entry) ? manifest : undefined;
   } catch {
     return undefined;
   }
@@ -65,7 +116,7 @@ const moduleExtension = /\.(?:[cm]?[jt]s|[jt]sx)$/;
  * between them rewritten to the compiled siblings, packages (keel among them)
  * to the file Node would load, so that there is one keel at run time.
  */
-async function compile(projectFile: string, base: string, key: string): Promise<string> {
+async function compile(projectFile: string, base: string, key: string): Promise<Manifest> {
   const esbuild = await import("esbuild");
   const temporary = `${base}.${process.pid}.tmp`;
   rmSync(temporary, { recursive: true, force: true });
@@ -104,6 +155,7 @@ async function compile(projectFile: string, base: string, key: string): Promise<
     },
   };
   const files: Record<string, string> = {};
+  const compiled: Record<string, { exports: readonly string[]; imports: readonly string[] }> = {};
   outputOf(projectFile);
   try {
     for (const source of queue) {
@@ -125,6 +177,12 @@ async function compile(projectFile: string, base: string, key: string): Promise<
         logLevel: "silent",
         plugins: [modules],
       });
+      const output = Object.values(result.metafile.outputs)[0];
+      const sourceOf = new Map([...outputs].map(([file, name]) => [`./${name}`, file]));
+      compiled[source] = {
+        exports: output?.exports ?? [],
+        imports: (output?.imports ?? []).flatMap((i) => sourceOf.get(i.path) ?? []),
+      };
       for (const input of Object.keys(result.metafile.inputs)) {
         const file = path.resolve("/", input);
         const hash = hashFile(file);
@@ -146,10 +204,16 @@ async function compile(projectFile: string, base: string, key: string): Promise<
     rmSync(temporary, { recursive: true, force: true });
   }
   const entry = path.join(dir, outputOf(projectFile));
+  const manifest: Manifest = {
+    key,
+    files,
+    entry,
+    modules: Object.fromEntries(Object.entries(compiled).map(([file, m]) => [file, { output: outputOf(file), ...m }])),
+  };
   const previous = readPrevious(`${base}.json`);
-  writeManifest(`${base}.json`, { key, files, entry });
+  writeManifest(`${base}.json`, manifest);
   if (previous !== undefined && path.dirname(previous) !== dir) rmSync(path.dirname(previous), { recursive: true, force: true });
-  return entry;
+  return manifest;
 }
 
 /** What a module learns about its own file: the source's, not the compiled copy's. */

@@ -3,10 +3,11 @@
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ConfigError, UsageError } from "../errors.js";
-import { importProject, type ConfigNamespace } from "./compile.js";
+import { ConfigError, UsageError, isKeelError } from "../errors.js";
+import { blame, userLocation } from "./blame.js";
+import { importProject, type ImportedProject } from "./compile.js";
 import { noteFile } from "./module.js";
-import { validateProject, type Project } from "./project.js";
+import { evaluateSystem, validateProject, type Project } from "./project.js";
 import { typecheckProject } from "./typecheck.js";
 import { keelVersion } from "../version.js";
 
@@ -40,14 +41,28 @@ export interface LoadOptions {
   readonly env: NodeJS.ProcessEnv;
 }
 
+/**
+ * The project, type-checked unless told otherwise. When the check finds errors,
+ * keel's own evaluation of every system runs first: a mistake it sees is
+ * reported in its words (the option, the file, "did you mean", the fix); the
+ * type errors are reported only when evaluation finds nothing.
+ */
 export async function loadProject(file: string, options: LoadOptions): Promise<Project> {
-  if (options.typecheck) await typecheckProject(file, cacheDir(options.env), keelVersion);
-  let namespace: ConfigNamespace;
+  const typeErrors = options.typecheck ? await typecheckProject(file, cacheDir(options.env), keelVersion) : undefined;
+  const project = await importAndValidate(file, options);
+  if (typeErrors === undefined) return project;
+  for (const name of project.systems.keys()) evaluateSystem(project, name);
+  throw typeErrors;
+}
+
+async function importAndValidate(file: string, options: LoadOptions): Promise<Project> {
+  let imported: ImportedProject;
   try {
-    namespace = await importProject(file, cacheDir(options.env), keelVersion);
+    imported = await importProject(file, cacheDir(options.env), keelVersion);
   } catch (error) {
     throw importError(file, error);
   }
+  const { namespace } = imported;
   let exported = namespace.default;
   // A file written as CommonJS (`module.exports = …`) exports its exports
   // object, which holds the default export when it was compiled from ESM.
@@ -59,17 +74,24 @@ export async function loadProject(file: string, options: LoadOptions): Promise<P
       `\`${file}' has no default export.\nFix: end it with \`export default defineProject({ systems: { … } })'.`,
     );
   }
-  if (typeof exported === "function") exported = await (exported as () => unknown)();
-  const project = validateProject(file, exported);
+  if (typeof exported === "function") {
+    try {
+      exported = await (exported as () => unknown)();
+    } catch (error) {
+      if (isKeelError(error)) throw error;
+      throw blame(error, `The project function in \`${file}'`, "correct the function at that line; --debug shows the whole stack.");
+    }
+  }
+  const imports = new Map(Object.entries(imported.modules).map(([source, m]) => [source, m.imports]));
+  const project = validateProject(file, exported, imports);
   // Modules written inline in keel.config.ts (not through defineModule) belong to it.
   for (const modules of project.systems.values()) for (const m of modules) if (typeof m === "object" || typeof m === "function") noteFile(m, file);
   return project;
 }
 
 function importError(file: string, error: unknown): Error {
-  if (error instanceof ConfigError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new ConfigError(`Loading \`${file}' failed: ${message}\nFix: correct the config file; --debug shows where it failed.`, {
-    cause: error,
-  });
+  if (isKeelError(error)) return error;
+  const where = userLocation(error);
+  const thrower = where === undefined ? file : where.replace(/:\d+:\d+$/, "");
+  return blame(error, `While \`${file}' was loaded, \`${thrower}'`, "correct the code at that line; --debug shows the whole stack.");
 }

@@ -1,6 +1,7 @@
 // What a user writes: modules, as objects or functions of `{ config, lib }`.
 // `defineModule` returns its argument; its overloads exist for the editor, and
 // it notes the calling file so that every definition can name where it came from.
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BuiltinOptions } from "../options/index.js";
 import type { InputSpec } from "../inputs/spec.js";
@@ -63,9 +64,21 @@ export function defineModule<O extends OptionTree = Record<never, never>>(
 }
 
 export function noteFile(module: object, file: string | undefined): void {
-  if (file !== undefined && !Object.prototype.hasOwnProperty.call(module, fileSymbol)) {
+  // A frozen module, or a file's namespace object (`import * as m`), cannot be noted; evaluation says what is wrong with the latter.
+  if (file !== undefined && Object.isExtensible(module) && !Object.prototype.hasOwnProperty.call(module, fileSymbol)) {
     Object.defineProperty(module, fileSymbol, { value: file, enumerable: false });
   }
+}
+
+/** Whether a value is a file's module namespace (`import * as m from "./m"`), not a module. */
+export function isNamespace(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && Object.prototype.toString.call(value) === "[object Module]";
+}
+
+/** How `importer` names `file` in an import statement: `./box`, `../shared/common`. */
+export function importSpecifier(importer: string, file: string): string {
+  const relative = path.relative(path.dirname(importer), file).replace(/\.[cm]?[jt]sx?$/, "");
+  return relative.startsWith(".") ? relative : `./${relative}`;
 }
 
 export function moduleFile(module: object): string | undefined {

@@ -16,10 +16,12 @@
 //   further down, or it has no definition among the finished modules.
 // A module that needs an option it defines itself is a cycle. A wrong read is
 // an error or a retry, never a silently different value.
+import path from "node:path";
 import { ConfigError } from "../errors.js";
+import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined } from "./merge.js";
-import { moduleFile, type ModuleInput } from "./module.js";
+import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
 import { isOption, type AnyOption, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
 import { closest, collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
@@ -31,7 +33,14 @@ export interface EvalArgs {
   readonly rootFile: string;
   readonly inputs?: Readonly<Record<string, InputSpec>>;
   readonly name?: string;
+  /** How messages name each of `modules` (e.g. `systems.qemu`), by index. */
+  readonly labels?: readonly string[];
+  /** Which config files import which, to explain a module that is undefined because of an import cycle. */
+  readonly imports?: ImportGraph;
 }
+
+/** The config files each config file imports, by path. */
+export type ImportGraph = ReadonlyMap<string, readonly string[]>;
 
 interface Entry {
   /** The module as given: its identity across evaluation attempts. */
@@ -71,9 +80,6 @@ interface Conflict {
   readonly path: string;
 }
 
-/** Unwinds a module's computation that must wait; the module is computed again later. */
-class Wait {}
-
 export class Evaluation {
   readonly tree: Record<string, AnyOption | OptionTree> = {};
   private readonly entries: Entry[] = [];
@@ -84,6 +90,7 @@ export class Evaluation {
   private readonly reads: Read[] = [];
   private readonly inputs: Readonly<Record<string, InputSpec>>;
   private readonly name: string;
+  private readonly imports: ImportGraph;
   readonly config: unknown;
 
   constructor(
@@ -92,8 +99,9 @@ export class Evaluation {
   ) {
     this.inputs = args.inputs ?? {};
     this.name = args.name ?? "";
+    this.imports = args.imports ?? new Map();
     this.config = this.proxy([]);
-    args.modules.forEach((m, i) => this.add(m, args.rootFile, `modules[${i}]`));
+    args.modules.forEach((m, i) => this.add(m, args.rootFile, args.labels?.[i] ?? `modules[${i}]`));
     // Modules whose imports are still unknown come first, so that the modules
     // they bring are known before most values are read.
     for (const entry of this.entries.slice()) if (!entry.opened) this.compute(entry);
@@ -205,12 +213,15 @@ export class Evaluation {
   }
 
   private add(input: ModuleInput, parentFile: string, where: string): void {
+    const cycle = input === undefined ? importCycle(this.imports, parentFile) : undefined;
+    if (cycle !== undefined) throw cycleError(cycle, where);
     if ((typeof input !== "object" || input === null || Array.isArray(input)) && typeof input !== "function") {
       throw new ConfigError(
         `\`${parentFile}' imports ${String(input)} as ${where}, which is not a module.\n` +
           "Fix: check the import statement, and that the imported file has `export default defineModule(…)`.",
       );
     }
+    if (isNamespace(input)) throw namespaceModule(input, parentFile, where);
     if (this.seen.has(input)) return;
     this.seen.add(input);
     const fn = typeof input === "function" ? (input as (args: unknown) => unknown) : undefined;
@@ -392,6 +403,60 @@ export class Evaluation {
   }
 }
 
+/** The shortest chain of imports from a file `file` imports back to `file`: [file, …, file]. */
+function importCycle(graph: ImportGraph, file: string): string[] | undefined {
+  const previous = new Map<string, string>();
+  const queue = [...(graph.get(file) ?? [])];
+  for (const next of queue) previous.set(next, file);
+  for (let i = 0; i < queue.length; i++) {
+    const current = queue[i] as string;
+    for (const next of graph.get(current) ?? []) {
+      if (next === file) {
+        const chain = [current];
+        for (let at = current; at !== file; at = previous.get(at) as string) chain.unshift(previous.get(at) as string);
+        return [...chain, file];
+      }
+      if (!previous.has(next)) {
+        previous.set(next, current);
+        queue.push(next);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** A module undefined where it is imported because its file was still running: JavaScript's import cycle. */
+function cycleError(cycle: readonly string[], where: string): ConfigError {
+  const [file, back] = [cycle[0] as string, cycle[1] as string];
+  const names = cycle.map((f) => path.basename(f)).join(" → ");
+  return new ConfigError(
+    `\`${file}' imports a module that is undefined as ${where}: its files import each other (${names}), so when \`${file}' runs, ` +
+      `\`${back}' has not finished and its default export does not exist yet.\n` +
+      `Fix: keel includes each module once however often it is imported, so one direction is enough: remove the import of \`${path.basename(back)}' from \`${file}' ` +
+      "(it is already imported the other way), or move what both need into a third module that both import.",
+  );
+}
+
+function namespaceModule(namespace: Record<string, unknown>, parentFile: string, where: string): ConfigError {
+  const names = Object.keys(namespace);
+  const file = names.flatMap((n) => {
+    const v = namespace[n];
+    return (typeof v === "object" || typeof v === "function") && v !== null ? (moduleFile(v) ?? []) : [];
+  })[0];
+  const from = file === undefined ? "a file" : `\`${file}'`;
+  const specifier = file === undefined ? "./m" : importSpecifier(parentFile, file);
+  if (names.includes("default")) {
+    return new ConfigError(
+      `\`${parentFile}' gives ${where} the whole of ${from} (\`import * as …'), not its default export.\n` +
+        `Fix: import the module itself: \`import m from "${specifier}"'.`,
+    );
+  }
+  return new ConfigError(
+    `\`${parentFile}' gives ${where} the whole of ${from} (\`import * as …'), which has no default export; it exports: ${names.join(", ") || "nothing"}.\n` +
+      `Fix: end ${from} with \`export default defineModule({ … })' and import that (\`import m from "${specifier}"'), or import the module it exports by name (\`import { ${names[0] ?? "m"} } from "${specifier}"').`,
+  );
+}
+
 function selfRecursion(file: string, path: Path): ConfigError {
   return new ConfigError(
     `Infinite recursion: \`${file}' defines the option \`${showPath(path)}', and its value was needed to compute that module's own definitions.\n` +
@@ -418,16 +483,7 @@ function standIn(): unknown {
 }
 
 function callModule(fn: (args: unknown) => unknown, args: unknown, file: string): unknown {
-  try {
-    return fn(args);
-  } catch (error) {
-    if (error instanceof ConfigError || error instanceof Wait) throw error;
-    throw new ConfigError(
-      `The module function in \`${file}' threw: ${error instanceof Error ? error.message : String(error)}\n` +
-        "Fix: correct the module; run with --debug to see where it threw.",
-      { cause: error },
-    );
-  }
+  return userCode(() => fn(args), () => `The module function in \`${file}'`, "correct the module at that line; --debug shows the whole stack.");
 }
 
 interface ModuleParts {

@@ -5,9 +5,10 @@ import { inputSpecSchema, type InputSpec } from "../inputs/spec.js";
 import { builtinModules, type BuiltinOptions } from "../options/index.js";
 import type { ModuleInput } from "./module.js";
 import { noteFile } from "./module.js";
-import { evaluateModules, type Evaluation } from "./modules.js";
+import { evaluateModules, type Evaluation, type ImportGraph } from "./modules.js";
 import type { ResolvedOf } from "./option.js";
 import { mkOptionDefault } from "./properties.js";
+import { describeValue } from "./show.js";
 import * as z from "../schema.js";
 
 export interface ProjectSpec {
@@ -30,6 +31,8 @@ export interface Project {
   readonly file: string;
   readonly inputs: Readonly<Record<string, InputSpec>>;
   readonly systems: ReadonlyMap<string, readonly ModuleInput[]>;
+  /** Which config files import which (absent for a project not loaded from files). */
+  readonly imports?: ImportGraph;
 }
 
 export type ResolvedSystem = ResolvedOf<BuiltinOptions>;
@@ -45,12 +48,14 @@ const projectSchema = z.strictObject({
   inputs: z._default(z.record(z.string().check(z.regex(/^[A-Za-z][\w-]*$/, "an input name: letters, digits, - and _")), inputSpecSchema), {}),
   systems: z.record(
     z.string().check(z.regex(/^[A-Za-z][\w-]*$/, "a system name: letters, digits, - and _")),
-    z.union([z.looseObject({}), z.function(), z.array(z.unknown())]),
+    z.union([z.looseObject({}), z.function(), z.array(z.unknown())], {
+      error: (issue) => `a module (made with defineModule, usually imported from its file) or a list of modules, not ${describeValue(issue.input)}`,
+    }),
   ),
 });
 
 /** Checks what keel.config.ts exported; types cannot catch everything (a JS config, a computed value). */
-export function validateProject(file: string, exported: unknown): Project {
+export function validateProject(file: string, exported: unknown, imports?: ImportGraph): Project {
   const parsed = projectSchema.safeParse(exported);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
@@ -66,7 +71,7 @@ export function validateProject(file: string, exported: unknown): Project {
   for (const [name, value] of Object.entries((exported as ProjectSpec).systems)) {
     systems.set(name, Array.isArray(value) ? (value as ModuleInput[]) : [value as ModuleInput]);
   }
-  return { file, inputs: parsed.data.inputs as Record<string, InputSpec>, systems };
+  return { file, inputs: parsed.data.inputs as Record<string, InputSpec>, systems, ...(imports ? { imports } : {}) };
 }
 
 export function systemModules(project: Project, name: string): readonly ModuleInput[] {
@@ -84,8 +89,12 @@ export function systemModules(project: Project, name: string): readonly ModuleIn
 export function evaluateSystem(project: Project, name: string): EvaluatedSystem {
   const hostName = { networking: { hostName: mkOptionDefault(name) } };
   noteFile(hostName, `${project.file} (the system's name)`);
+  const own = systemModules(project, name);
+  const labels = [...builtinModules.map(() => "a module of keel's"), "the system's name", ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`))];
   const evaluation = evaluateModules({
-    modules: [...builtinModules, hostName, ...systemModules(project, name)],
+    modules: [...builtinModules, hostName, ...own],
+    labels,
+    ...(project.imports ? { imports: project.imports } : {}),
     rootFile: project.file,
     inputs: project.inputs,
     name,

@@ -2,6 +2,7 @@
 // groups are pushed down to the options they reach (as NixOS's
 // `pushDownProperties`), getters become thunks, unknown names are errors.
 import { ConfigError } from "../errors.js";
+import { userCode } from "./blame.js";
 import { Thunk, forceValue } from "./merge.js";
 import { isOption, type AnyOption, type Definition, type OptionTree, type Path } from "./option.js";
 import { mkIf, mkOrder, mkOverride, propertyOf } from "./properties.js";
@@ -87,7 +88,7 @@ function collect(
       if (freeform === undefined) throw unknownOption(tree, childPath, file, value[key]);
       leftover[key] = wrap(value[key]);
     } else if (isOption(child)) {
-      record(sink, childPath, { file, value: wrap(readLazily(value, key)) });
+      record(sink, childPath, { file, value: wrap(readLazily(value, key, file, childPath)) });
     } else {
       collect(child, value[key], file, childPath, sink, wrap, undefined);
     }
@@ -96,10 +97,13 @@ function collect(
 }
 
 /** A getter on an option's definition is kept unread until the option is merged. */
-function readLazily(record: Record<string, unknown>, key: string): unknown {
+function readLazily(record: Record<string, unknown>, key: string, file: string, path: Path): unknown {
   const descriptor = Object.getOwnPropertyDescriptor(record, key);
   const getter = descriptor?.get;
-  return getter ? new Thunk(() => getter.call(record)) : descriptor?.value;
+  if (getter === undefined) return descriptor?.value;
+  return new Thunk(() =>
+    userCode(() => getter.call(record), () => `The getter for \`${showPath(path)}' in \`${file}'`, "correct the getter at that line; --debug shows the whole stack."),
+  );
 }
 
 function record(sink: DefinitionSink, path: Path, def: Definition): void {
