@@ -208,7 +208,8 @@ export const anything: OptionType<unknown> = {
   description: "anything",
   check: () => true,
   merge: (p, defs) => {
-    if (defs.length > 1 && defs.every((d) => isRecord(d.value))) return attrsOf(anything).merge(p, defs);
+    // Records merge per name even when there is one, so that properties inside them (mkDefault, mkIf) are discharged.
+    if (defs.every((d) => isRecord(d.value))) return attrsOf(anything).merge(p, defs);
     return mergeEqual(p, defs);
   },
 };

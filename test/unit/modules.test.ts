@@ -225,6 +225,10 @@ describe("mkIf", () => {
   it("a non-boolean condition is an error", () =>
     checkConfigError(msg("mkIf was given the string \"yes\" as its condition for the option `value' in `<fixtures>/define-if-non-boolean.ts'.", "Fix: pass a boolean, e.g. mkIf(config.services.openssh.enable, …) or mkIf(x !== null, …)."), "value", "declare-int", "define-if-non-boolean"));
   it("on a module's whole config", () => checkConfigOutput(1, "value", "declare-int", "define-config-if-false", "define-value-1"));
+  it("types.anything: one record definition is merged, its properties discharged", () =>
+    checkConfigOutput({ a: 1, c: { d: 3 } }, "value", "declare-anything", "define-anything-properties"));
+  it("types.anything: false content takes no part in the merge", () =>
+    checkConfigOutput({ a: "one" }, "value", "declare-anything", "define-anything-if-false-conflict", "define-anything-a"));
   it("in a module that declares the option it tests: off", () => checkConfigOutput(0, "value", "declare-and-use"));
   it("in a module that declares the option it tests: on", () => checkConfigOutput(7, "value", "declare-and-use", "define-enable-true"));
   it("in a module that declares the option it tests: on, defined first", () => checkConfigOutput(7, "value", "define-enable-true", "declare-and-use"));
