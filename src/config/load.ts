@@ -1,6 +1,6 @@
 // Finding and loading keel.config.ts. The file and the modules it imports are
 // TypeScript, compiled by esbuild (compile.ts) after TypeScript has checked them.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ConfigError, UsageError, isKeelError } from "../errors.js";
@@ -23,6 +23,13 @@ export function findProjectFile(cwd: string, explicit: string | undefined): stri
   if (explicit !== undefined) {
     const file = path.resolve(cwd, explicit);
     if (!existsSync(file)) throw new UsageError(`--project: \`${file}' does not exist.\nFix: give the path of a keel.config.ts.`);
+    if (statSync(file).isDirectory()) {
+      const inside = path.join(file, projectFileName);
+      throw new UsageError(
+        `--project: \`${file}' is a directory; --project takes the project file.\n` +
+          (existsSync(inside) ? `Fix: --project ${inside}` : `Fix: give the path of a keel.config.ts (\`${file}' has none).`),
+      );
+    }
     return file;
   }
   for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
