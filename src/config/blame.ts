@@ -31,7 +31,7 @@ export function userLocation(error: unknown): string | undefined {
 export function blame(error: unknown, what: string, fix: string): ConfigError {
   const message = error instanceof Error ? error.message : String(error);
   const where = userLocation(error);
-  return new ConfigError(`${what} threw: ${message}${where === undefined ? "" : `\n    at ${where}`}\nFix: ${fix}`, { cause: error });
+  return new ConfigError(`${what} threw: ${message}${where === undefined ? "" : `\nThrown at ${where}.`}\nFix: ${fix}`, { cause: error });
 }
 
 /** Runs the user's code; keel's own errors and waits pass through, anything else is blamed on it. */

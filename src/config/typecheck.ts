@@ -5,9 +5,12 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import type { CompilerOptions, DiagnosticMessageChain, Program } from "typescript";
+import type { CompilerOptions, Diagnostic, DiagnosticMessageChain, Node, Program, SourceFile, TypeChecker } from "typescript";
 import { ConfigError } from "../errors.js";
 import { hashFile } from "../host/facts.js";
+import { closest } from "./tree.js";
+
+type TypeScript = typeof import("typescript");
 
 const maxShown = 10;
 
@@ -63,8 +66,9 @@ export async function typecheckProject(projectFile: string, cacheDir: string, ke
     diagnostics = errorsOf(program);
   }
   if (diagnostics.length > 0) {
+    const checker = program.getTypeChecker();
     const shown = diagnostics.slice(0, maxShown).map((d) => {
-      const text = messageLines(d.messageText).join("\n    ");
+      const text = describeDiagnostic(ts, checker, d);
       if (d.file === undefined || d.start === undefined) return text;
       const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
       return `${d.file.fileName}:${line + 1}:${character + 1} - ${text}`;
@@ -107,17 +111,93 @@ function messageLines(message: string | DiagnosticMessageChain): string[] {
   return kept.map(userTypes);
 }
 
-// keel's own type names, which mean nothing to a config's author.
-const internalType = /\b(?:Wrapped|DefinitionsOf|ResolvedOf|Option|OptionTree|ModuleParts|ModuleObject|ModuleFunction|ModuleArgs|Definitions|BuiltinOptions|ProjectSpec|ProjectExport|NoInfer|Property|Override|Order|If|Merge)</;
+/** A type as a user knows it: `Wrapped<string>` is a string (or mkIf/mkForce of one); keel's other types by what they are. */
+function userType(type: string): string {
+  let plain = type;
+  for (let previous = ""; previous !== plain; ) {
+    previous = plain;
+    plain = plain.replace(/\b(?:Wrapped|NoInfer|Readonly)<([^<>]*)>/g, "$1");
+  }
+  if (/\bProjectSpec\b/.test(plain)) return "a project (defineProject's argument)";
+  if (/\bModule(?:Object|Function|Input)\b/.test(plain)) return "a module (defineModule's argument)";
+  if (/\b(?:DefinitionsOf|Definitions|ResolvedOf|Option|OptionTree|ModuleParts|ModuleArgs|BuiltinOptions|If|Merge|Override|Order)</.test(plain)) return "a group of keel's options";
+  return plain.length > 100 ? `'${plain.slice(0, 60)}…'` : `'${plain}'`;
+}
 
-/** A quoted type as a user knows it: keel's types by what they are, long types cut short. */
 function userTypes(line: string): string {
-  return line.replace(/'([^'\n]*)'/g, (quoted, type: string) => {
-    if (/^\(?project: ProjectSpec\)?/.test(type) || /\bProjectSpec\b/.test(type)) return "a project (defineProject's argument)";
-    if (/\bModule(?:Object|Function)\b/.test(type)) return "a module (defineModule's argument)";
-    if (internalType.test(type)) return "keel's options there";
-    return type.length > 100 ? `'${type.slice(0, 60)}…'` : quoted;
-  });
+  return line.replace(/'([^'\n]*)'/g, (_quoted, type: string) => userType(type));
+}
+
+const wrappers = new Set(["mkIf", "mkForce", "mkDefault", "mkMerge", "mkOverride", "mkOrder", "mkBefore", "mkAfter", "mkOptionDefault"]);
+
+function nodeAt(file: SourceFile, position: number): Node {
+  let node: Node = file;
+  for (let child: Node | undefined = file; child !== undefined; ) {
+    node = child;
+    child = node.getChildren(file).find((c) => c.getStart(file) <= position && position < c.getEnd());
+  }
+  return node;
+}
+
+/**
+ * The option path of the property at `node` in a module: the names of the
+ * object literals around it up to the defineModule call, through mkIf and the like.
+ */
+function optionPathAt(ts: TypeScript, start: Node): string[] | undefined {
+  let node: Node | undefined = start;
+  const names: string[] = [];
+  for (; node !== undefined; node = node.parent) {
+    if (ts.isPropertyAssignment(node) || ts.isShorthandPropertyAssignment(node) || ts.isGetAccessorDeclaration(node) || ts.isMethodDeclaration(node)) {
+      const name = node.name;
+      if (!ts.isIdentifier(name) && !ts.isStringLiteral(name)) return undefined;
+      names.unshift(name.text);
+    } else if (ts.isArrayLiteralExpression(node)) {
+      names.unshift("*");
+    } else if (ts.isCallExpression(node)) {
+      if (!(ts.isIdentifier(node.expression) && wrappers.has(node.expression.text))) break;
+    }
+  }
+  while (names[0] === "*") names.shift();
+  if (names[0] === "config" && names.length > 1) names.shift();
+  return names.length > 0 ? names : undefined;
+}
+
+/** The names an object literal may have, from the type it is checked against. */
+function knownNames(ts: TypeScript, checker: TypeChecker, property: Node): string[] {
+  const literal = property.parent;
+  if (literal === undefined || !ts.isObjectLiteralExpression(literal)) return [];
+  const type = checker.getContextualType(literal);
+  if (type === undefined) return [];
+  // A definition's type is a union: the value itself, or mkIf/mkForce… of it; their fields are no options.
+  const types = type.isUnion() ? type.types : [type];
+  const names = types.flatMap((t) => checker.getPropertiesOfType(t).map((p) => p.getName()));
+  return [...new Set(names)].filter((n) => !propertyFields.has(n));
+}
+
+const propertyFields = new Set(["_type", "condition", "content", "contents", "priority"]);
+
+/** A diagnostic in keel's words where keel knows better: a misspelled option by its path; types by their user names. */
+function describeDiagnostic(ts: TypeScript, checker: TypeChecker, d: Diagnostic): string {
+  if ((d.code === 2353 || d.code === 2561) && d.file !== undefined && d.start !== undefined) {
+    const node = nodeAt(d.file, d.start);
+    const option = optionPathAt(ts, node);
+    const property = node.parent;
+    if (option !== undefined && property !== undefined) {
+      const name = option[option.length - 1] as string;
+      const suggestion = /Did you mean to write '([^']+)'\?/.exec(flatten(d.messageText))?.[1] ?? closest(name, knownNames(ts, checker, property));
+      return `The option \`${option.join(".")}' does not exist.` + (suggestion === undefined ? "" : ` Did you mean \`${[...option.slice(0, -1), suggestion].join(".")}'?`);
+    }
+  }
+  const mismatch = d.code === 2322 && d.file !== undefined && d.start !== undefined ? /^Type '(.+)' is not assignable to type '(.+)'\.$/.exec(flatten(d.messageText).split("\n")[0] ?? "") : null;
+  if (mismatch !== null && d.file !== undefined && d.start !== undefined) {
+    const node = nodeAt(d.file, d.start);
+    const option = node.parent !== undefined && ts.isPropertyAssignment(node.parent) ? optionPathAt(ts, node) : undefined;
+    if (option !== undefined) {
+      const expected = userType((mismatch[2] as string).replace(/ \| undefined$/, ""));
+      return `The option \`${option.join(".")}' takes ${expected}, not ${userType(mismatch[1] as string)}.`;
+    }
+  }
+  return messageLines(d.messageText).join("\n    ");
 }
 
 function isUpToDate(manifestPath: string, key: string): boolean {

@@ -318,7 +318,7 @@ describe("module errors", () => {
   it("a module function that returns nothing", () =>
     checkConfigError(msg("The module function in `<fixtures>/function-returns-nothing.ts' returned nothing.", "Fix: return a module, e.g. `({ config }) => ({ networking: { hostName: \"x\" } })`."), "value", "declare-int", "function-returns-nothing"));
   it("a module function that throws", () =>
-    checkConfigError(msg("The module function in `<fixtures>/function-throws.ts' threw: boom", "    at <fixtures>/function-throws.ts:4:9", "Fix: correct the module at that line; --debug shows the whole stack."), "value", "declare-int", "function-throws"));
+    checkConfigError(msg("The module function in `<fixtures>/function-throws.ts' threw: boom", "Thrown at <fixtures>/function-throws.ts:4:9.", "Fix: correct the module at that line; --debug shows the whole stack."), "value", "declare-int", "function-throws"));
 });
 
 describe("systems: assertions, warnings and the built-in modules", () => {
