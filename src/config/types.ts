@@ -6,7 +6,7 @@ import { ConfigError } from "../errors.js";
 import { mergeDefinitions, notDefined, showDefinitions, typeMismatch } from "./merge.js";
 import type { AnyType, Definition, DefinitionsOf, OptionTree, OptionType, Path, ResolvedOf } from "./option.js";
 import type { Wrapped } from "./properties.js";
-import { showPath } from "./show.js";
+import { showPath, showValue } from "./show.js";
 import { collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
 
 function isDeepEqual(a: unknown, b: unknown): boolean {
@@ -184,6 +184,46 @@ export function submodule(tree: OptionTree, freeform?: AnyType): AnyType {
   };
 }
 
+/** Why `checked` refuses a value: a clause completing "A definition for option `x'", and the fix. */
+export interface Refusal {
+  readonly problem: string;
+  readonly fix: string;
+}
+
+/**
+ * `type` with a further check of each definition, as NixOS's `addCheck`, that
+ * says what is wrong: a refused value is an error naming the option, the file
+ * that defined it and the fix.
+ */
+export function checked<R, I>(
+  type: OptionType<R, I>,
+  refuse: (value: I) => Refusal | undefined,
+  description: string = type.description,
+): OptionType<R, I> {
+  return {
+    ...type,
+    description,
+    merge: (p, defs) => {
+      for (const def of defs) {
+        const refusal = refuse(def.value as I);
+        if (refusal !== undefined) {
+          throw new ConfigError(
+            `A definition for option \`${showPath(p)}' ${refusal.problem}\n- In \`${def.file}': ${showValue(def.value)}\nFix: ${refusal.fix}`,
+          );
+        }
+      }
+      return type.merge(p, defs);
+    },
+  };
+}
+
+/** A character as a refusal names it: "a space", "a line break", or quoted. */
+export function describeCharacter(character: string): string {
+  if (character === " ") return "a space";
+  if (character === "\n") return "a line break";
+  return /\p{Cc}/u.test(character) ? `the control character ${JSON.stringify(character)}` : `"${character}"`;
+}
+
 /** The first of `types` that accepts every definition merges them. */
 export function oneOf<const T extends readonly AnyType[]>(
   types: T,
@@ -230,4 +270,5 @@ export const types = {
   submodule,
   oneOf,
   anything,
+  checked,
 };

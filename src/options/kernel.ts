@@ -2,9 +2,63 @@
 // config assembled from a base, fragments and single settings.
 import { defineModule } from "../config/module.js";
 import { mkOption } from "../config/option.js";
-import { types } from "../config/types.js";
+import { showValue } from "../config/show.js";
+import { describeCharacter, types, type Refusal } from "../config/types.js";
+import { debianPackageName } from "./packages.js";
 
-const kernelSetting = types.oneOf([types.enum(["y", "m", "n"]), types.str, types.int]);
+const controlCharacter = /\p{Cc}/u;
+
+/** A string setting becomes one quoted .config line (src/steps/kconfig.ts), which a control character breaks. */
+function settingStringRefusal(value: string): Refusal | undefined {
+  const bad = controlCharacter.exec(value)?.[0];
+  if (bad === undefined) return undefined;
+  return {
+    problem: `is a string with ${describeCharacter(bad)}, which a .config line cannot hold.`,
+    fix: "give the setting a one-line value of printable characters.",
+  };
+}
+
+/** Kconfig symbols as boot.kernel.settings names them: capital letters, digits and _, without the CONFIG_ that keel adds. */
+function settingNamesRefusal(settings: Readonly<Record<string, unknown>>): Refusal | undefined {
+  for (const name of Object.keys(settings)) {
+    const bare = name.replace(/^CONFIG_/i, "");
+    if (bare === name && /^[A-Z0-9_]+$/.test(name)) continue;
+    const suggestion = bare.toUpperCase().replace(/[^A-Z0-9_]+/g, "_");
+    return {
+      problem:
+        bare === name
+          ? `names the setting \`${name}', which is not a Kconfig symbol: those are capital letters, digits and _.`
+          : `names the setting \`${name}' with the \`CONFIG_' prefix, which keel adds itself.`,
+      fix:
+        suggestion === ""
+          ? "name the setting as its Kconfig file declares it (`config VIRTIO_BLK` is `VIRTIO_BLK`)."
+          : `write \`${suggestion}' instead of \`${name}'.`,
+    };
+  }
+  return undefined;
+}
+
+/** The kernel command line is parameters separated by spaces; a double quote runs to the next one. */
+function kernelParamRefusal(param: string): Refusal | undefined {
+  const bad = controlCharacter.exec(param)?.[0];
+  let why: string | undefined;
+  let fix = "remove the empty entry.";
+  if (param.trim() === "") why = "it is empty";
+  else if (bad !== undefined) {
+    why = `it has ${describeCharacter(bad)}`;
+    fix = `give each parameter its own entry, e.g. ${showValue(param.split(/[\s\p{Cc}]+/u).filter((p) => p !== ""))}.`;
+  } else if ((param.match(/"/g) ?? []).length % 2 === 1) {
+    why = "its double quote is not closed, so the kernel would take every parameter after it as part of this one";
+    fix = "close the quote, e.g. `foo=\"a b\"`.";
+  }
+  if (why === undefined) return undefined;
+  return {
+    problem: `is not a kernel parameter: ${why}. A parameter is printable characters, like "console=ttyS0" or "quiet"; a value with spaces is quoted (foo="a b").`,
+    fix,
+  };
+}
+
+const kernelSetting = types.oneOf([types.enum(["y", "m", "n"]), types.checked(types.str, settingStringRefusal), types.int]);
 
 /** The named bases of a source kernel's config; anything else in boot.kernel.baseConfig is a file. */
 const namedBaseConfigs = ["defconfig", "tinyconfig", "debian"] as const;
@@ -24,7 +78,7 @@ export const options = {
         example: "linux",
       }),
       debianPackage: mkOption({
-        type: types.str,
+        type: debianPackageName,
         default: "linux-image-amd64",
         description: "The Debian kernel package used when `boot.kernel.source` is null; a versioned name pins a version.",
         example: "linux-image-6.1.0-28-amd64",
@@ -43,7 +97,7 @@ export const options = {
         example: ["./kvm-guest.config"],
       }),
       settings: mkOption({
-        type: types.attrsOf(kernelSetting),
+        type: types.checked(types.attrsOf(kernelSetting), settingNamesRefusal),
         default: {},
         description:
           'Single Kconfig settings applied last, without the `CONFIG_` prefix: "y", "m", "n", a number, or a string (a hex value like "0x1000" is written unquoted). Each is checked after olddefconfig; one that does not stick is an error naming what it depends on.',
@@ -51,7 +105,7 @@ export const options = {
       }),
     },
     kernelParams: mkOption({
-      type: types.listOf(types.str),
+      type: types.listOf(types.checked(types.str, kernelParamRefusal, "kernel parameter")),
       default: [],
       description: "Parameters on the kernel command line.",
       example: ["console=ttyS0", "quiet"],

@@ -1,6 +1,23 @@
 import { defineModule } from "../config/module.js";
 import { mkOption } from "../config/option.js";
-import { types } from "../config/types.js";
+import { describeCharacter, types, type Refusal } from "../config/types.js";
+
+/** NixOS's rule for a host name: one DNS label (RFC 1123), so that hostname(1), DHCP and /etc/hosts take it. */
+function hostNameRefusal(name: string): Refusal | undefined {
+  const bad = /[^A-Za-z0-9-]/.exec(name)?.[0];
+  let why: string | undefined;
+  if (name === "") why = "it is empty";
+  else if (bad === ".") why = "it has a dot (a host name has no domain part)";
+  else if (bad !== undefined) why = `it has ${describeCharacter(bad)}`;
+  else if (name.length > 63) why = `it is ${name.length} characters long`;
+  else if (name.startsWith("-") || name.endsWith("-")) why = `it ${name.startsWith("-") ? "starts" : "ends"} with a hyphen`;
+  if (why === undefined) return undefined;
+  const suggestion = name.split(".")[0]?.replace(/[^A-Za-z0-9]+/g, "-").slice(0, 63).replace(/^-+|-+$/g, "") || "web-1";
+  return {
+    problem: `is not a host name: ${why}. A host name is 1 to 63 letters, digits and hyphens, and does not start or end with a hyphen (RFC 1123).`,
+    fix: `set \`networking.hostName' to such a name, e.g. ${JSON.stringify(suggestion)}.`,
+  };
+}
 
 const address = types.submodule({
   address: mkOption({ type: types.str, description: "The IPv4 address.", example: "192.168.2.3" }),
@@ -26,7 +43,7 @@ const networkInterface = types.submodule({
 export const options = {
   networking: {
     hostName: mkOption({
-      type: types.str,
+      type: types.checked(types.str, hostNameRefusal),
       description: "The machine's host name. Defaults to the system's name in `defineProject({ systems })`.",
       defaultText: "the system's name",
       example: "aethelred",

@@ -1,7 +1,10 @@
 // How `keel run` boots a system in QEMU. Names follow NixOS's qemu-vm.nix.
 import { defineModule } from "../config/module.js";
-import { mkOption } from "../config/option.js";
+import { mkOption, type OptionType } from "../config/option.js";
+import { showDefinitions } from "../config/merge.js";
+import { showPath } from "../config/show.js";
 import { types } from "../config/types.js";
+import { ConfigError } from "../errors.js";
 
 const forwardedPort = types.submodule({
   from: mkOption({
@@ -23,6 +26,45 @@ const forwardedPort = types.submodule({
     port: mkOption({ type: types.port, description: "The guest port.", example: 22 }),
   },
 });
+
+type Forward = NonNullable<(typeof forwardedPort)["_resolved"]>;
+
+/** Where a forward listens: on the host for `from: "host"`, in QEMU's guest network for `from: "guest"`. */
+function listener(forward: Forward): { readonly side: string; readonly address: string; readonly port: number; readonly proto: string } {
+  return forward.from === "host"
+    ? { side: "host", address: forward.host.address, port: forward.host.port, proto: forward.proto }
+    : { side: "guest", address: forward.guest.address, port: forward.guest.port, proto: "tcp" };
+}
+
+/** "" and 0.0.0.0 listen on every IPv4 address, so they meet any IPv4 address on the same port. */
+function overlaps(a: string, b: string): boolean {
+  const everyIPv4 = (address: string): boolean => address === "" || address === "0.0.0.0";
+  return a === b || (everyIPv4(a) && !b.includes(":")) || (everyIPv4(b) && !a.includes(":"));
+}
+
+/** Forwards that listen on one address and port: QEMU would refuse to start, so evaluation refuses first. */
+function distinctListeners<I>(type: OptionType<readonly Forward[], I>): OptionType<readonly Forward[], I> {
+  return {
+    ...type,
+    merge: (p, defs) => {
+      const forwards = type.merge(p, defs);
+      const listeners = forwards.map(listener);
+      for (const [i, a] of listeners.entries()) {
+        const j = listeners.findIndex((b, k) => k > i && b.side === a.side && b.port === a.port && b.proto === a.proto && overlaps(a.address, b.address));
+        if (j === -1) continue;
+        // Each definition alone gives its own entries: together they are the whole list, in order.
+        const files = defs.flatMap((def) => type.merge(p, [def]).map(() => def.file));
+        const both = [i, j].map((n) => ({ file: files[n] as string, value: forwards[n] }));
+        const addresses = [...new Set([a.address, listeners[j]?.address])].map((address) => address || "every address").join(" and ");
+        throw new ConfigError(
+          `Two forwards of \`${showPath(p)}' listen on ${a.side} port ${a.port} (${a.proto}, ${addresses}), which QEMU cannot open twice:\n${showDefinitions(both)}\n` +
+            `Fix: give one of them another ${a.side} port.`,
+        );
+      }
+      return forwards;
+    },
+  };
+}
 
 const sharedDirectory = types.submodule({
   source: mkOption({ type: types.path, description: "The host directory; a relative path is taken from the defining module." }),
@@ -46,7 +88,7 @@ export const options = {
       description: "Whether the VM gets a display window. Off: its serial console is attached to the terminal.",
     }),
     forwardPorts: mkOption({
-      type: types.listOf(forwardedPort),
+      type: distinctListeners(types.listOf(forwardedPort)),
       default: [],
       description: "Ports forwarded between host and guest (QEMU user networking).",
       example: [{ from: "host", host: { port: 2222 }, guest: { port: 22 } }],

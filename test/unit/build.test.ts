@@ -102,7 +102,7 @@ describe("root filesystem", () => {
       services: { openssh: { enable: true } },
       users: {
         users: {
-          alice: { isNormalUser: true, uid: 1000, extraGroups: ["sudo", "kvm"], hashedPassword: "$y$j9T$abc", openssh: { authorizedKeys: { keys: ["ssh-ed25519 AAAA alice"] } } },
+          alice: { isNormalUser: true, uid: 1000, extraGroups: ["sudo", "kvm"], hashedPassword: "$y$j9T$abc", openssh: { authorizedKeys: { keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGUrsd0as9j3gZ3BAKSC/JHSu868kaeieGg5nlhonf+I alice"] } } },
           obrien: { isNormalUser: true, description: "Pat O'Brien; $(reboot)" },
         },
       },
@@ -154,7 +154,7 @@ describe("root filesystem", () => {
   it("overlay: hostname, keys per user for sshd, modules to load, /etc files", () => {
     const files = overlayFiles(slice);
     assert.deepEqual(files["/etc/hostname"], { text: "box\n", mode: 0o644 });
-    assert.deepEqual(files["/etc/ssh/authorized_keys.d/alice"], { text: "ssh-ed25519 AAAA alice\n", mode: 0o644 });
+    assert.deepEqual(files["/etc/ssh/authorized_keys.d/alice"], { text: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGUrsd0as9j3gZ3BAKSC/JHSu868kaeieGg5nlhonf+I alice\n", mode: 0o644 });
     assert.deepEqual(files["/etc/modules-load.d/keel.conf"], { text: "kvm-intel\n", mode: 0o644 });
     assert.match((files["/etc/ssh/sshd_config.d/keel.conf"] as { text: string }).text, /^PasswordAuthentication no$/m);
   });
