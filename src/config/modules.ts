@@ -20,7 +20,8 @@ import path from "node:path";
 import { ConfigError } from "../errors.js";
 import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
-import { mergeDefinitions, notDefined } from "./merge.js";
+import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
+import { propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
 import { isOption, type AnyOption, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
@@ -174,6 +175,24 @@ export class Evaluation {
       current = current[key];
     }
     return current;
+  }
+
+  /**
+   * The files whose definitions reach `path`: an option, or a part of one's
+   * value (`fileSystems."/"`), judged by the names each definition sets.
+   */
+  definitionFiles(path: Path): string[] {
+    let split = 0;
+    let node: AnyOption | OptionTree = this.tree;
+    while (!isOption(node)) {
+      const child: AnyOption | OptionTree | undefined = node[path[split] ?? ""];
+      if (child === undefined) return [];
+      node = child;
+      split++;
+    }
+    const rest = path.slice(split);
+    const defs = this.entries.flatMap((e) => e.defined.get(pathKey(path.slice(0, split)))?.defs ?? []);
+    return [...new Set(defs.filter((d) => reaches(d.value, rest)).map((d) => d.file))];
   }
 
   /** The declaration at `path`: an option or a group of options. */
@@ -401,6 +420,22 @@ export class Evaluation {
           : "Fix: break the cycle: one of these options must be defined without reading the others."),
     );
   }
+}
+
+/** Whether a definition's value (through its properties) sets the names `rest`. */
+function reaches(value: unknown, rest: Path): boolean {
+  let current = unwrap(value);
+  for (const key of rest) {
+    if (!isRecord(current) || !(key in current)) return false;
+    current = unwrap(current[key]);
+  }
+  return true;
+}
+
+function unwrap(value: unknown): unknown {
+  let current = value instanceof Thunk ? undefined : value;
+  for (let property = propertyOf(current); property !== undefined && property._type !== "merge"; property = propertyOf(current)) current = property.content;
+  return current;
 }
 
 /** The shortest chain of imports from a file `file` imports back to `file`: [file, …, file]. */

@@ -8,7 +8,7 @@ import { noteFile } from "./module.js";
 import { evaluateModules, type Evaluation, type ImportGraph } from "./modules.js";
 import type { ResolvedOf } from "./option.js";
 import { mkOptionDefault } from "./properties.js";
-import { describeValue } from "./show.js";
+import { describeValue, parseOptionPath } from "./show.js";
 import * as z from "../schema.js";
 
 export interface ProjectSpec {
@@ -86,6 +86,13 @@ export function systemModules(project: Project, name: string): readonly ModuleIn
   return modules;
 }
 
+/** Where an assertion's option is set, as a sentence after its message. */
+function definedIn(evaluation: Evaluation, option: string | null): string {
+  if (option === null) return "";
+  const files = evaluation.definitionFiles(parseOptionPath(option));
+  return files.length === 0 ? "" : ` (\`${option}' is set in ${files.map((f) => `\`${f}'`).join(", ")})`;
+}
+
 export function evaluateSystem(project: Project, name: string): EvaluatedSystem {
   const hostName = { networking: { hostName: mkOptionDefault(name) } };
   noteFile(hostName, `${project.file} (the system's name)`);
@@ -104,7 +111,7 @@ export function evaluateSystem(project: Project, name: string): EvaluatedSystem 
   if (failed.length > 0) {
     throw new ConfigError(
       `The system \`${name}' fails ${failed.length === 1 ? "an assertion" : `${failed.length} assertions`}:\n` +
-        failed.map((a) => `- ${a.message}`).join("\n"),
+        failed.map((a) => `- ${a.message}${definedIn(evaluation, a.option)}`).join("\n"),
     );
   }
   return { name, config, warnings: config.warnings, evaluation };

@@ -8,6 +8,12 @@ export const options = {
       types.submodule({
         assertion: mkOption({ type: types.bool, description: "What must hold." }),
         message: mkOption({ type: types.str, description: "What to tell the user when it does not, including the fix." }),
+        option: mkOption({
+          type: types.nullOr(types.str),
+          default: null,
+          description: "The option (or part of one, `fileSystems.\"/\"`) the assertion is about: a failure names the files that define it.",
+          example: "boot.kernel.source",
+        }),
       }),
     ),
     default: [],

@@ -49,6 +49,7 @@ export default defineModule({
       ...Object.entries(config.fileSystems).map(([mountPoint, fs]) => ({
         assertion: (fs.device === null) !== (fs.label === null),
         message: `fileSystems."${mountPoint}" must set exactly one of \`device' and \`label'.`,
+        option: `fileSystems."${mountPoint}"`,
       })),
       {
         assertion: config.fileSystems["/"] !== undefined,
@@ -58,6 +59,7 @@ export default defineModule({
         // keel's stage 1 has no udev: it finds the root by device node, LABEL or UUID (busybox findfs).
         assertion: !/^\/dev\/disk\/by-(?!label\/|uuid\/)/.test(config.fileSystems["/"]?.device ?? ""),
         message: `fileSystems."/".device is ${JSON.stringify(config.fileSystems["/"]?.device)}, which keel's initrd cannot find (it has no udev). Use a device node (/dev/vda2), /dev/disk/by-uuid/…, /dev/disk/by-label/… or \`label'.`,
+        option: `fileSystems."/".device`,
       },
     ],
   }),

@@ -163,11 +163,13 @@ export default defineModule({
         message:
           `boot.kernel.source is "${config.boot.kernel.source}", which is not an input of this project (inputs: ${Object.keys(inputs).join(", ") || "none"}). ` +
           "Add it to `inputs` in keel.config.ts or name an existing one.",
+        option: "boot.kernel.source",
       },
       {
         assertion: config.boot.kernel.source !== null || Object.keys(config.boot.kernel.settings).length === 0,
         message:
           "boot.kernel.settings is set, but boot.kernel.source is null (Debian's prebuilt kernel cannot be reconfigured). Set boot.kernel.source to a kernel source input.",
+        option: "boot.kernel.settings",
       },
     ],
   }),

@@ -305,7 +305,8 @@ describe("configuration errors, as the user sees them", () => {
     assert.equal(
       await failure(dir, ["eval", "box"]),
       "error: The system `box' fails an assertion:\n" +
-        '- boot.kernel.source is "linux-6.9", which is not an input of this project (inputs: linux). Add it to `inputs` in keel.config.ts or name an existing one.\n',
+        '- boot.kernel.source is "linux-6.9", which is not an input of this project (inputs: linux). Add it to `inputs` in keel.config.ts or name an existing one. ' +
+        "(`boot.kernel.source' is set in `<dir>/keel.config.ts')\n",
     );
     const debug = await runKeel(["eval", "box", "--debug"], dir);
     assert.match(debug.stderr, /^ConfigError: The system `box' fails an assertion:\n[^]*^\s+at evaluateSystem /m, "--debug adds the stack");

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { defineModule, mkForce } from "../../src/index.ts";
 import { evaluateSystem, type Project, type ResolvedSystem } from "../../src/config/project.ts";
 import { hostFacts } from "../../src/host/facts.ts";
@@ -189,7 +190,8 @@ describe("the root device", () => {
     assert.throws(() => configOf(base, defineModule({ fileSystems: { "/": { device: mkForce("/dev/disk/by-id/virtio-root") } } })), {
       message:
         "The system `test' fails an assertion:\n" +
-        '- fileSystems."/".device is "/dev/disk/by-id/virtio-root", which keel\'s initrd cannot find (it has no udev). Use a device node (/dev/vda2), /dev/disk/by-uuid/…, /dev/disk/by-label/… or `label\'.',
+        '- fileSystems."/".device is "/dev/disk/by-id/virtio-root", which keel\'s initrd cannot find (it has no udev). Use a device node (/dev/vda2), /dev/disk/by-uuid/…, /dev/disk/by-label/… or `label\'. ' +
+        `(\`fileSystems."/".device' is set in \`${fileURLToPath(import.meta.url)}')`,
     }));
   it("by UUID is fine", () => assert.doesNotThrow(() => configOf(base, defineModule({ fileSystems: { "/": { device: mkForce("/dev/disk/by-uuid/5c1e") } } }))));
 });
