@@ -63,7 +63,3 @@ export function errorKind(error: unknown): ErrorKind | undefined {
 export function isKeelError(error: unknown): error is UsageError | ConfigError | ProcessError | VmError {
   return errorKind(error) !== undefined;
 }
-
-export function isConfigError(error: unknown): error is ConfigError {
-  return errorKind(error) === "config";
-}

@@ -9,6 +9,11 @@ import { keelRoot } from "../version.js";
 
 const keelCode = ["bin", "dist", "src"].map((dir) => path.join(keelRoot, dir) + path.sep);
 
+/** Whether a file is part of this copy of keel (its source, its build, its entry point). */
+export function isKeelFile(file: string): boolean {
+  return keelCode.some((dir) => file.startsWith(dir));
+}
+
 /** Unwinds a module's computation that must wait for other modules; never the user's failure. */
 export class Wait {}
 
@@ -21,7 +26,7 @@ export function userLocation(error: unknown): string | undefined {
     let file = match[1] as string;
     if (file.startsWith("node:") || file.startsWith("data:")) continue;
     if (file.startsWith("file://")) file = fileURLToPath(file);
-    if (keelCode.some((dir) => file.startsWith(dir))) continue;
+    if (isKeelFile(file)) continue;
     return `${file}:${match[2]}:${match[3]}`;
   }
   return undefined;

@@ -59,7 +59,7 @@ const fileSymbol = Symbol.for("keel.moduleFile");
 export function defineModule<O extends OptionTree = Record<never, never>>(
   module: ModuleObject<O> | ModuleFunction<O>,
 ): ModuleObject<O> | ModuleFunction<O> {
-  noteFile(module, callerFile());
+  noteFile(module, callerFile(defineModule));
   return module;
 }
 
@@ -85,15 +85,18 @@ export function moduleFile(module: object): string | undefined {
   return (module as { [fileSymbol]?: string })[fileSymbol];
 }
 
-const thisFile = fileURLToPath(import.meta.url);
-
-/** The source file of the first stack frame outside this file. */
-function callerFile(): string | undefined {
-  const stack = new Error().stack?.split("\n").slice(1) ?? [];
-  for (const line of stack) {
-    const match = /\((.*):\d+:\d+\)$/.exec(line) ?? /at (.*):\d+:\d+$/.exec(line);
+/**
+ * The source file of the code that called `callee`. Frames are cut at the
+ * function itself rather than matched by file name: source maps may name
+ * keel's own file differently from its module URL.
+ */
+function callerFile(callee: (...args: never[]) => unknown): string | undefined {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, callee);
+  for (const line of holder.stack?.split("\n").slice(1) ?? []) {
+    const match = /\((.*):\d+:\d+\)$/.exec(line) ?? /at (?:async )?(.*):\d+:\d+$/.exec(line);
     const file = match?.[1] === undefined ? undefined : locationFile(match[1]);
-    if (file !== undefined && file !== thisFile) return file;
+    if (file !== undefined) return file;
   }
   return undefined;
 }

@@ -2,7 +2,7 @@
 // of configuration error as the user sees it on the terminal.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
@@ -468,6 +468,41 @@ describe("config mistakes in keel's words, the type check on (the default) and o
         "<dir>/keel.config.ts:3:65 - The option `users.users.alice.descripton' does not exist. Did you mean `users.users.alice.description'?\n" +
         "<dir>/keel.config.ts:4:51 - The option `networking.hostName' takes 'string', not 'number'.\n" +
         "Fix: correct the code at the places above; an editor with TypeScript shows the same errors as you type.\n",
+    );
+  });
+
+  test("a project that loads its own copy of keel: its errors are still the user's, with the user's file", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(
+        "const decl = defineModule({\n" +
+          '  options: { site: mkOption({ type: types.submodule({ port: mkOption({ type: types.port, default: 80, description: "The port." }) }), default: {}, description: "A site." }) },\n' +
+          `  config: { ${rootFs} },\n});\n` +
+          "const box = defineModule({ imports: [decl], config: { site: { prot: 8080 } } as never });\nexport default defineProject({ systems: { box } });",
+      ).replace("mkForce }", "mkForce, mkOption, types }"),
+    });
+    // A second install of keel (npm install in the project while keel runs from elsewhere): a copy, not a link.
+    rmSync(path.join(dir, "node_modules/keel"));
+    mkdirSync(path.join(dir, "node_modules/keel"));
+    cpSync(path.join(root, "dist"), path.join(dir, "node_modules/keel/dist"), { recursive: true });
+    cpSync(path.join(root, "package.json"), path.join(dir, "node_modules/keel/package.json"));
+    symlinkSync(path.join(root, "node_modules/zod"), path.join(dir, "node_modules/zod"));
+    assert.equal(
+      await failure(dir, ["eval", "box", "--no-typecheck"]),
+      "error: The option `site.prot' does not exist. Definition values:\n- In `<dir>/keel.config.ts': 8080\nDid you mean `site.port'?\n" +
+        "Fix: rename it, or declare it under `options' in a module.\n",
+    );
+  });
+
+  test("a \"type\": \"module\" project: definitions name the user's files", async () => {
+    const dir = makeProject({
+      "package.json": '{ "type": "module" }\n',
+      "keel.config.ts": project(`export default defineProject({ systems: { box } });`, 'import box from "./box";'),
+      "box.ts": 'import { defineModule } from "keel";\nexport default defineModule({ networking: { hostName: 3 as unknown as string } });\n',
+    });
+    assert.equal(
+      await onBothPaths(dir, ["eval", "box"]),
+      "error: A definition for option `networking.hostName' is not of type `string': it is the integer 3.\n" +
+        "- In `<dir>/box.ts': 3\nFix: give `networking.hostName' a value of type `string' in `<dir>/box.ts'.\n",
     );
   });
 
