@@ -52,6 +52,8 @@ interface Entry {
   readonly fn?: (args: unknown) => unknown;
   /** Whether its imports and options are known; not when calling it with a stand-in `config` failed. */
   opened: boolean;
+  /** The imports it was opened with: a module function must return the same ones whatever `config` is. */
+  imports?: readonly ModuleInput[];
   /** Its definitions, for a module object: a record, properties, or a function of the module arguments. */
   config?: unknown;
   /** Its definitions by option, once computed. */
@@ -266,6 +268,7 @@ export class Evaluation {
     if (options !== undefined) this.declare(options, entry.file, []);
     if (entry.fn === undefined) entry.config = config;
     entry.opened = true;
+    entry.imports = imports;
     imports.forEach((m, i) => this.add(m, entry.file, `imports[${i}]`));
   }
 
@@ -292,7 +295,9 @@ export class Evaluation {
     if (entry.fn) {
       const module = callModule(entry.fn, this.args(config), entry.file);
       if (!entry.opened) this.open(entry, module);
-      part = parts(entry.file, module).config;
+      const { imports, config: definitions } = parts(entry.file, module);
+      if (!sameModules(entry.imports ?? [], imports)) throw importsReadConfig(entry.file);
+      part = definitions;
     }
     if (typeof part === "function") part = callModule(part as (args: unknown) => unknown, this.args(config), entry.file);
     return part ?? {};
@@ -436,6 +441,20 @@ function unwrap(value: unknown): unknown {
   let current = value instanceof Thunk ? undefined : value;
   for (let property = propertyOf(current); property !== undefined && property._type !== "merge"; property = propertyOf(current)) current = property.content;
   return current;
+}
+
+function sameModules(a: readonly ModuleInput[], b: readonly ModuleInput[]): boolean {
+  return a.length === b.length && a.every((m, i) => m === b[i]);
+}
+
+/** A module function whose imports came out differently once `config` was known: they were computed from it. */
+function importsReadConfig(file: string): ConfigError {
+  return new ConfigError(
+    `The module function in \`${file}' computes its \`imports' from \`config': they differ once the configuration is known. ` +
+      "Imports are needed before there is a configuration to read (NixOS stops with infinite recursion here).\n" +
+      "Fix: import the module always and make its definitions conditional in it, e.g. `config: mkIf(config.virtualisation.graphics, { … })`, " +
+      "or give it an `enable` option and set that instead.",
+  );
 }
 
 /** The shortest chain of imports from a file `file` imports back to `file`: [file, …, file]. */

@@ -506,6 +506,23 @@ describe("config mistakes in keel's words, the type check on (the default) and o
     );
   });
 
+  test("imports computed from config are an error, never a wrong set of modules", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(
+        'const gui = defineModule({ packages: ["xterm"] });\n' +
+          `const box = defineModule(({ config }) => ({ imports: config.virtualisation.graphics ? [gui] : [], ${rootFs} }));\n` +
+          "export default defineProject({ systems: { box } });",
+      ),
+    });
+    assert.equal(
+      await onBothPaths(dir, ["eval", "box", "packages"]),
+      "error: The module function in `<dir>/keel.config.ts' computes its `imports' from `config': they differ once the configuration is known. " +
+        "Imports are needed before there is a configuration to read (NixOS stops with infinite recursion here).\n" +
+        "Fix: import the module always and make its definitions conditional in it, e.g. `config: mkIf(config.virtualisation.graphics, { … })`, " +
+        "or give it an `enable` option and set that instead.\n",
+    );
+  });
+
   test("--project given a directory", async () => {
     assert.equal(
       await failure(scratch, ["systems", "--project", seed], 2),
