@@ -2,7 +2,7 @@
 // system runs the module system over keel's built-in modules and the system's.
 import { ConfigError, UsageError } from "../errors.js";
 import { inputSpecSchema, type InputSpec } from "../inputs/spec.js";
-import { builtinModules, type BuiltinOptions } from "../options/index.js";
+import { builtinModules, vmModule, type BuiltinOptions } from "../options/index.js";
 import type { ModuleInput } from "./module.js";
 import { noteFile } from "./module.js";
 import { evaluateModules, type Evaluation } from "./modules.js";
@@ -81,11 +81,16 @@ export function systemModules(project: Project, name: string): readonly ModuleIn
   return modules;
 }
 
-export function evaluateSystem(project: Project, name: string): EvaluatedSystem {
+export interface EvaluateOptions {
+  /** The system's VM variant, as `keel run` boots it: keel's VM module added. */
+  readonly vm?: boolean;
+}
+
+export function evaluateSystem(project: Project, name: string, options: EvaluateOptions = {}): EvaluatedSystem {
   const hostName = { networking: { hostName: mkOptionDefault(name) } };
   noteFile(hostName, `${project.file} (the system's name)`);
   const evaluation = evaluateModules({
-    modules: [...builtinModules, hostName, ...systemModules(project, name)],
+    modules: [...builtinModules, ...(options.vm ? [vmModule] : []), hostName, ...systemModules(project, name)],
     rootFile: project.file,
     inputs: project.inputs,
     name,
