@@ -26,7 +26,8 @@ export const options = {
         default: [],
         description:
           "Files sshd reads a user's keys from (%h is the home directory, %u the user). The module adds ~/.ssh/authorized_keys and " +
-          "/etc/ssh/authorized_keys.d/%u, where keel writes users.users.<name>.openssh.authorizedKeys.keys.",
+          "/etc/ssh/authorized_keys.d/%u, where keel writes users.users.<name>.openssh.authorizedKeys.keys; `keel run`'s VM variant adds " +
+          "/run/keel/authorized_keys.d/%u, where it puts the project's key.",
         example: ["/etc/ssh/extra_keys/%u"],
       }),
       settings: mkOption({
