@@ -7,7 +7,6 @@ import fileSystems, { options as fileSystemOptions } from "./fileSystems.js";
 import kernel, { options as kernelOptions } from "./kernel.js";
 import networking, { options as networkingOptions } from "./networking.js";
 import packages, { options as packageOptions } from "./packages.js";
-import qemuVm from "./qemu-vm.js";
 import openssh, { options as opensshOptions } from "./services/openssh.js";
 import systemd, { options as systemdOptions } from "./systemd.js";
 import time, { options as timeOptions } from "./time.js";
@@ -43,4 +42,4 @@ export const builtinModules = [
 ];
 
 /** What only the VM variant of a system imports (`keel run`), as NixOS's qemu-vm.nix. */
-export const vmModule = qemuVm;
+export { default as vmModule } from "./qemu-vm.js";

@@ -302,6 +302,14 @@ describe("generated files are options", () => {
     );
   });
 
+  it("a time zone is a tz name: it lands in /etc/timezone and a link under /usr/share/zoneinfo", () =>
+    refused(
+      "A definition for option `time.timeZone' is not of type `time zone name (e.g. Europe/London)': it is not a name from the tz database.\n" +
+        '- In `<test>\': "../../../etc/shadow"\n' +
+        "Fix: give `time.timeZone' a value of type `time zone name (e.g. Europe/London)' in `<test>'.",
+      defineModule({ time: { timeZone: "../../../etc/shadow" } }),
+    ));
+
   it("an /etc path stays inside /etc; a mount point is absolute", () => {
     refused(
       'The name "../shadow" in `environment.etc\' is not a path inside /etc, relative (e.g. "ssh/sshd_config.d/local.conf"): it has an empty, "." or ".." part.\n' +
