@@ -8,22 +8,26 @@ export const evalCommand = defineCommand({
   summary: "print a system's merged configuration",
   description:
     "Evaluates the system's modules with keel's built-in ones and prints the result: every option, or the one named.\n" +
-    "Without --json, each value is a line `option.path = value`. Warnings go to standard error.",
+    "Without --json, each value is a line `option.path = value`. Warnings go to standard error.\n" +
+    "With --vm, the system's VM variant: what `keel run` boots, with keel's VM module (qemu-vm) added.",
   positionals: [
     systemArgument,
     { name: "option.path", required: false, description: 'An option or group of options, e.g. `services.openssh` or `environment.etc."motd"`.' },
   ],
   options: {
     json: { type: "boolean", description: "Print the value as JSON." },
+    vm: { type: "boolean", description: "Evaluate the system's VM variant, as `keel run` boots it." },
   },
   examples: [
     ["keel eval qemu", "Every option of the system `qemu', one per line."],
     ["keel eval qemu virtualisation.forwardPorts --json", "The VM's forwarded ports as JSON."],
     ["keel eval aethelred boot.kernel", "How aethelred's kernel is built."],
+    ["keel eval aethelred environment.etc", "Every file keel writes under /etc (fstab, units, sshd_config.d/keel.conf …)."],
+    ["keel eval qemu systemd.services --vm", "The services of the VM `keel run qemu` boots (keel-vm-ssh-key among them)."],
   ],
   async run(context, { values, positionals }) {
     const [system = "", pathText] = positionals;
-    const evaluated = evaluateSystem(await context.project(), system);
+    const evaluated = evaluateSystem(await context.project(), system, { vm: values.vm === true });
     for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
     const path = pathText === undefined ? [] : optionPathArgument(pathText);
     const value = path.length === 0 ? withoutChecks(evaluated.config) : evaluated.evaluation.resolve(path);

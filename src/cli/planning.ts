@@ -27,11 +27,17 @@ export interface PlannedSystem {
   readonly store: Store;
 }
 
-export async function planFor(context: Context, system: string, store: string | undefined): Promise<PlannedSystem> {
+/**
+ * The system evaluated and planned. With `vm`, its VM variant, as `keel run`
+ * boots it: planned against the system itself, so that the two share every
+ * step but the image when the variant only adds files under /etc.
+ */
+export async function planFor(context: Context, system: string, store: string | undefined, options: { readonly vm?: boolean } = {}): Promise<PlannedSystem> {
   const project = await context.project();
-  const evaluated = evaluateSystem(project, system);
+  const evaluated = evaluateSystem(project, system, { vm: options.vm === true });
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
-  const plan = planSystem(system, evaluated.config, hostFacts(system, evaluated.config, project));
+  const base = options.vm ? evaluateSystem(project, system).config : undefined;
+  const plan = planSystem(system, evaluated.config, hostFacts(system, evaluated.config, project), base === undefined ? {} : { base });
   return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 

@@ -64,7 +64,7 @@ export const runCommand = defineCommand({
     if (running !== undefined) {
       throw new UsageError(`The VM \`${system}' is already running (pid ${running.pid}).\nFix: log in with \`keel ssh ${system}\`, or stop it first with \`keel vm stop ${system}\`.`);
     }
-    const whole = await planFor(context, system, values.store);
+    const whole = await planFor(context, system, values.store, { vm: true });
     const config = whole.evaluated.config;
     const imageStep = stepOf(whole.plan, "image");
     const planned = { ...whole, plan: subPlan(whole.plan, whole.plan.top, imageStep) };

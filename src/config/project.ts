@@ -2,7 +2,7 @@
 // system runs the module system over keel's built-in modules and the system's.
 import { ConfigError, UsageError } from "../errors.js";
 import { inputSpecSchema, type InputSpec } from "../inputs/spec.js";
-import { builtinModules, type BuiltinOptions } from "../options/index.js";
+import { builtinModules, vmModule, type BuiltinOptions } from "../options/index.js";
 import type { ModuleInput } from "./module.js";
 import { noteFile } from "./module.js";
 import { evaluateModules, type Evaluation, type ImportGraph } from "./modules.js";
@@ -93,13 +93,19 @@ function definedIn(evaluation: Evaluation, option: string | null): string {
   return files.length === 0 ? "" : ` (\`${option}' is set in ${files.map((f) => `\`${f}'`).join(", ")})`;
 }
 
-export function evaluateSystem(project: Project, name: string): EvaluatedSystem {
+export interface EvaluateOptions {
+  /** The system's VM variant, as `keel run` boots it: keel's VM module added. */
+  readonly vm?: boolean;
+}
+
+export function evaluateSystem(project: Project, name: string, options: EvaluateOptions = {}): EvaluatedSystem {
   const hostName = { networking: { hostName: mkOptionDefault(name) } };
   noteFile(hostName, `${project.file} (the system's name)`);
   const own = systemModules(project, name);
-  const labels = [...builtinModules.map(() => "a module of keel's"), "the system's name", ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`))];
+  const keels = [...builtinModules, ...(options.vm ? [vmModule] : [])];
+  const labels = [...keels.map(() => "a module of keel's"), "the system's name", ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`))];
   const evaluation = evaluateModules({
-    modules: [...builtinModules, hostName, ...own],
+    modules: [...keels, hostName, ...own],
     labels,
     ...(project.imports ? { imports: project.imports } : {}),
     rootFile: project.file,

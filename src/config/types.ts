@@ -254,10 +254,64 @@ export const anything: OptionType<unknown> = {
   },
 };
 
+/**
+ * A string `problem` accepts (it returns undefined), like NixOS's `strMatching`:
+ * a definition it refuses is an error naming the option, the file and why.
+ */
+export function strWith(description: string, problem: (value: string) => string | undefined): OptionType<string> {
+  return {
+    description,
+    check: (v) => typeof v === "string",
+    merge: (p, defs) => {
+      for (const def of defs) {
+        const why = problem(def.value as string);
+        if (why === undefined) continue;
+        throw new ConfigError(
+          `A definition for option \`${showPath(p)}' is not of type \`${description}': it ${why}.\n- In \`${def.file}': ${showValue(def.value)}\n` +
+            `Fix: give \`${showPath(p)}' a value of type \`${description}' in \`${def.file}'.`,
+        );
+      }
+      return mergeEqual(p, defs) as string;
+    },
+  };
+}
+
+/** A string without line breaks: what a line of a generated file can hold as one value. */
+export const singleLineStr = strWith("single-line string", (v) => (/[\n\r]/.test(v) ? "holds a line break" : undefined));
+
+/**
+ * A record whose names `problem` accepts (a unit name, a path inside /etc): a
+ * name it refuses is an error naming the option, the defining file and why.
+ */
+export function attrsNamed<R, I>(
+  name: { readonly description: string; readonly problem: (name: string) => string | undefined },
+  type: OptionType<R, I>,
+): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
+  const records = attrsOf(type);
+  return {
+    ...records,
+    merge: (p, defs) => {
+      for (const def of defs) {
+        for (const key of Object.keys(def.value as Record<string, unknown>)) {
+          const why = name.problem(key);
+          if (why === undefined) continue;
+          throw new ConfigError(
+            `The name ${JSON.stringify(key)} in \`${showPath(p)}' is not ${name.description}: it ${why}.\n- In \`${def.file}'\n` +
+              `Fix: use ${name.description} in \`${def.file}'.`,
+          );
+        }
+      }
+      return records.merge(p, defs);
+    },
+  };
+}
+
 export const types = {
   bool,
   str,
   lines,
+  singleLineStr,
+  strWith,
   int,
   ints,
   number,
@@ -267,6 +321,7 @@ export const types = {
   nullOr,
   listOf,
   attrsOf,
+  attrsNamed,
   submodule,
   oneOf,
   anything,

@@ -40,3 +40,6 @@ export const builtinModules = [
   deploy,
   assertions,
 ];
+
+/** What only the VM variant of a system imports (`keel run`), as NixOS's qemu-vm.nix. */
+export { default as vmModule } from "./qemu-vm.js";

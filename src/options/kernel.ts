@@ -2,6 +2,7 @@
 // config assembled from a base, fragments and single settings.
 import { defineModule } from "../config/module.js";
 import { mkOption } from "../config/option.js";
+import { mkIf } from "../config/properties.js";
 import { showValue } from "../config/show.js";
 import { describeCharacter, types, type Refusal } from "../config/types.js";
 import { debianPackageName } from "./packages.js";
@@ -67,6 +68,8 @@ export function isNamedBaseConfig(baseConfig: string): boolean {
   return (namedBaseConfigs as readonly string[]).includes(baseConfig);
 }
 
+const moduleName = types.strWith("kernel module name (e.g. kvm-intel)", (v) => (/^[\w-]+$/.test(v) ? undefined : "holds characters other than letters, digits, _ and -"));
+
 export const options = {
   boot: {
     kernel: {
@@ -111,9 +114,9 @@ export const options = {
       example: ["console=ttyS0", "quiet"],
     }),
     kernelModules: mkOption({
-      type: types.listOf(types.str),
+      type: types.listOf(moduleName),
       default: [],
-      description: "Kernel modules loaded by the booted system (systemd-modules-load).",
+      description: "Kernel modules loaded by the booted system (systemd-modules-load, from /etc/modules-load.d/keel.conf).",
       example: ["kvm-intel"],
     }),
     initrd: {
@@ -157,6 +160,12 @@ export const options = {
 export default defineModule({
   options,
   config: ({ config, inputs }) => ({
+    environment: {
+      get etc() {
+        const modules = config.boot.kernelModules;
+        return mkIf(modules.length > 0, { "modules-load.d/keel.conf": { text: `${modules.join("\n")}\n` } });
+      },
+    },
     assertions: [
       {
         assertion: config.boot.kernel.source === null || config.boot.kernel.source in inputs,

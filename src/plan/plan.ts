@@ -12,7 +12,8 @@ import { initrdStep } from "../steps/initrd.js";
 import { sourceKernelStep, type SourceKernelLocal } from "../steps/kbuild.js";
 import type { DebSource } from "../steps/debs.js";
 import { debianKernelStep, type DebianKernelSlice } from "../steps/kernel.js";
-import { rootfsStep } from "../steps/rootfs.js";
+import { unitActions } from "../options/systemd.js";
+import { rootfsStep, type EtcFile, type RootfsSlice } from "../steps/rootfs.js";
 import { sourceStep } from "../steps/source.js";
 import type { Step, StepKind } from "../steps/step.js";
 import { systemStep } from "../steps/system.js";
@@ -149,36 +150,61 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
   return fetched ? [fetched, step] : [step];
 }
 
-/**
- * Every step of a system. The root filesystem reads no kernel: the kernel's
- * modules join it in the image, so a kernel change leaves mmdebstrap's step
- * cached. The image is a step of every plan; only `keel run` asks for it.
- */
-export function planSystem(system: string, config: ResolvedSystem, host: HostFacts): BuildPlan {
-  const kernelPlan = kernelSteps(system, config, host);
-  const kernel = kernelPlan[kernelPlan.length - 1] as Step;
+/** The root filesystem's slice: the pinned packages, the files under /etc, and what the setup script reads. */
+function rootfsSlice(config: ResolvedSystem, host: HostFacts): RootfsSlice {
   const etc = Object.fromEntries(
     Object.entries(config.environment.etc).map(([name, file]) => [
       name,
       { ...file, sourceHash: file.source === null ? null : (host.files[file.source] ?? "missing") },
     ]),
   );
+  return {
+    distro: { suite: host.debian.suite, components: host.debian.components, arch: host.debian.arch, sources: config.distro.mirror ?? debianMirror },
+    debs: host.debian.packages,
+    etc,
+    setup: {
+      users: Object.fromEntries(Object.entries(config.users.users).map(([name, { openssh: _keys, ...user }]) => [name, user])),
+      groups: config.users.groups,
+      units: unitActions(config.systemd.services),
+      timeZone: config.time.timeZone,
+    },
+  };
+}
+
+/**
+ * The files under /etc in which `variant` differs from `base`, when nothing
+ * else differs and no file of `base` is missing; undefined otherwise.
+ */
+function etcDifference(variant: RootfsSlice, base: RootfsSlice): Record<string, EtcFile> | undefined {
+  if (canonicalJson({ ...variant, etc: null }) !== canonicalJson({ ...base, etc: null })) return undefined;
+  if (Object.keys(base.etc).some((name) => !(name in variant.etc))) return undefined;
+  return Object.fromEntries(Object.entries(variant.etc).filter(([name, file]) => canonicalJson(file) !== canonicalJson(base.etc[name])));
+}
+
+export interface PlanOptions {
+  /**
+   * The system `config` is a variant of (keel run's VM variant of it): when the
+   * two root filesystems differ only in files under /etc, the variant shares
+   * the system's rootfs step and its image adds those files.
+   */
+  readonly base?: ResolvedSystem;
+}
+
+/**
+ * Every step of a system. The root filesystem reads no kernel: the kernel's
+ * modules join it in the image, so a kernel change leaves mmdebstrap's step
+ * cached. The image is a step of every plan; only `keel run` asks for it.
+ */
+export function planSystem(system: string, config: ResolvedSystem, host: HostFacts, options: PlanOptions = {}): BuildPlan {
+  const kernelPlan = kernelSteps(system, config, host);
+  const kernel = kernelPlan[kernelPlan.length - 1] as Step;
+  const own = rootfsSlice(config, host);
+  const base = options.base === undefined ? undefined : rootfsSlice(options.base, host);
+  const difference = base === undefined ? undefined : etcDifference(own, base);
   const rootfs = makeStep(rootfsStep, {
     id: "rootfs",
     name: `rootfs-${config.networking.hostName}`,
-    slice: {
-      distro: { suite: host.debian.suite, components: host.debian.components, arch: host.debian.arch, sources: config.distro.mirror ?? debianMirror },
-      debs: host.debian.packages,
-      hostName: config.networking.hostName,
-      networking: config.networking,
-      users: config.users,
-      services: config.systemd.services,
-      etc,
-      fileSystems: config.fileSystems,
-      swapDevices: config.swapDevices,
-      timeZone: config.time.timeZone,
-      kernelModules: config.boot.kernelModules,
-    },
+    slice: base !== undefined && difference !== undefined ? base : own,
     inputs: {},
     local: debSource(host),
   });
@@ -203,11 +229,11 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     inputs: { kernel, initrd, rootfs },
     local: undefined,
   });
-  // The image is the root file system and the kernel's modules: its size is the VM's disk size, its label the one stage 1 finds.
+  // The image is the root file system, the kernel's modules and a variant's own /etc files: its size is the VM's disk size, its label the one stage 1 finds.
   const image = makeStep(imageStep, {
     id: "image",
     name: `image-${config.networking.hostName}`,
-    slice: { diskSize: config.virtualisation.diskSize, label: rootLabel(root) },
+    slice: { diskSize: config.virtualisation.diskSize, label: rootLabel(root), etc: difference ?? {} },
     inputs: { rootfs, kernel },
     local: undefined,
   });

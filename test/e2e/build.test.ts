@@ -115,6 +115,9 @@ describe("keel build", () => {
     assert.match(tarRead(boot.rootfs, "./etc/ssh/authorized_keys.d/brendan"), /^ssh-ed25519 \S+ brendan@laptop\n$/);
     assert.deepEqual(files.filter((f) => f.startsWith("./usr/lib/modules/")), [], "the kernel's modules are not in the rootfs: the image joins them");
     assert.ok(files.includes("./etc/systemd/system/multi-user.target.wants/ssh.service"), "sshd is enabled");
+    assert.ok(files.includes("./etc/systemd/system/ssh.service.wants/ssh-keygen.service"), "host keys are made before sshd starts");
+    assert.match(tarRead(boot.rootfs, "./etc/systemd/system/ssh-keygen.service"), /^ExecStart=\/etc\/keel\/services\/ssh-keygen-start$/m);
+    assert.deepEqual(files.filter((f) => f.includes("keel-vm")), [], "the VM-only unit is only in keel run's image");
     assert.deepEqual(files.filter((f) => /ssh_host_.*_key/.test(f)), [], "no SSH host keys are baked in");
     const initrd = execFileSync("sh", ["-c", `zcat '${boot.initrd}' | cpio -t 2>/dev/null`], { encoding: "utf8" });
     assert.match(initrd, /^init$/m);

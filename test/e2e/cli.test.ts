@@ -137,9 +137,29 @@ describe("the seed example", () => {
     assert.equal(
       JSON.parse(sshd.stdout),
       "Port 22\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n" +
-        "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u /run/keel/authorized_keys.d/%u\n" +
-        "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\n",
+        "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\n" +
+        "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u\n",
     );
+  });
+
+  test("keel eval aethelred environment.etc lists every file keel writes under /etc; no VM unit ships to aethelred", async () => {
+    const etc = await runKeel(["eval", "aethelred", "environment.etc", "--json"]);
+    assert.equal(etc.code, 0, etc.stderr);
+    const files = Object.keys(JSON.parse(etc.stdout) as object);
+    for (const file of ["fstab", "hostname", "hosts", "ssh/sshd_config.d/keel.conf", "ssh/authorized_keys.d/brendan", "systemd/network/99-keel-dhcp.network", "systemd/system/ssh-keygen.service", "modules-load.d/keel.conf"]) {
+      assert.ok(files.includes(file), file);
+    }
+    assert.deepEqual(files.filter((f) => f.includes("keel-vm")), []);
+    const services = await runKeel(["eval", "aethelred", "systemd.services", "--json"]);
+    assert.deepEqual(Object.keys(JSON.parse(services.stdout) as object), ["ssh", "ssh-keygen"]);
+  });
+
+  test("keel eval --vm shows the VM variant keel run boots: keel's key for root comes from the kernel command line", async () => {
+    const services = await runKeel(["eval", "qemu", "systemd.services", "--json", "--vm"]);
+    assert.equal(services.code, 0, services.stderr);
+    assert.deepEqual(Object.keys(JSON.parse(services.stdout) as object), ["ssh", "ssh-keygen", "keel-vm-ssh-key"]);
+    const sshd = await runKeel(["eval", "qemu", 'environment.etc."ssh/sshd_config.d/keel.conf".text', "--json", "--vm"]);
+    assert.match(JSON.parse(sshd.stdout) as string, /^AuthorizedKeysFile .* \/run\/keel\/authorized_keys\.d\/%u$/m);
   });
 
   test("keel eval names what exists when the path does not", async () => {
@@ -240,8 +260,8 @@ describe("configuration errors, as the user sees them", () => {
       "mod.ts": `import { defineModule } from "keel";\nexport default defineModule({\n  networking: { hostName: 42 },\n});\n`,
     });
     const expected =
-      "error: A definition for option `networking.hostName' is not of type `string': it is the integer 42.\n" +
-      "- In `<dir>/mod.ts': 42\nFix: give `networking.hostName' a value of type `string' in `<dir>/mod.ts'.\n";
+      "error: A definition for option `networking.hostName' is not of type `host name': it is the integer 42.\n" +
+      "- In `<dir>/mod.ts': 42\nFix: give `networking.hostName' a value of type `host name' in `<dir>/mod.ts'.\n";
     assert.equal(await failure(dir, ["eval", "box", "--no-typecheck"]), expected);
     assert.equal(await failure(dir, ["eval", "box"]), expected);
   });
@@ -326,7 +346,7 @@ describe("configuration errors, as the user sees them", () => {
     });
     assert.equal((await runKeel(["systems"], dir)).stdout, "box\n");
     writeFileSync(path.join(dir, "other.ts"), other.replace('"other"', "false"));
-    assert.match(await failure(dir, ["systems"]), /^error: A definition for option `networking\.hostName' is not of type `string': it is the boolean false\.$/m);
+    assert.match(await failure(dir, ["systems"]), /^error: A definition for option `networking\.hostName' is not of type `host name': it is the boolean false\.$/m);
   });
 });
 
@@ -501,8 +521,8 @@ describe("config mistakes in keel's words, the type check on (the default) and o
     });
     assert.equal(
       await onBothPaths(dir, ["eval", "box"]),
-      "error: A definition for option `networking.hostName' is not of type `string': it is the integer 3.\n" +
-        "- In `<dir>/box.ts': 3\nFix: give `networking.hostName' a value of type `string' in `<dir>/box.ts'.\n",
+      "error: A definition for option `networking.hostName' is not of type `host name': it is the integer 3.\n" +
+        "- In `<dir>/box.ts': 3\nFix: give `networking.hostName' a value of type `host name' in `<dir>/box.ts'.\n",
     );
   });
 

@@ -104,6 +104,9 @@ describe("keel run", () => {
     assert.equal(gc.code, 0, gc.stderr);
     const imageDir = readdirSync(store).find((name) => name.endsWith("-image-vmtest")) ?? "";
     assert.ok(existsSync(path.join(store, imageDir, "rootfs.img")), "keel gc keeps what a VM boots");
+    const build = await keel(["build", "vmtest", "--dry-run"], dir);
+    assert.equal(build.code, 0, build.stderr);
+    assert.doesNotMatch(build.stdout, /to build/, "keel build after keel run builds nothing: the VM variant shares the system's steps");
     const list = await keel(["vm", "list"], dir);
     assert.match(list.stdout, new RegExp(`^vmtest +pid \\d+ +ssh 127\\.0\\.0\\.1:${port} `, "m"));
   });

@@ -6,12 +6,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { cpioArchive } from "../../src/steps/cpio.ts";
 import { localRepositoryOptions } from "../../src/steps/debs.ts";
 import { imageScript } from "../../src/steps/image.ts";
 import { initScript, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/steps/initrd.ts";
-import { fstab, mmdebstrapArgv, systemdEscape, networkUnits, overlayFiles, serviceFiles, setupScript, type RootfsSlice } from "../../src/steps/rootfs.ts";
-import { defineModule } from "../../src/index.ts";
+import { etcFiles, mmdebstrapArgv, setupScript, type RootfsSlice } from "../../src/steps/rootfs.ts";
+import { systemdEscape } from "../../src/options/systemd.ts";
+import { defineModule, mkForce } from "../../src/index.ts";
+import { ConfigError } from "../../src/errors.ts";
 import { evaluateSystem } from "../../src/config/project.ts";
 import { showCommand, shellQuote } from "../../src/host/exec.ts";
 import { planSystem } from "../../src/plan/plan.ts";
@@ -89,12 +92,18 @@ describe("initrd modules", () => {
   });
 });
 
+const projectOf = (modules: object[]) => ({ file: path.resolve("keel.config.ts"), inputs: {}, systems: new Map([["box", modules]]) });
+
 function sliceOf(...modules: object[]): RootfsSlice {
-  const project = { file: path.resolve("keel.config.ts"), inputs: {}, systems: new Map([["box", modules]]) };
-  const config = evaluateSystem(project, "box").config;
+  const config = evaluateSystem(projectOf(modules), "box").config;
   const plan = planSystem("box", config, testHost);
   return plan.steps.find((s) => s.id === "rootfs")?.slice as RootfsSlice;
 }
+
+/** The text keel writes to /etc/<name>. */
+const etcText = (slice: RootfsSlice, name: string): string | null | undefined => slice.etc[name]?.text;
+
+const rootOnVda = defineModule({ fileSystems: { "/": { device: "/dev/vda", fsType: "ext4" } } });
 
 describe("root filesystem", () => {
   const slice = sliceOf(
@@ -106,7 +115,7 @@ describe("root filesystem", () => {
           obrien: { isNormalUser: true, description: "Pat O'Brien; $(reboot)" },
         },
       },
-      fileSystems: { "/": { label: "root", fsType: "ext4" }, "/boot": { device: "/dev/vda1", fsType: "vfat", options: ["umask=077"] } },
+      fileSystems: { "/": { label: "root", fsType: "ext4" }, "/boot": { device: "/dev/vda1", fsType: "vfat", options: ["umask=077"] }, "/srv/my data": { label: "my data", fsType: "ext4" } },
       swapDevices: [{ device: "/dev/vda3" }],
       networking: { interfaces: { enp3s0: { ipv4: { addresses: [{ address: "10.0.0.2", prefixLength: 24 }] } } }, defaultGateway: "10.0.0.1", nameservers: ["10.0.0.1"] },
       systemd: { services: { hello: { wantedBy: ["multi-user.target"], script: "echo hello", environment: { GREETING: "hi there" } } } },
@@ -115,52 +124,58 @@ describe("root filesystem", () => {
     }),
   );
 
-  it("fstab lists file systems by label or device, and swap", () =>
-    assert.equal(
-      fstab(slice.fileSystems, slice.swapDevices),
-      "# Written by keel from fileSystems and swapDevices.\nLABEL=root\t/\text4\tdefaults\t0\t1\n/dev/vda1\t/boot\tvfat\tumask=077\t0\t2\n/dev/vda3\tnone\tswap\tsw\t0\t0\n",
-    ));
-
-  it("networkd: a static interface, and DHCP for the others", () =>
-    assert.deepEqual(networkUnits(slice.networking), {
-      "10-keel-enp3s0.network": "[Match]\nName=enp3s0\n\n[Network]\nAddress=10.0.0.2/24\nGateway=10.0.0.1\nDNS=10.0.0.1\n",
-      "99-keel-dhcp.network": "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n",
-    }));
-
-  it("environment values reach systemd as written: backslashes, quotes and % escaped", () => {
-    assert.equal(systemdEscape('DIR=C:\\temp "x" 50%'), 'DIR=C:\\\\temp \\"x\\" 50%%');
-    assert.throws(() => systemdEscape("A=two\nlines"), { message: 'A systemd setting cannot hold a line break: "A=two\\nlines".\nFix: remove the line break from the value in systemd.services.' });
+  it("its slice is the packages, the files under /etc and what the setup reads: nothing it no longer renders", () => {
+    assert.deepEqual(Object.keys(slice).sort(), ["debs", "distro", "etc", "setup"]);
+    assert.deepEqual(Object.keys(slice.setup).sort(), ["groups", "timeZone", "units", "users"]);
+    assert.equal("openssh" in (slice.setup.users.alice ?? {}), false, "keys are files, not setup");
   });
 
-  it("a service with a script becomes a unit and a script file", () => {
-    const files = serviceFiles(slice.services);
-    assert.deepEqual(files["/usr/lib/keel/hello-start"], { text: "#!/bin/sh\nset -e\necho hello\n", mode: 0o755 });
-    assert.deepEqual(files["/etc/systemd/system/hello.service"], {
-      text: '[Service]\nExecStart=/usr/lib/keel/hello-start\nEnvironment="GREETING=hi there"\n\n[Install]\nWantedBy=multi-user.target\n',
-      mode: 0o644,
-    });
+  it("fstab lists file systems by label or device, and swap; a space in a field is escaped", () =>
+    assert.equal(
+      etcText(slice, "fstab"),
+      "# Written by keel from fileSystems and swapDevices.\nLABEL=root\t/\text4\tdefaults\t0\t1\n/dev/vda1\t/boot\tvfat\tumask=077\t0\t2\n" +
+        "LABEL=my\\040data\t/srv/my\\040data\text4\tdefaults\t0\t2\n/dev/vda3\tnone\tswap\tsw\t0\t0\n",
+    ));
+
+  it("networkd: a static interface, and DHCP for the others", () => {
+    assert.equal(etcText(slice, "systemd/network/10-keel-enp3s0.network"), "[Match]\nName=enp3s0\n\n[Network]\nAddress=10.0.0.2/24\nGateway=10.0.0.1\nDNS=10.0.0.1\n");
+    assert.equal(etcText(slice, "systemd/network/99-keel-dhcp.network"), "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n");
+  });
+
+  it("environment values reach systemd as written: backslashes, quotes and % escaped", () =>
+    assert.equal(systemdEscape('DIR=C:\\temp "x" 50%'), 'DIR=C:\\\\temp \\"x\\" 50%%'));
+
+  it("a service with a script becomes a unit and a script file, both under /etc", () => {
+    assert.deepEqual(slice.etc["keel/services/hello-start"], { text: "#!/bin/sh\nset -e\necho hello\n", source: null, mode: "0755", sourceHash: null });
+    assert.equal(
+      etcText(slice, "systemd/system/hello.service"),
+      '[Service]\nExecStart=/etc/keel/services/hello-start\nEnvironment="GREETING=hi there"\n\n[Install]\nWantedBy=multi-user.target\n',
+    );
   });
 
   it("the openssh module's units: sshd extended by nothing, host keys made on first boot (or when broken)", () => {
-    const files = serviceFiles(slice.services);
-    assert.equal(files["/etc/systemd/system/ssh.service"], undefined, "Debian's ssh.service is kept");
+    assert.equal(slice.etc["systemd/system/ssh.service"], undefined, "Debian's ssh.service is kept");
+    assert.equal(slice.etc["systemd/system/ssh.service.d/keel.conf"], undefined, "and not extended");
     assert.equal(
-      (files["/etc/systemd/system/ssh-keygen.service"] as { text: string }).text,
-      "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\n\n[Service]\nType=oneshot\nExecStart=/usr/lib/keel/ssh-keygen-start\n\n[Install]\nWantedBy=ssh.service\n",
+      etcText(slice, "systemd/system/ssh-keygen.service"),
+      "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\n\n[Service]\nType=oneshot\nExecStart=/etc/keel/services/ssh-keygen-start\n\n[Install]\nWantedBy=ssh.service\n",
     );
-    assert.match((files["/usr/lib/keel/ssh-keygen-start"] as { text: string }).text, /^if ! ssh-keygen -l -f "\$key" .*\n {2}ssh-keygen -q -t ed25519 -N "" -f "\$key"\n {2}sync /ms, "a missing or broken key is made again");
+    assert.match(etcText(slice, "keel/services/ssh-keygen-start") ?? "", /^if ! ssh-keygen -l -f "\$key" .*\n {2}ssh-keygen -q -t ed25519 -N "" -f "\$key"\n {2}sync /ms, "a missing or broken key is made again");
   });
 
-  it("overlay: hostname, keys per user for sshd, modules to load, /etc files", () => {
-    const files = overlayFiles(slice);
+  it("the overlay: hostname, hosts, keys per user for sshd, modules to load, sshd_config.d, by absolute path", () => {
+    const files = etcFiles(slice.etc);
     assert.deepEqual(files["/etc/hostname"], { text: "box\n", mode: 0o644 });
+    assert.match((files["/etc/hosts"] as { text: string }).text, /^127\.0\.1\.1\tbox$/m);
     assert.deepEqual(files["/etc/ssh/authorized_keys.d/alice"], { text: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGUrsd0as9j3gZ3BAKSC/JHSu868kaeieGg5nlhonf+I alice\n", mode: 0o644 });
     assert.deepEqual(files["/etc/modules-load.d/keel.conf"], { text: "kvm-intel\n", mode: 0o644 });
+    assert.deepEqual(files["/etc/keel/services/hello-start"], { text: "#!/bin/sh\nset -e\necho hello\n", mode: 0o755 });
     assert.match((files["/etc/ssh/sshd_config.d/keel.conf"] as { text: string }).text, /^PasswordAuthentication no$/m);
+    assert.match((files["/etc/ssh/sshd_config.d/keel.conf"] as { text: string }).text, /^AuthorizedKeysFile \.ssh\/authorized_keys \/etc\/ssh\/authorized_keys\.d\/%u$/m, "no VM-only key file");
   });
 
   it("setup script: users, groups, passwords, time zone and units, every value quoted", () => {
-    const script = setupScript(slice);
+    const script = setupScript(slice.setup);
     assert.match(script, /^getent group kvm >\/dev\/null \|\| groupadd kvm$/m);
     assert.match(script, /^id -u alice >\/dev\/null 2>&1 \|\| useradd -m -u 1000 -U -G sudo,kvm -s \/bin\/bash -c '' alice$/m);
     assert.match(script, /^usermod -p '\$y\$j9T\$abc' alice$/m);
@@ -189,12 +204,155 @@ describe("root filesystem", () => {
     ]));
 });
 
-describe("kernel modules in the image", () => {
-  it("join the root filesystem as root-owned /usr/lib/modules; what mmdebstrap wrote stays", () => {
+const thisFile = fileURLToPath(import.meta.url);
+
+/** Evaluating the system `box' with these modules fails with exactly `message', naming this file. */
+function refused(message: string, ...modules: object[]): void {
+  assert.throws(() => evaluateSystem(projectOf([rootOnVda, ...modules]), "box"), (error) => {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.equal(error.message.replaceAll(thisFile, "<test>"), message);
+    return true;
+  });
+}
+
+describe("generated files are options", () => {
+  it("mkForce on an environment.etc entry replaces the file a module generates", () => {
+    const forced = sliceOf(rootOnVda, defineModule({ environment: { etc: { fstab: mkForce({ text: "/dev/vda / ext4 noatime 0 1\n" }) } } }));
+    assert.deepEqual(forced.etc.fstab, { text: "/dev/vda / ext4 noatime 0 1\n", source: null, mode: "0644", sourceHash: null });
+    const unit = sliceOf(rootOnVda, defineModule({ services: { openssh: { enable: true } }, environment: { etc: { "systemd/system/ssh-keygen.service": { text: mkForce("[Service]\nExecStart=/bin/true\n") } } } }));
+    assert.equal(etcText(unit, "systemd/system/ssh-keygen.service"), "[Service]\nExecStart=/bin/true\n");
+  });
+
+  it("a unit description with a line break is an error at evaluation, not an injected section", () =>
+    refused(
+      "A definition for option `systemd.services.hello.description' is not of type `single-line systemd value': it holds a line break.\n" +
+        '- In `<test>\': "Says hello\\n[Service]\\nExecStartPre=/bin/rm -rf /"\n' +
+        "Fix: give `systemd.services.hello.description' a value of type `single-line systemd value' in `<test>'.",
+      defineModule({ systemd: { services: { hello: { description: "Says hello\n[Service]\nExecStartPre=/bin/rm -rf /", script: "echo hello" } } } }),
+    ));
+
+  it("a unit setting that ends in a backslash would swallow the next line", () =>
+    refused(
+      "A definition for option `systemd.services.hello.serviceConfig.ExecStart' is not of type `single-line systemd value': it ends with a backslash, which joins the next line to it.\n" +
+        '- In `<test>\': "/bin/true \\\\"\n' +
+        "Fix: give `systemd.services.hello.serviceConfig.ExecStart' a value of type `single-line systemd value' in `<test>'.",
+      defineModule({ systemd: { services: { hello: { serviceConfig: { ExecStart: "/bin/true \\" } } } } }),
+    ));
+
+  it("unit names are checked where a unit is named: a key, a setting name, a list of units", () => {
+    refused(
+      'The name "hello.service" in `systemd.services\' is not a unit name without ".service" (e.g. "hello" for hello.service): it ends in ".service", which keel adds.\n' +
+        "- In `<test>'\n" +
+        'Fix: use a unit name without ".service" (e.g. "hello" for hello.service) in `<test>\'.',
+      defineModule({ systemd: { services: { "hello.service": { script: "echo hello" } } } }),
+    );
+    refused(
+      'The name "Type=simple\\nUser" in `systemd.services.hello.serviceConfig\' is not a systemd setting name (e.g. Type): it holds characters other than letters, digits and -.\n' +
+        "- In `<test>'\n" +
+        "Fix: use a systemd setting name (e.g. Type) in `<test>'.",
+      defineModule({ systemd: { services: { hello: { script: "echo hello", serviceConfig: { "Type=simple\nUser": "root" } } } } }),
+    );
+    refused(
+      "A definition for option `systemd.services.hello.wantedBy[definition 1, entry 1]' is not of type `unit name (e.g. ssh.service)': it does not end in a unit type (.service, .socket, .device, .mount, .automount, .swap, .target, .path, .timer, .slice, .scope).\n" +
+        '- In `<test>\': "multi-user"\n' +
+        "Fix: give `systemd.services.hello.wantedBy[definition 1, entry 1]' a value of type `unit name (e.g. ssh.service)' in `<test>'.",
+      defineModule({ systemd: { services: { hello: { script: "echo hello", wantedBy: ["multi-user"] } } } }),
+    );
+  });
+
+  it("an sshd_config setting is one line under a keyword", () => {
+    refused(
+      "A definition for option `services.openssh.settings.Banner' is not of type `single-line string': it holds a line break.\n" +
+        '- In `<test>\': "none\\nPermitRootLogin yes"\n' +
+        "Fix: give `services.openssh.settings.Banner' a value of type `single-line string' in `<test>'.",
+      defineModule({ services: { openssh: { enable: true, settings: { Banner: "none\nPermitRootLogin yes" } } } }),
+    );
+    refused(
+      'The name "Match User" in `services.openssh.settings\' is not an sshd_config keyword (e.g. X11Forwarding): it holds characters other than letters and digits.\n' +
+        "- In `<test>'\n" +
+        "Fix: use an sshd_config keyword (e.g. X11Forwarding) in `<test>'.",
+      defineModule({ services: { openssh: { enable: true, settings: { "Match User": "x" } } } }),
+    );
+  });
+
+  it("a host name, an fstab field, an interface and an address cannot add lines to their files", () => {
+    refused(
+      "A definition for option `networking.hostName' is not a host name: it has a line break. A host name is 1 to 63 letters, digits and hyphens, and does not start or end with a hyphen (RFC 1123).\n" +
+        '- In `<test>\': "box\\n10.0.0.1 evil"\n' +
+        'Fix: set `networking.hostName\' to such a name, e.g. "box-10".',
+      defineModule({ networking: { hostName: "box\n10.0.0.1 evil" } }),
+    );
+    refused(
+      "A definition for option `fileSystems.\"/data\".fsType' is not of type `file system type (e.g. ext4)': it is empty or holds characters other than letters, digits and _ . + -.\n" +
+        '- In `<test>\': "ext4 defaults"\n' +
+        "Fix: give `fileSystems.\"/data\".fsType' a value of type `file system type (e.g. ext4)' in `<test>'.",
+      defineModule({ fileSystems: { "/data": { device: "/dev/vdb", fsType: "ext4 defaults" } } }),
+    );
+    refused(
+      'The name "../x" in `networking.interfaces\' is not an interface name (e.g. "enp3s0"): it holds characters other than letters, digits and _ . -.\n' +
+        "- In `<test>'\n" +
+        'Fix: use an interface name (e.g. "enp3s0") in `<test>\'.',
+      defineModule({ networking: { interfaces: { "../x": {} } } }),
+    );
+    refused(
+      "A definition for option `networking.interfaces.eth0.ipv4.addresses[definition 1, entry 1].address' is not of type `IPv4 address (e.g. 192.168.2.3)': it is not four numbers 0-255 joined by dots.\n" +
+        '- In `<test>\': "10.0.0.300"\n' +
+        "Fix: give `networking.interfaces.eth0.ipv4.addresses[definition 1, entry 1].address' a value of type `IPv4 address (e.g. 192.168.2.3)' in `<test>'.",
+      defineModule({ networking: { interfaces: { eth0: { ipv4: { addresses: [{ address: "10.0.0.300", prefixLength: 24 }] } } } } }),
+    );
+  });
+
+  it("a time zone is a tz name: it lands in /etc/timezone and a link under /usr/share/zoneinfo", () =>
+    refused(
+      "A definition for option `time.timeZone' is not of type `time zone name (e.g. Europe/London)': it is not a name from the tz database.\n" +
+        '- In `<test>\': "../../../etc/shadow"\n' +
+        "Fix: give `time.timeZone' a value of type `time zone name (e.g. Europe/London)' in `<test>'.",
+      defineModule({ time: { timeZone: "../../../etc/shadow" } }),
+    ));
+
+  it("an /etc path stays inside /etc; a mount point is absolute", () => {
+    refused(
+      'The name "../shadow" in `environment.etc\' is not a path inside /etc, relative (e.g. "ssh/sshd_config.d/local.conf"): it has an empty, "." or ".." part.\n' +
+        "- In `<test>'\n" +
+        'Fix: use a path inside /etc, relative (e.g. "ssh/sshd_config.d/local.conf") in `<test>\'.',
+      defineModule({ environment: { etc: { "../shadow": { text: "x" } } } }),
+    );
+    refused(
+      'The name "data" in `fileSystems\' is not an absolute mount point (e.g. "/boot"): it does not start with /.\n' +
+        "- In `<test>'\n" +
+        'Fix: use an absolute mount point (e.g. "/boot") in `<test>\'.',
+      defineModule({ fileSystems: { data: { device: "/dev/vdb", fsType: "ext4" } } }),
+    );
+  });
+});
+
+describe("the VM variant", () => {
+  const common = defineModule({ services: { openssh: { enable: true } }, fileSystems: { "/": { device: "/dev/vda", fsType: "ext4" } } });
+  const plain = evaluateSystem(projectOf([common]), "box").config;
+  const vm = evaluateSystem(projectOf([common]), "box", { vm: true }).config;
+
+  it("only the VM variant has keel-vm-ssh-key, pulled in by sshd's drop-in, and reads keys from /run/keel", () => {
+    assert.deepEqual(Object.keys(plain.systemd.services), ["ssh", "ssh-keygen"]);
+    assert.deepEqual(Object.keys(vm.systemd.services), ["ssh", "ssh-keygen", "keel-vm-ssh-key"]);
+    assert.equal(vm.environment.etc["systemd/system/ssh.service.d/keel.conf"]?.text, "[Unit]\nWants=keel-vm-ssh-key.service\n");
+    assert.match(vm.environment.etc["ssh/sshd_config.d/keel.conf"]?.text ?? "", /^AuthorizedKeysFile \.ssh\/authorized_keys \/etc\/ssh\/authorized_keys\.d\/%u \/run\/keel\/authorized_keys\.d\/%u$/m);
+    assert.match(vm.environment.etc["keel/services/keel-vm-ssh-key-start"]?.text ?? "", /> \/run\/keel\/authorized_keys\.d\/root$/m);
+  });
+
+  it("without sshd, the VM variant adds nothing", () => {
+    const bare = evaluateSystem(projectOf([rootOnVda]), "box", { vm: true }).config;
+    assert.deepEqual(bare.systemd.services, {});
+    assert.deepEqual(bare.environment.etc, evaluateSystem(projectOf([rootOnVda]), "box").config.environment.etc);
+  });
+});
+
+describe("kernel modules and the VM's files in the image", () => {
+  it("join the root filesystem: modules as root-owned /usr/lib/modules; what mmdebstrap wrote stays", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "keel-modules-"));
     try {
       execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc ${dir}/tree && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && echo box > ${dir}/root/etc/hostname && tar -cf ${dir}/rootfs.tar -C ${dir}/root ./etc`]);
-      const script = imageScript(path.join(dir, "rootfs.tar"), path.join(dir, "kernel/lib/modules"), path.join(dir, "tree"), path.join(dir, "rootfs.img"), { diskSize: 16, label: "keel-root" });
+      execFileSync("sh", ["-c", `mkdir -p ${dir}/vm/etc/keel && echo vm > ${dir}/vm/etc/keel/only-in-vm`]);
+      const script = imageScript(path.join(dir, "rootfs.tar"), path.join(dir, "kernel/lib/modules"), path.join(dir, "vm/etc"), path.join(dir, "tree"), path.join(dir, "rootfs.img"), { diskSize: 16, label: "keel-root", etc: {} });
       // As root the script runs as it is; as an ordinary user keel runs it in a user namespace.
       execFileSync("unshare", ["--map-root-user", "sh", "-c", script]);
       const stat = execFileSync("debugfs", ["-R", "stat /usr/lib/modules/6.1.0-test/kernel/a.ko", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
@@ -202,6 +360,8 @@ describe("kernel modules in the image", () => {
       assert.match(stat, /Size: 2\b/);
       const hostname = execFileSync("debugfs", ["-R", "cat /etc/hostname", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
       assert.equal(hostname, "box\n");
+      const vmFile = execFileSync("debugfs", ["-R", "cat /etc/keel/only-in-vm", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+      assert.equal(vmFile, "vm\n", "the VM variant's own /etc files join the image");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

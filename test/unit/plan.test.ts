@@ -213,6 +213,40 @@ describe("one plan, whatever command asks", () => {
   });
 });
 
+describe("the VM variant keel run boots", () => {
+  const withSsh = defineModule({ services: { openssh: { enable: true } } });
+  const evaluate = (vm: boolean) => evaluateSystem(project([base, withSsh]), "test", { vm }).config;
+  const plain = planSystem("test", evaluate(false), host);
+  const vm = planSystem("test", evaluate(true), host, { base: evaluate(false) });
+  const step = (plan: BuildPlan, id: string) => plan.steps.find((s) => s.id === id);
+
+  it("shares every step with the system but the image: keel build then keel run runs mmdebstrap once", () => {
+    assert.deepEqual(vm.steps.map((s) => s.id), plain.steps.map((s) => s.id));
+    for (const id of ["kernel", "initrd", "rootfs", "system"]) assert.equal(step(vm, id)?.hash, step(plain, id)?.hash, id);
+    assert.notEqual(step(vm, "image")?.hash, step(plain, "image")?.hash);
+  });
+
+  it("its image adds exactly the files under /etc in which the VM variant differs", () => {
+    const etc = (step(vm, "image")?.slice as { etc: Record<string, { text: string | null }> }).etc;
+    assert.deepEqual(Object.keys(etc).sort(), [
+      "keel/services/keel-vm-ssh-key-start",
+      "ssh/sshd_config.d/keel.conf",
+      "systemd/system/keel-vm-ssh-key.service",
+      "systemd/system/ssh.service.d/keel.conf",
+    ]);
+    assert.deepEqual((step(plain, "image")?.slice as { etc: object }).etc, {});
+  });
+
+  it("a variant that differs in more than /etc files builds its own root filesystem", () => {
+    const user = defineModule({ users: { users: { vmuser: { isNormalUser: true } } } });
+    const other = planSystem("test", configOf(base, user), host, { base: configOf(base) });
+    assert.notEqual(step(other, "rootfs")?.hash, hashes(planSystem("test", configOf(base), host)).rootfs);
+    assert.deepEqual((step(other, "image")?.slice as { etc: object }).etc, {});
+    const removed = planSystem("test", configOf(base), host, { base: configOf(base, defineModule({ environment: { etc: { motd: { text: "hi\n" } } } })) });
+    assert.equal(step(removed, "rootfs")?.hash, hashes(planSystem("test", configOf(base), host)).rootfs, "a file the variant lacks: its own rootfs");
+  });
+});
+
 describe("canonicalJson", () => {
   it("sorts keys at every depth", () => assert.equal(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 2 }], c: null } }), '{"a":{"c":null,"d":[2,{"y":2,"z":1}]},"b":1}'));
 });

@@ -189,10 +189,10 @@ describe("the image keel run boots", () => {
   it("is sized by virtualisation.diskSize, labelled as stage 1 finds it, made of the rootfs and the kernel", () => {
     const plan = planSystem("test", configOf({ virtualisation: { diskSize: 2048 } }), host);
     const image = plan.steps.find((s) => s.id === "image");
-    assert.deepEqual(image?.slice, { diskSize: 2048, label: "keel-root" });
+    assert.deepEqual(image?.slice, { diskSize: 2048, label: "keel-root", etc: {} });
     assert.equal(image?.inputs.rootfs, plan.steps.find((s) => s.id === "rootfs"));
     assert.equal(image?.inputs.kernel, plan.steps.find((s) => s.id === "kernel"));
     const labelled = planSystem("test", configOf({ fileSystems: { "/": mkForce({ label: "nixos", fsType: "ext4" }) } }), host);
-    assert.deepEqual(labelled.steps.find((s) => s.id === "image")?.slice, { diskSize: 4096, label: "nixos" });
+    assert.deepEqual(labelled.steps.find((s) => s.id === "image")?.slice, { diskSize: 4096, label: "nixos", etc: {} });
   });
 });

@@ -1,11 +1,15 @@
 // OpenSSH's server: the interface (options) and what it means for the system
-// (package, unit, sshd_config drop-in) side by side, as in a NixOS service module.
+// (package, units, environment.etc."ssh/sshd_config.d/keel.conf", each user's
+// authorized keys in environment.etc."ssh/authorized_keys.d/<user>") side by
+// side, as in NixOS's sshd.nix.
 import { defineModule } from "../../config/module.js";
 import { mkOption } from "../../config/option.js";
 import { mkIf } from "../../config/properties.js";
+import type { ResolvedSystem } from "../../config/project.js";
 import { types } from "../../config/types.js";
 
-const settingValue = types.oneOf([types.bool, types.int, types.str, types.listOf(types.str)]);
+const settingValue = types.oneOf([types.bool, types.int, types.singleLineStr, types.listOf(types.singleLineStr)]);
+const keyword = { description: "an sshd_config keyword (e.g. X11Forwarding)", problem: (n: string) => (/^[A-Za-z][A-Za-z0-9]*$/.test(n) ? undefined : "holds characters other than letters and digits") };
 
 export const options = {
   services: {
@@ -16,6 +20,15 @@ export const options = {
         default: [22],
         description: "Ports sshd listens on.",
         example: [22, 8022],
+      }),
+      authorizedKeysFiles: mkOption({
+        type: types.listOf(types.singleLineStr),
+        default: [],
+        description:
+          "Files sshd reads a user's keys from (%h is the home directory, %u the user). The module adds ~/.ssh/authorized_keys and " +
+          "/etc/ssh/authorized_keys.d/%u, where keel writes users.users.<name>.openssh.authorizedKeys.keys; `keel run`'s VM variant adds " +
+          "/run/keel/authorized_keys.d/%u, where it puts the project's key.",
+        example: ["/etc/ssh/extra_keys/%u"],
       }),
       settings: mkOption({
         type: types.submodule(
@@ -31,14 +44,12 @@ export const options = {
               description: "Whether keyboard-interactive authentication (e.g. PAM passwords) is accepted.",
             }),
             AuthorizedKeysFile: mkOption({
-              type: types.str,
-              default: ".ssh/authorized_keys /etc/ssh/authorized_keys.d/%u /run/keel/authorized_keys.d/%u",
-              description:
-                "Where sshd looks for a user's keys; keel writes users.users.<name>.openssh.authorizedKeys.keys to /etc/ssh/authorized_keys.d/<name>, " +
-                "and a VM started by `keel run` gets the project's key for root in /run/keel/authorized_keys.d/root.",
+              type: types.nullOr(types.singleLineStr),
+              default: null,
+              description: "Where sshd looks for a user's keys. `null` means services.openssh.authorizedKeysFiles, space-separated.",
             }),
             HostKey: mkOption({
-              type: types.str,
+              type: types.singleLineStr,
               default: "/etc/ssh/ssh_host_ed25519_key",
               description: "The host key sshd offers. keel makes an ed25519 key on first boot (an RSA key takes seconds in a VM without KVM).",
             }),
@@ -48,7 +59,7 @@ export const options = {
               description: "Whether root may log in, and how.",
             }),
           },
-          types.attrsOf(settingValue),
+          types.attrsNamed(keyword, settingValue),
         ),
         default: {},
         description: "sshd_config settings, by keyword (freeform: any sshd_config keyword may be set).",
@@ -63,6 +74,27 @@ function sshdValue(value: unknown): string {
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (Array.isArray(value)) return value.join(" ");
   return String(value);
+}
+
+/** sshd_config.d/keel.conf: the ports, each setting, where keys are read from. */
+function sshdConfig(cfg: ResolvedSystem["services"]["openssh"]): string {
+  const { AuthorizedKeysFile, ...settings } = cfg.settings;
+  const lines = [
+    ...cfg.ports.map((port) => `Port ${port}`),
+    ...Object.entries(settings).map(([key, value]) => `${key} ${sshdValue(value)}`),
+    `AuthorizedKeysFile ${AuthorizedKeysFile ?? cfg.authorizedKeysFiles.join(" ")}`,
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** Each user's keys, as environment.etc entries sshd reads through /etc/ssh/authorized_keys.d/%u. */
+function authorizedKeys(users: ResolvedSystem["users"]["users"]): Record<string, { text: string }> {
+  return Object.fromEntries(
+    Object.entries(users).flatMap(([name, user]) => {
+      const keys = user.openssh.authorizedKeys.keys;
+      return keys.length === 0 ? [] : [[`ssh/authorized_keys.d/${name}`, { text: `${keys.join("\n")}\n` }]];
+    }),
+  );
 }
 
 export default defineModule({
@@ -90,32 +122,13 @@ export default defineModule({
               "fi",
             ].join("\n"),
           },
-          // `keel run` passes the project's public key on the kernel command line (keel.ssh_key=<type>:<base64>).
-          "keel-vm-ssh-key": {
-            description: "Authorize keel's key for root, from the kernel command line",
-            wantedBy: ["ssh.service"],
-            before: ["ssh.service"],
-            unitConfig: { ConditionKernelCommandLine: "keel.ssh_key" },
-            serviceConfig: { Type: "oneshot" },
-            script: [
-              'for word in $(cat /proc/cmdline); do case "$word" in keel.ssh_key=*) key="${word#keel.ssh_key=}" ;; esac; done',
-              "mkdir -p /run/keel/authorized_keys.d",
-              "printf '%s\\n' \"$key\" | tr ':' ' ' > /run/keel/authorized_keys.d/root",
-            ].join("\n"),
-          },
         },
       },
+      services: { openssh: { authorizedKeysFiles: [".ssh/authorized_keys", "/etc/ssh/authorized_keys.d/%u"] } },
       environment: {
-        etc: {
-          "ssh/sshd_config.d/keel.conf": {
-            get text() {
-              const lines = [
-                ...cfg.ports.map((port) => `Port ${port}`),
-                ...Object.entries(cfg.settings).map(([key, value]) => `${key} ${sshdValue(value)}`),
-              ];
-              return `${lines.join("\n")}\n`;
-            },
-          },
+        // A getter: read only when environment.etc is merged, when this module's own definitions are known.
+        get etc() {
+          return { "ssh/sshd_config.d/keel.conf": { text: sshdConfig(cfg) }, ...authorizedKeys(config.users.users) };
         },
       },
     });
