@@ -53,6 +53,7 @@ export default defineModule({
       return Object.entries(config.environment.etc).map(([name, file]) => ({
         assertion: (file.text === null) !== (file.source === null),
         message: `environment.etc."${name}" must set exactly one of \`text' and \`source'.`,
+        option: `environment.etc.${JSON.stringify(name)}`,
       }));
     },
   }),

@@ -165,9 +165,12 @@ const userName = /^[a-z_][a-zA-Z0-9_-]*\$?$/;
 export default defineModule({
   options,
   config: ({ config }) => ({
-    assertions: [...Object.keys(config.users.users), ...Object.keys(config.users.groups)].map((name) => ({
-      assertion: userName.test(name) && name.length <= 32,
-      message: `users: "${name}" is not a valid user or group name. Use lower-case letters, digits, _ and -, starting with a letter or _.`,
-    })),
+    assertions: (["users", "groups"] as const).flatMap((kind) =>
+      Object.keys(config.users[kind]).map((name) => ({
+        assertion: userName.test(name) && name.length <= 32,
+        message: `users: "${name}" is not a valid user or group name. Use lower-case letters, digits, _ and -, starting with a letter or _.`,
+        option: `users.${kind}.${JSON.stringify(name)}`,
+      })),
+    ),
   }),
 });

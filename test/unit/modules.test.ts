@@ -336,7 +336,7 @@ describe("systems: assertions, warnings and the built-in modules", () => {
     checkSystemError(msg("The system `test' fails 2 assertions:", "- The host name is \"test\"; it must be \"web\".", "- The fixture's assertion failed. Fix: nothing, it always fails."), "assert-hostname", "assert-fails"));
   it("a user name that would escape its directory, or that useradd refuses, fails an assertion", () =>
     checkSystemError(
-      msg("The system `test' fails an assertion:", '- users: "../evil" is not a valid user or group name. Use lower-case letters, digits, _ and -, starting with a letter or _.'),
+      msg("The system `test' fails an assertion:", '- users: "../evil" is not a valid user or group name. Use lower-case letters, digits, _ and -, starting with a letter or _. (`users.users."../evil"\' is set in `<fixtures>/bad-names.ts\')'),
       "bad-names",
     ));
   it("warnings", async () => assert.deepEqual(system(await load(["warn"])).warnings, ["The fixture warns."]));
