@@ -88,4 +88,12 @@ describe("evaluation-time checks, from the command line", () => {
         "- In `<dir>/mod.ts': \"Foo Bar\"\n" +
         "Fix: write each name without spaces; two packages are two entries of `packages', e.g. [\"foo\", \"bar\"].\n",
     ));
+
+  test("a unit description with a newline is refused, not written as a section of its own", async () =>
+    assert.equal(
+      await evalError(makeProject('{ systemd: { services: { hello: { description: "Says hello\\n[Service]\\nExecStartPre=/bin/rm -rf /", script: "echo hi" } } } }')),
+      "error: A definition for option `systemd.services.hello.description' is not of type `single-line systemd value': it holds a line break.\n" +
+        "- In `<dir>/mod.ts': \"Says hello\\n[Service]\\nExecStartPre=/bin/rm -rf /\"\n" +
+        "Fix: give `systemd.services.hello.description' a value of type `single-line systemd value' in `<dir>/mod.ts'.\n",
+    ));
 });
