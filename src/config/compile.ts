@@ -243,7 +243,9 @@ function compileError(error: unknown): Error {
         "Fix: check the path in that import statement: a relative import starts with ./ and names an existing file; a package must be installed (npm install).",
     );
   }
-  const lines = messages.map((m) => `${at(m)} - ${m.text}`);
+  // esbuild reports a missing comma between two properties or elements at the next one, as a missing closing bracket.
+  const hint = (m: Message): string => (/^Expected "[}\])]" but found "/.test(m.text) ? " (is a comma missing before it?)" : "");
+  const lines = messages.map((m) => `${at(m)} - ${m.text}${hint(m)}`);
   return new ConfigError(`The project's config files do not parse:\n${lines.join("\n")}\nFix: correct the syntax at the places above.`);
 }
 

@@ -313,7 +313,11 @@ describe("configuration errors, as the user sees them", () => {
     });
     const expected = "error: The project's config files do not parse:\n<dir>/other.ts:4:1 - Expected identifier but found end of file\nFix: correct the syntax at the places above.\n";
     assert.equal(await failure(dir, ["systems"]), expected);
-    assert.equal(await failure(dir, ["systems", "--no-typecheck"]), expected);
+    assert.equal(await failure(dir, ["systems", "--no-typecheck"]), expected);    writeFileSync(path.join(dir, "other.ts"), 'import { defineModule } from "keel";\nexport default defineModule({\n  networking: { hostName: "other" }\n  time: { timeZone: "UTC" },\n});\n');
+    assert.equal(
+      await failure(dir, ["systems"]),
+      "error: The project's config files do not parse:\n<dir>/other.ts:4:3 - Expected \"}\" but found \"time\" (is a comma missing before it?)\nFix: correct the syntax at the places above.\n",
+    );
   });
 
   test("a failed assertion: its message, which says what to change", async () => {
