@@ -3,7 +3,7 @@
 // result is remembered per project file until one of its files changes.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from "node:fs";
-import { createRequire } from "node:module";
+import { builtinModules, createRequire } from "node:module";
 import path from "node:path";
 import type { CompilerOptions, Diagnostic, DiagnosticMessageChain, Node, Program, SourceFile, TypeChecker } from "typescript";
 import { ConfigError } from "../errors.js";
@@ -34,6 +34,8 @@ function nodeTypes(): string {
 // "Cannot find module 'node:fs'", "Cannot find name 'process'" and their
 // "do you need to install type definitions for node?" forms.
 const needsNode = new Set([2307, 2304, 2580, 2591, 2503]);
+const nodeGlobals = ["process", "Buffer", "URL", "URLSearchParams", "__dirname", "__filename", "require", "global"];
+const nodeName = new RegExp(`'(?:node:[^']+|${[...builtinModules, ...nodeGlobals].map((n) => n.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("|")})'|\\bnode\\b`);
 
 /**
  * The project's type errors as one ConfigError (undefined when there are none).
@@ -61,7 +63,7 @@ export async function typecheckProject(projectFile: string, cacheDir: string, ke
   const errorsOf = (program: Program) => ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
   let program = ts.createProgram([projectFile], options);
   let diagnostics = errorsOf(program);
-  if (diagnostics.some((d) => needsNode.has(d.code) && /\bnode\b|'(?:process|Buffer|URL|URLSearchParams|__dirname|__filename|require|global)'/.test(flatten(d.messageText)))) {
+  if (diagnostics.some((d) => needsNode.has(d.code) && nodeName.test(flatten(d.messageText)))) {
     program = ts.createProgram({ rootNames: [projectFile, nodeTypes()], options, oldProgram: program });
     diagnostics = errorsOf(program);
   }
