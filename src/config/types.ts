@@ -197,7 +197,7 @@ export interface Refusal {
  */
 export function checked<R, I>(
   type: OptionType<R, I>,
-  refuse: (value: I) => Refusal | undefined,
+  refuse: (value: I, where: { readonly option: string; readonly file: string }) => Refusal | undefined,
   description: string = type.description,
 ): OptionType<R, I> {
   return {
@@ -205,7 +205,7 @@ export function checked<R, I>(
     description,
     merge: (p, defs) => {
       for (const def of defs) {
-        const refusal = refuse(def.value as I);
+        const refusal = refuse(def.value as I, { option: showPath(p), file: def.file });
         if (refusal !== undefined) {
           throw new ConfigError(
             `A definition for option \`${showPath(p)}' ${refusal.problem}\n- In \`${def.file}': ${showValue(def.value)}\nFix: ${refusal.fix}`,
@@ -259,21 +259,14 @@ export const anything: OptionType<unknown> = {
  * a definition it refuses is an error naming the option, the file and why.
  */
 export function strWith(description: string, problem: (value: string) => string | undefined): OptionType<string> {
-  return {
-    description,
-    check: (v) => typeof v === "string",
-    merge: (p, defs) => {
-      for (const def of defs) {
-        const why = problem(def.value as string);
-        if (why === undefined) continue;
-        throw new ConfigError(
-          `A definition for option \`${showPath(p)}' is not of type \`${description}': it ${why}.\n- In \`${def.file}': ${showValue(def.value)}\n` +
-            `Fix: give \`${showPath(p)}' a value of type \`${description}' in \`${def.file}'.`,
-        );
-      }
-      return mergeEqual(p, defs) as string;
+  return checked(
+    str,
+    (value, { option, file }) => {
+      const why = problem(value);
+      return why === undefined ? undefined : { problem: `is not of type \`${description}': it ${why}.`, fix: `give \`${option}' a value of type \`${description}' in \`${file}'.` };
     },
-  };
+    description,
+  );
 }
 
 /** A string without line breaks: what a line of a generated file can hold as one value. */
