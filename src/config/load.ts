@@ -4,7 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ConfigError, UsageError, isKeelError } from "../errors.js";
-import { blame, userLocation } from "./blame.js";
+import { blame, userCode, userFrame } from "./blame.js";
 import { importProject, type ImportedProject } from "./compile.js";
 import { noteFile } from "./module.js";
 import { evaluateSystem, validateProject, type Project } from "./project.js";
@@ -82,12 +82,8 @@ async function importAndValidate(file: string, options: LoadOptions): Promise<Pr
     );
   }
   if (typeof exported === "function") {
-    try {
-      exported = await (exported as () => unknown)();
-    } catch (error) {
-      if (isKeelError(error)) throw error;
-      throw blame(error, `The project function in \`${file}'`, "correct the function at that line; --debug shows the whole stack.");
-    }
+    const projectFunction = exported as () => unknown;
+    exported = await userCode(projectFunction, () => `The project function in \`${file}'`, "correct the function at that line; --debug shows the whole stack.");
   }
   const imports = new Map(Object.entries(imported.modules).map(([source, m]) => [source, m.imports]));
   const project = validateProject(file, exported, imports);
@@ -98,7 +94,6 @@ async function importAndValidate(file: string, options: LoadOptions): Promise<Pr
 
 function importError(file: string, error: unknown): Error {
   if (isKeelError(error)) return error;
-  const where = userLocation(error);
-  const thrower = where === undefined ? file : where.replace(/:\d+:\d+$/, "");
+  const thrower = userFrame(error)?.file ?? file;
   return blame(error, `While \`${file}' was loaded, \`${thrower}'`, "correct the code at that line; --debug shows the whole stack.");
 }

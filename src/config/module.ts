@@ -93,12 +93,25 @@ export function moduleFile(module: object): string | undefined {
 function callerFile(callee: (...args: never[]) => unknown): string | undefined {
   const holder: { stack?: string } = {};
   Error.captureStackTrace(holder, callee);
-  for (const line of holder.stack?.split("\n").slice(1) ?? []) {
-    const match = /\((.*):\d+:\d+\)$/.exec(line) ?? /at (?:async )?(.*):\d+:\d+$/.exec(line);
+  return stackFrames(holder.stack)[0]?.file;
+}
+
+/** A place in a stack trace: a source file by path, line and column. */
+export interface Frame {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+/** The frames of a stack trace that are in files (not Node's own, not a `data:` URL without a file). */
+export function stackFrames(stack: string | undefined): Frame[] {
+  const frames: Frame[] = [];
+  for (const line of stack?.split("\n").slice(1) ?? []) {
+    const match = /\((.*):(\d+):(\d+)\)$/.exec(line) ?? /at (?:async )?(.*):(\d+):(\d+)$/.exec(line);
     const file = match?.[1] === undefined ? undefined : locationFile(match[1]);
-    if (file !== undefined) return file;
+    if (file !== undefined) frames.push({ file, line: Number(match?.[2]), column: Number(match?.[3]) });
   }
-  return undefined;
+  return frames;
 }
 
 /**
