@@ -155,7 +155,7 @@ async function compile(projectFile: string, base: string, key: string): Promise<
     },
   };
   const files: Record<string, string> = {};
-  const compiled: Record<string, { exports: readonly string[]; imports: readonly string[] }> = {};
+  const compiled: Record<string, ConfigModule> = {};
   outputOf(projectFile);
   try {
     for (const source of queue) {
@@ -180,6 +180,7 @@ async function compile(projectFile: string, base: string, key: string): Promise<
       const output = Object.values(result.metafile.outputs)[0];
       const sourceOf = new Map([...outputs].map(([file, name]) => [`./${name}`, file]));
       compiled[source] = {
+        output: outputOf(source),
         exports: output?.exports ?? [],
         imports: (output?.imports ?? []).flatMap((i) => sourceOf.get(i.path) ?? []),
       };
@@ -204,12 +205,7 @@ async function compile(projectFile: string, base: string, key: string): Promise<
     rmSync(temporary, { recursive: true, force: true });
   }
   const entry = path.join(dir, outputOf(projectFile));
-  const manifest: Manifest = {
-    key,
-    files,
-    entry,
-    modules: Object.fromEntries(Object.entries(compiled).map(([file, m]) => [file, { output: outputOf(file), ...m }])),
-  };
+  const manifest: Manifest = { key, files, entry, modules: compiled };
   const previous = readPrevious(`${base}.json`);
   writeManifest(`${base}.json`, manifest);
   if (previous !== undefined && path.dirname(previous) !== dir) rmSync(path.dirname(previous), { recursive: true, force: true });
