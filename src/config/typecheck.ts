@@ -180,21 +180,18 @@ const propertyFields = new Set(["_type", "condition", "content", "contents", "pr
 
 /** A diagnostic in keel's words where keel knows better: a misspelled option by its path; types by their user names. */
 function describeDiagnostic(ts: TypeScript, checker: TypeChecker, d: Diagnostic): string {
-  if ((d.code === 2353 || d.code === 2561) && d.file !== undefined && d.start !== undefined) {
-    const node = nodeAt(d.file, d.start);
-    const option = optionPathAt(ts, node);
-    const property = node.parent;
-    if (option !== undefined && property !== undefined) {
+  const node = d.file !== undefined && d.start !== undefined ? nodeAt(d.file, d.start) : undefined;
+  const property = node?.parent;
+  const option = node === undefined ? undefined : optionPathAt(ts, node);
+  if (option !== undefined && property !== undefined) {
+    if (d.code === 2353 || d.code === 2561) {
       const name = option[option.length - 1] as string;
       const suggestion = /Did you mean to write '([^']+)'\?/.exec(flatten(d.messageText))?.[1] ?? closest(name, knownNames(ts, checker, property));
       return `The option \`${option.join(".")}' does not exist.` + (suggestion === undefined ? "" : ` Did you mean \`${[...option.slice(0, -1), suggestion].join(".")}'?`);
     }
-  }
-  const mismatch = d.code === 2322 && d.file !== undefined && d.start !== undefined ? /^Type '(.+)' is not assignable to type '(.+)'\.$/.exec(flatten(d.messageText).split("\n")[0] ?? "") : null;
-  if (mismatch !== null && d.file !== undefined && d.start !== undefined) {
-    const node = nodeAt(d.file, d.start);
-    const option = node.parent !== undefined && ts.isPropertyAssignment(node.parent) ? optionPathAt(ts, node) : undefined;
-    if (option !== undefined) {
+    const head = typeof d.messageText === "string" ? d.messageText : d.messageText.messageText;
+    const mismatch = d.code === 2322 && ts.isPropertyAssignment(property) ? /^Type '(.+)' is not assignable to type '(.+)'\.$/.exec(head) : null;
+    if (mismatch !== null) {
       const expected = userType((mismatch[2] as string).replace(/ \| undefined$/, ""));
       return `The option \`${option.join(".")}' takes ${expected}, not ${userType(mismatch[1] as string)}.`;
     }
