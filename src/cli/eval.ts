@@ -1,6 +1,7 @@
 import { evaluateSystem } from "../config/project.js";
 import { showPath } from "../config/show.js";
 import { isRecord } from "../config/tree.js";
+import { projectPublicKey, vmPaths } from "../vm/state.js";
 import { defineCommand, optionPathArgument, systemArgument } from "./command.js";
 
 export const evalCommand = defineCommand({
@@ -9,7 +10,8 @@ export const evalCommand = defineCommand({
   description:
     "Evaluates the system's modules with keel's built-in ones and prints the result: every option, or the one named.\n" +
     "Without --json, each value is a line `option.path = value`. Warnings go to standard error.\n" +
-    "With --vm, the system's VM variant: what `keel run` boots, with keel's VM module (qemu-vm) added.",
+    "With --vm, the system's VM variant: what `keel run` boots, with keel's VM module (qemu-vm) added\n" +
+    "(root's keys include the project's, once `keel run` has made it).",
   positionals: [
     systemArgument,
     { name: "option.path", required: false, description: 'An option or group of options, e.g. `services.openssh` or `environment.etc."motd"`.' },
@@ -23,11 +25,12 @@ export const evalCommand = defineCommand({
     ["keel eval qemu virtualisation.forwardPorts --json", "The VM's forwarded ports as JSON."],
     ["keel eval aethelred boot.kernel", "How aethelred's kernel is built."],
     ["keel eval aethelred environment.etc", "Every file keel writes under /etc (fstab, units, sshd_config.d/keel.conf …)."],
-    ["keel eval qemu systemd.services --vm", "The services of the VM `keel run qemu` boots (keel-vm-ssh-key among them)."],
+    ["keel eval qemu users.users.root --vm", "root in the VM `keel run qemu` boots: the project's key among its keys."],
   ],
   async run(context, { values, positionals }) {
     const [system = "", pathText] = positionals;
-    const evaluated = evaluateSystem(await context.project(), system, { vm: values.vm === true });
+    const project = await context.project();
+    const evaluated = evaluateSystem(project, system, values.vm ? { vm: { sshKey: projectPublicKey(vmPaths(context.env, project.file, system)) } } : {});
     for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
     const path = pathText === undefined ? [] : optionPathArgument(pathText);
     const value = path.length === 0 ? withoutChecks(evaluated.config) : evaluated.evaluation.resolve(path);

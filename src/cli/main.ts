@@ -15,6 +15,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   lock: async () => (await import("./lock.js")).lockCommand,
   update: async () => (await import("./lock.js")).updateCommand,
   build: async () => (await import("./build.js")).buildCommand,
+  image: async () => (await import("./image.js")).imageCommand,
   run: async () => (await import("./run.js")).runCommand,
   ssh: async () => (await import("./ssh.js")).sshCommand,
   vm: async () => (await import("./vm.js")).vmCommand,

@@ -1,6 +1,6 @@
 // What build, log and shell share: the system evaluated, planned and placed in a store.
 import { realizePlan } from "../steps/realize.js";
-import { evaluateSystem, type EvaluatedSystem } from "../config/project.js";
+import { evaluateSystem, type EvaluateOptions, type EvaluatedSystem } from "../config/project.js";
 import { hostFacts } from "../host/facts.js";
 import { planSystem, type BuildPlan, type Step } from "../plan/plan.js";
 import { Store, storeDir } from "../store/store.js";
@@ -32,9 +32,9 @@ export interface PlannedSystem {
  * boots it: planned against the system itself, so that the two share every
  * step but the image when the variant only adds files under /etc.
  */
-export async function planFor(context: Context, system: string, store: string | undefined, options: { readonly vm?: boolean } = {}): Promise<PlannedSystem> {
+export async function planFor(context: Context, system: string, store: string | undefined, options: EvaluateOptions = {}): Promise<PlannedSystem> {
   const project = await context.project();
-  const evaluated = evaluateSystem(project, system, { vm: options.vm === true });
+  const evaluated = evaluateSystem(project, system, options);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
   const base = options.vm ? evaluateSystem(project, system).config : undefined;
   const plan = planSystem(system, evaluated.config, hostFacts(system, evaluated.config, project), base === undefined ? {} : { base });

@@ -94,15 +94,15 @@ function definedIn(evaluation: Evaluation, option: string | null): string {
 }
 
 export interface EvaluateOptions {
-  /** The system's VM variant, as `keel run` boots it: keel's VM module added. */
-  readonly vm?: boolean;
+  /** The system's VM variant, as `keel run` boots it: keel's VM module added, root authorized with the project's key. */
+  readonly vm?: { readonly sshKey: string | null };
 }
 
 export function evaluateSystem(project: Project, name: string, options: EvaluateOptions = {}): EvaluatedSystem {
   const hostName = { networking: { hostName: mkOptionDefault(name) } };
   noteFile(hostName, `${project.file} (the system's name)`);
   const own = systemModules(project, name);
-  const keels = [...builtinModules, ...(options.vm ? [vmModule] : [])];
+  const keels = [...builtinModules, ...(options.vm ? [vmModule(options.vm.sshKey)] : [])];
   const labels = [...keels.map(() => "a module of keel's"), "the system's name", ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`))];
   const evaluation = evaluateModules({
     modules: [...keels, hostName, ...own],

@@ -22,6 +22,8 @@ export interface ExecOptions {
   readonly stopWhen?: RegExp;
   /** Returns a failed result instead of throwing. */
   readonly nothrow?: boolean;
+  /** Text given to the program on its standard input (otherwise it reads nothing). */
+  readonly input?: string;
   /** Stops the process (SIGTERM to its process group); a string reason is told in the error. */
   readonly signal?: AbortSignal;
   /** How long a stopped program's process group has to exit before it gets SIGKILL (default 10 s). */
@@ -156,9 +158,14 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
     const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", program, ...args], {
       cwd: options.cwd,
       env: options.env,
-      stdio: ["ignore", "pipe", "pipe", ...fds],
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...fds],
       detached: true,
     });
+    if (options.input !== undefined) {
+      // A program that exits without reading all of it closes the pipe: that is its business, not an error here.
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(options.input);
+    }
     const killGroup = (signal: NodeJS.Signals): void => {
       if (child.pid === undefined) return;
       try {

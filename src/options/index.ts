@@ -5,6 +5,7 @@ import deploy, { options as deployOptions } from "./deploy.js";
 import environment, { options as environmentOptions } from "./environment.js";
 import fileSystems, { options as fileSystemOptions } from "./fileSystems.js";
 import kernel, { options as kernelOptions } from "./kernel.js";
+import layout, { options as layoutOptions } from "./layout.js";
 import networking, { options as networkingOptions } from "./networking.js";
 import packages, { options as packageOptions } from "./packages.js";
 import openssh, { options as opensshOptions } from "./services/openssh.js";
@@ -22,6 +23,7 @@ export type BuiltinOptions = typeof networkingOptions &
   typeof opensshOptions &
   typeof systemdOptions &
   typeof environmentOptions &
+  typeof layoutOptions &
   typeof virtualisationOptions &
   typeof deployOptions &
   typeof assertionOptions;
@@ -36,10 +38,11 @@ export const builtinModules = [
   openssh,
   systemd,
   environment,
+  layout,
   virtualisation,
   deploy,
   assertions,
 ];
 
 /** What only the VM variant of a system imports (`keel run`), as NixOS's qemu-vm.nix. */
-export { default as vmModule } from "./qemu-vm.js";
+export { vmModule } from "./qemu-vm.js";

@@ -81,7 +81,16 @@ export const options = {
   virtualisation: {
     memorySize: mkOption({ type: types.ints.positive, default: 1024, description: "The VM's memory in MiB." }),
     cores: mkOption({ type: types.ints.positive, default: 1, description: "The VM's virtual CPUs." }),
-    diskSize: mkOption({ type: types.ints.positive, default: 4096, description: "The size of the VM's writable disk in MiB." }),
+    diskSize: mkOption({
+      type: types.ints.positive,
+      default: 4096,
+      description: "The size of the VM's disk in MiB: its state disk, or with `--firmware uefi` the whole disk (the root partition grows to fill it).",
+    }),
+    diskInterface: mkOption({
+      type: types.enum(["virtio", "nvme", "sata"]),
+      default: "virtio",
+      description: "How the VM's disk is attached with `--firmware uefi` (as the hardware the system stands in for has it); stage 1 gets the module it needs.",
+    }),
     graphics: mkOption({
       type: types.bool,
       default: false,

@@ -7,6 +7,8 @@ import type { ResolvedSystem } from "../config/project.js";
 import type { DebianPin, LockedInput } from "../inputs/lock.js";
 import { debianMirror } from "../host/facts.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
+import { diskIdentity } from "../image/layout.js";
+import { diskStep } from "../steps/disk.js";
 import { imageStep } from "../steps/image.js";
 import { initrdStep } from "../steps/initrd.js";
 import { sourceKernelStep, type SourceKernelLocal } from "../steps/kbuild.js";
@@ -193,7 +195,8 @@ export interface PlanOptions {
 /**
  * Every step of a system. The root filesystem reads no kernel: the kernel's
  * modules join it in the image, so a kernel change leaves mmdebstrap's step
- * cached. The image is a step of every plan; only `keel run` asks for it.
+ * cached. The image (what `keel run` boots) and the disk (a bootable disk of
+ * the machine layout) are steps of every plan; `keel build` asks for neither.
  */
 export function planSystem(system: string, config: ResolvedSystem, host: HostFacts, options: PlanOptions = {}): BuildPlan {
   const kernelPlan = kernelSteps(system, config, host);
@@ -237,7 +240,20 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     inputs: { rootfs, kernel },
     local: undefined,
   });
-  return { system, steps: [...kernelPlan, initrd, rootfs, top, image], top };
+  // The bootable disk of the machine layout, the system as its generation 1 (keel image, keel run --firmware uefi, keel install).
+  const disk = makeStep(diskStep, {
+    id: "disk",
+    name: `disk-${config.networking.hostName}`,
+    slice: {
+      identity: diskIdentity(config, top.hash),
+      generation: { number: 1, system, kernelParams: config.boot.kernelParams },
+      timeout: config.boot.loader.timeout,
+      etc: difference ?? {},
+    },
+    inputs: { rootfs, kernel, initrd },
+    local: undefined,
+  });
+  return { system, steps: [...kernelPlan, initrd, rootfs, top, image, disk], top };
 }
 
 /** The part of a plan that builds the steps asked for: they and what they read, in the plan's order; the first is its top. */

@@ -1,10 +1,11 @@
-// The image step: the root file system as an ext4 disk image (what `keel run`
-// attaches read-only as the VM's first disk), with the kernel's modules joined
-// in as /usr/lib/modules and the files under /etc in which the VM variant
-// differs from the system (see planSystem). mke2fs -d fills it from an unpacked copy of
-// rootfs.tar: no loop device, no mount. As an ordinary user both run in a user
-// namespace, so that files keep their owners (the modules become root's).
-// Output: rootfs.img (sparse, `diskSize` MiB).
+// The image step: the generation as an ext4 image (what `keel run` attaches
+// read-only as the VM's first disk; the VM's own disk holds its state): the
+// root filesystem with the kernel's modules joined in as /usr/lib/modules and
+// the files under /etc in which the VM variant differs from the system (see
+// planSystem). mke2fs -d fills it from an unpacked tree: no loop device, no
+// mount. As an ordinary user both run in a user namespace, so that files keep
+// their owners (the modules become root's). Output: rootfs.img (sparse,
+// `diskSize` MiB).
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { shellQuote, systemOwners } from "../host/exec.js";
@@ -20,41 +21,67 @@ export interface ImageSlice {
   readonly etc: Readonly<Record<string, EtcFile>>;
 }
 
-/**
- * The shell command that unpacks the tarball, the kernel's modules and the
- * files of `etc` (a directory, or null) into `tree` and makes the image from it.
- */
-export function imageScript(tarball: string, modules: string, etc: string | null, tree: string, image: string, slice: ImageSlice): string {
+/** What a generation's tree is made of: the root filesystem's tarball, the kernel's modules, a variant's own /etc files. */
+export interface GenerationParts {
+  readonly tarball: string;
+  readonly modules: string;
+  /** A directory of files to put over /etc, or null. */
+  readonly etc: string | null;
+}
+
+/** Shell commands that unpack a generation's parts into `tree` (which exists). */
+export function generationTreeCommands(parts: GenerationParts, tree: string): string[] {
   const q = shellQuote;
   return [
-    `tar -xf ${q(tarball)} -C ${q(tree)} --exclude='./dev/*'`,
+    `tar -xf ${q(parts.tarball)} -C ${q(tree)} --exclude='./dev/*'`,
     `mkdir -p ${q(`${tree}/usr/lib/modules`)}`,
-    `cp -R ${q(`${modules}/.`)} ${q(`${tree}/usr/lib/modules/`)}`,
-    ...(etc === null ? [] : [`cp -R --preserve=mode ${q(`${etc}/.`)} ${q(`${tree}/etc/`)}`]),
-    `mke2fs -q -F -t ext4 -L ${q(slice.label)} -d ${q(tree)} ${q(image)} ${slice.diskSize}M`,
-  ].join(" && ");
+    `cp -R ${q(`${parts.modules}/.`)} ${q(`${tree}/usr/lib/modules/`)}`,
+    ...(parts.etc === null ? [] : [`cp -R --preserve=mode ${q(`${parts.etc}/.`)} ${q(`${tree}/etc/`)}`]),
+  ];
+}
+
+/**
+ * A generation's parts as a builder gets them from its inputs: `etc`, when it
+ * has files, is written below `scratch` first (the caller removes it).
+ */
+export async function generationParts(inputs: { readonly rootfs: string; readonly kernel: string }, etc: Readonly<Record<string, EtcFile>>, scratch: string): Promise<GenerationParts> {
+  const withEtc = Object.keys(etc).length > 0;
+  if (withEtc) await writeOverlay(scratch, etcFiles(etc));
+  return { tarball: path.join(inputs.rootfs, "rootfs.tar"), modules: path.join(inputs.kernel, "lib/modules"), etc: withEtc ? path.join(scratch, "etc") : null };
+}
+
+/**
+ * Gives `use` a way to run shell scripts where files keep their owners (a
+ * user namespace, unless keel runs as root) and removes `tree` afterwards the
+ * same way: its files are the system's users'.
+ */
+export async function withSystemTree<T>(context: BuildContext, tree: string, use: (sh: (script: string) => Promise<string>) => Promise<T>): Promise<T> {
+  const namespace = systemOwners();
+  await mkdir(tree, { recursive: true });
+  try {
+    return await use(async (script) => (await run(context, [...namespace, "sh", "-c", script])).stdout);
+  } finally {
+    await run(context, [...namespace, "rm", "-rf", "--one-file-system", tree], { nothrow: true });
+    await rm(tree, { recursive: true, force: true });
+  }
 }
 
 async function buildImage(context: BuildContext, out: string, inputs: { readonly rootfs: string; readonly kernel: string }, slice: ImageSlice): Promise<void> {
   const tree = path.join(out, ".tree");
-  await mkdir(tree);
-  const overlay = Object.keys(slice.etc).length === 0 ? null : path.join(out, ".overlay");
-  if (overlay !== null) await writeOverlay(overlay, etcFiles(slice.etc));
-  const etc = overlay === null ? null : path.join(overlay, "etc");
-  const script = imageScript(path.join(inputs.rootfs, "rootfs.tar"), path.join(inputs.kernel, "lib/modules"), etc, tree, path.join(out, "rootfs.img"), slice);
-  const namespace = systemOwners();
+  const overlay = path.join(out, ".overlay");
+  const parts = await generationParts(inputs, slice.etc, overlay);
+  const q = shellQuote;
   try {
-    await run(context, [...namespace, "sh", "-c", script]);
+    await withSystemTree(context, tree, (sh) =>
+      sh([...generationTreeCommands(parts, tree), `mke2fs -q -F -t ext4 -L ${q(slice.label)} -d ${q(tree)} ${q(path.join(out, "rootfs.img"))} ${slice.diskSize}M`].join(" && ")),
+    );
   } finally {
-    // The unpacked tree is owned by the system's users (subordinate ids): remove it where it was made.
-    await run(context, [...namespace, "rm", "-rf", "--one-file-system", tree], { nothrow: true });
-    await rm(tree, { recursive: true, force: true });
-    if (overlay !== null) await rm(overlay, { recursive: true, force: true });
+    await rm(overlay, { recursive: true, force: true });
   }
 }
 
 export const imageStep = defineStep<ImageSlice, "rootfs" | "kernel">({
   kind: "image",
-  version: 3,
+  version: 4,
   build: (context, out, { slice, inputs }) => buildImage(context, out, inputs, slice),
 });

@@ -1,7 +1,9 @@
 // The initrd step: a small stage 1 made of busybox (static). It loads the
 // kernel modules the root file system needs, with their dependencies from the
-// kernel's modules.dep, finds the root by device, LABEL or UUID, and
-// switch_roots into it. Output: initrd.img (gzip-compressed newc cpio).
+// kernel's modules.dep, finds the root by device, LABEL, UUID or PARTUUID,
+// mounts the generation the kernel command line names with a writable layer
+// and the machine's state (initScript), and switch_roots into it.
+// Output: initrd.img (gzip-compressed newc cpio).
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { closest } from "../config/tree.js";
@@ -125,14 +127,27 @@ export function rootSpec(root: InitrdSlice["root"]): string {
   return byName ? `${byName[1]?.toUpperCase()}=${byName[2]}` : device;
 }
 
+/**
+ * Stage 1 (see ARCHITECTURE.md, "The machine layout"). The kernel command
+ * line says how the machine boots:
+ * - `keel.generation=N` alone (a disk): the root file system is the machine's
+ *   (/keel once booted); generation N is its `generations/N`, its state `state/`.
+ * - `keel.state=DEVICE` too (`keel run`): the root device is the generation
+ *   (the store's image, read-only) and DEVICE holds the state; `tmpfs` keeps
+ *   the state in memory.
+ * - neither: the root file system is mounted as / (a root keel did not lay out).
+ * Over the generation goes a writable layer, `layers/N`, made afresh when N
+ * first boots (the layers of other generations go then); then the paths
+ * /etc/keel/persistence names are bound from the state.
+ */
 export function initScript(slice: InitrdSlice, load: readonly string[]): string {
   const fsType = slice.root?.fsType && slice.root.fsType !== "auto" ? slice.root.fsType : "";
   const options = (slice.root?.options ?? []).filter((o) => o !== "defaults").join(",");
   return `#!/bin/sh
-# keel stage 1: load modules, mount the root file system, switch to it.
+# keel stage 1: load modules, find the root file system, mount the generation with its state, switch to it.
 /bin/busybox --install -s /bin
 export PATH=/bin
-mkdir -p /proc /sys /dev /run /newroot
+mkdir -p /proc /sys /dev /run /newroot /keel /generation /hold
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -150,36 +165,102 @@ root=${shellQuote(rootSpec(slice.root))}
 fstype=${shellQuote(fsType)}
 flags=${shellQuote(options)}
 state=""
+generation=""
 for word in $(cat /proc/cmdline); do
   case "$word" in
     keel.state=*) state="\${word#keel.state=}" ;;
+    keel.generation=*) generation="\${word#keel.generation=}" ;;
     root=*) root="\${word#root=}" ;;
     rootfstype=*) fstype="\${word#rootfstype=}" ;;
     rootflags=*) flags="\${word#rootflags=}" ;;
   esac
 done
-[ -n "$root" ] || fail "no root file system: set fileSystems.\\"/\\" or root= on the kernel command line"
-device=""
-for i in $(seq 1 300); do
-  case "$root" in
-    LABEL=*|UUID=*) device=$(findfs "$root" 2>/dev/null) ;;
-    *) [ -b "$root" ] && device="$root" ;;
-  esac
-  [ -n "$device" ] && break
-  sleep 0.1
-done
-[ -n "$device" ] || fail "the root device $root did not appear in 30 seconds"
-if [ -n "$state" ]; then
-  # keel run: the system image is read-only; the VM's own disk holds its changes (overlayfs).
-  mkdir -p /lower /state
-  mount -o ro \${fstype:+-t "$fstype"} "$device" /lower || fail "cannot mount $device"
-  for i in $(seq 1 50); do [ -b "$state" ] && break; sleep 0.1; done
-  mount -t ext4 "$state" /state || fail "cannot mount the VM's disk $state"
-  mkdir -p /state/upper /state/work
-  mount -t overlay overlay -o lowerdir=/lower,upperdir=/state/upper,workdir=/state/work /newroot || fail "cannot mount the overlay on /"
-else
+[ -n "$root" ] || fail "no root file system: set fileSystems.\"/\" or root= on the kernel command line"
+wait_device() {
+  for i in $(seq 1 300); do
+    case "$1" in
+      LABEL=*|UUID=*|PARTUUID=*) found=$(findfs "$1" 2>/dev/null) ;;
+      *) found=""; [ -b "$1" ] && found="$1" ;;
+    esac
+    [ -n "$found" ] && return 0
+    sleep 0.1
+  done
+  fail "the device $1 did not appear in 30 seconds"
+}
+wait_device "$root"
+device="$found"
+if [ -z "$state" ] && [ -z "$generation" ]; then
   mount \${fstype:+-t "$fstype"} \${flags:+-o "$flags"} "$device" /newroot || fail "cannot mount $device on /"
+  mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+  umount /proc /sys
+  exec switch_root /newroot /sbin/init
 fi
+if [ -n "$state" ]; then
+  mount -o ro \${fstype:+-t "$fstype"} "$device" /generation || fail "cannot mount the generation $device"
+  if [ "$state" = tmpfs ]; then
+    mount -t tmpfs -o mode=0755 keel /keel || fail "cannot mount a tmpfs for the state"
+  else
+    wait_device "$state"
+    mount -t ext4 "$found" /keel || fail "cannot mount the state disk $found"
+  fi
+else
+  mount \${fstype:+-t "$fstype"} \${flags:+-o "$flags"} "$device" /keel || fail "cannot mount $device"
+  [ -d "/keel/generations/$generation" ] || fail "$device holds no generation $generation (it has: $(ls /keel/generations 2>/dev/null | tr '\n' ' '))"
+  mount --bind "/keel/generations/$generation" /generation && mount -o remount,bind,ro /generation || fail "cannot mount generation $generation read-only"
+fi
+layer="/keel/layers/\${generation:-0}"
+first=""
+if [ ! -d "$layer" ]; then
+  # What was written over another generation is not carried to this one (as NixOS's /etc).
+  first=yes
+  rm -rf /keel/layers
+fi
+mkdir -p "$layer/upper" "$layer/work" /keel/state
+mount -t overlay overlay -o "lowerdir=/generation,upperdir=$layer/upper,workdir=$layer/work" /newroot || fail "cannot mount the writable layer over the generation"
+list=/generation/etc/keel/persistence
+held=""
+if [ -f "$list" ]; then
+  # The generation's own paths under the state's directories (the package manager's databases), kept aside first.
+  while read -r kind target; do
+    [ "$kind" = generation ] && [ -d "/newroot$target" ] || continue
+    mkdir -p "/hold$target" && mount --bind "/newroot$target" "/hold$target" && held="$held $target"
+  done < "$list"
+  while read -r kind target; do
+    kept="/keel/state$target"
+    case "$kind" in
+      directory)
+        if [ ! -d "$kept" ]; then
+          mkdir -p "$kept"
+          [ -d "/generation$target" ] && cp -a "/generation$target/." "$kept/"
+        elif [ -n "$first" ] && [ -d "/generation$target" ]; then
+          # What a new generation brings that the state lacks joins it; nothing there is overwritten.
+          cp -an "/generation$target/." "$kept/"
+        fi
+        mkdir -p "/newroot$target"
+        mount --bind "$kept" "/newroot$target" || fail "cannot bind the state's $target" ;;
+      file)
+        if [ ! -e "$kept" ]; then
+          mkdir -p "\${kept%/*}"
+          if [ "$target" = /etc/machine-id ]; then tr -d - < /proc/sys/kernel/random/uuid > "$kept"
+          elif [ -s "/generation$target" ]; then cp -a "/generation$target" "$kept"
+          else : > "$kept"; chmod 600 "$kept"; fi
+        fi
+        mkdir -p "/newroot\${target%/*}"
+        if [ "$target" = /etc/machine-id ]; then
+          # Copied, not bound: systemd takes a mount on /etc/machine-id for a transient id it should commit.
+          cp "$kept" /newroot/etc/machine-id
+        else
+          [ -e "/newroot$target" ] || : > "/newroot$target"
+          mount --bind "$kept" "/newroot$target" || fail "cannot bind the state's $target"
+        fi ;;
+    esac
+  done < "$list"
+  for target in $held; do
+    mkdir -p "/newroot$target" && mount --move "/hold$target" "/newroot$target"
+  done
+fi
+mkdir -p /newroot/keel
+mount --move /keel /newroot/keel
 mount --move /dev /newroot/dev 2>/dev/null || umount /dev
 umount /proc /sys
 exec switch_root /newroot /sbin/init
@@ -221,7 +302,7 @@ async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Pro
     directories.add(dir);
     entries.push({ kind: "directory", path: dir });
   };
-  for (const dir of ["bin", "dev", "proc", "sys", "run", "newroot", "etc", "tmp"]) directory(dir);
+  for (const dir of ["bin", "dev", "proc", "sys", "run", "newroot", "keel", "generation", "hold", "etc", "tmp"]) directory(dir);
   entries.push({ kind: "file", path: "init", data: Buffer.from(initScript(slice, selection.load)), mode: 0o755 });
   entries.push({ kind: "file", path: "bin/busybox", data: await readFile(busyboxPath), mode: 0o755 });
   entries.push({ kind: "symlink", path: "bin/sh", target: "busybox" });
@@ -237,6 +318,6 @@ async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Pro
 
 export const initrdStep = defineStep<InitrdSlice, "kernel">({
   kind: "initrd",
-  version: 4,
+  version: 5,
   build: (_context, out, { slice, inputs }) => buildInitrd(out, inputs.kernel, slice),
 });

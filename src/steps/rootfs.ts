@@ -17,8 +17,8 @@ import { run, type BuildContext } from "./context.js";
 import { fetchDebs, localRepository, localRepositoryOptions, pinnedIncludes, type DebSource } from "./debs.js";
 import { defineStep } from "./step.js";
 
-/** What every keel system needs besides the configured packages. */
-export const basePackages = ["systemd-sysv", "udev", "kmod", "iproute2", "systemd-resolved"];
+/** What every keel system needs besides the configured packages (systemd-boot-efi: the boot loader a disk of the system gets). */
+export const basePackages = ["systemd-sysv", "udev", "kmod", "iproute2", "systemd-resolved", "systemd-boot-efi"];
 
 /** An environment.etc entry as a step reads it: a copied file by its content's hash too. */
 export type EtcFile = ResolvedSystem["environment"]["etc"][string] & { readonly sourceHash: string | null };

@@ -9,10 +9,6 @@ import { ConfigError } from "../errors.js";
 export type Accelerator = "kvm" | "tcg";
 
 export interface VmFiles {
-  /** The system's root file system image (store, attached read-only). */
-  readonly image: string;
-  /** The VM's own writable disk (qcow2, in its state directory). */
-  readonly disk: string;
   readonly qmp: string;
   readonly consoleLog: string;
   readonly pidFile: string;
@@ -22,19 +18,46 @@ export interface VmFiles {
   readonly virtiofsSockets: Readonly<Record<string, string>>;
 }
 
+/** OVMF, as Debian's ovmf package installs it: the firmware (read-only) and the template of a VM's EFI variables. */
+export const ovmf = { code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/usr/share/OVMF/OVMF_VARS_4M.fd" } as const;
+
+/**
+ * How the VM boots:
+ * - `direct`: QEMU loads the kernel and initrd from the store; the image (the
+ *   generation, read-only) is /dev/vda and the VM's own disk (its state) /dev/vdb.
+ * - `uefi`: like hardware: OVMF boots systemd-boot from the VM's disk (a copy
+ *   of the system's disk image), attached as the system's diskInterface says.
+ */
+export type VmBoot =
+  | { readonly kind: "direct"; readonly boot: BootDescription; readonly generation: string; readonly image: string; readonly stateDisk: string }
+  | { readonly kind: "uefi"; readonly disk: string; readonly efiVars: string };
+
 export interface VmSpec {
   readonly system: string;
-  readonly boot: BootDescription;
+  readonly boot: VmBoot;
   readonly virtualisation: ResolvedSystem["virtualisation"];
   readonly files: VmFiles;
   readonly accel: Accelerator;
   /** Writes to the VM's disk are thrown away when it stops. */
   readonly ephemeral: boolean;
-  /** The project's public key, authorized for root in the guest. */
-  readonly sshPublicKey: string | null;
+  /** Forwards given on the command line, besides the system's. */
+  readonly extraForwards: readonly ForwardedPort[];
 }
 
-type ForwardedPort = ResolvedSystem["virtualisation"]["forwardPorts"][number];
+export type ForwardedPort = ResolvedSystem["virtualisation"]["forwardPorts"][number];
+
+/**
+ * `--forward [ADDRESS:]HOSTPORT:GUESTPORT` (TCP from the host; 127.0.0.1
+ * unless an address is given, `[::1]` for IPv6), or undefined if malformed.
+ */
+export function parseForward(text: string): ForwardedPort | undefined {
+  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+|[\w.-]+):)?(\d{1,5}):(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const [hostPort, guestPort] = [Number(match[2]), Number(match[3])];
+  if (hostPort < 1 || hostPort > 65535 || guestPort < 1 || guestPort > 65535) return undefined;
+  const address = (match[1] ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1");
+  return { from: "host", proto: "tcp", host: { address, port: hostPort }, guest: { address: "", port: guestPort } };
+}
 
 /** One `hostfwd=` or `guestfwd=` of QEMU's user network. */
 export function forwardRule(port: ForwardedPort, index: number): string {
@@ -48,14 +71,21 @@ export function forwardRule(port: ForwardedPort, index: number): string {
   return `guestfwd=tcp:${port.guest.address}:${port.guest.port}-tcp:${port.host.address}:${port.host.port}`;
 }
 
-/** The kernel command line: the system's, then what keel's stage 1 and guest units read. */
-export function kernelCommandLine(spec: VmSpec): string {
-  const words = [...spec.boot.kernelParams, "root=/dev/vda", "keel.state=/dev/vdb"];
-  if (spec.sshPublicKey !== null) {
-    const [type, key] = spec.sshPublicKey.trim().split(/\s+/);
-    words.push(`keel.ssh_key=${type}:${key}`);
+/** The kernel command line of a direct boot: the system's, then where stage 1 finds the generation and the state. */
+export function kernelCommandLine(boot: BootDescription, generation: string): string {
+  return [...boot.kernelParams, "root=/dev/vda", "keel.state=/dev/vdb", `keel.generation=${generation}`].join(" ");
+}
+
+/** The VM's disk as the system's hardware has it: virtio, NVMe (which needs a serial) or SATA on q35's AHCI. */
+function diskDevice(diskInterface: ResolvedSystem["virtualisation"]["diskInterface"]): string {
+  switch (diskInterface) {
+    case "virtio":
+      return "virtio-blk-pci,drive=disk0,bootindex=1";
+    case "nvme":
+      return "nvme,drive=disk0,serial=keel-disk0,bootindex=1";
+    case "sata":
+      return "ide-hd,drive=disk0,bus=ide.0,bootindex=1";
   }
-  return words.join(" ");
 }
 
 /** A comma in a QEMU option value is written twice. */
@@ -69,11 +99,19 @@ export function qemuArgv(spec: VmSpec): string[] {
   const argv = ["qemu-system-x86_64", "-name", `keel-${spec.system}`, "-machine", `q35,accel=${spec.accel}`];
   if (spec.accel === "kvm") argv.push("-cpu", "host");
   argv.push("-m", String(v.memorySize), "-smp", String(v.cores), "-nodefaults", "-no-user-config");
-  argv.push("-kernel", spec.boot.kernel, "-initrd", spec.boot.initrd);
-  argv.push("-append", kernelCommandLine(spec));
-  argv.push("-drive", `file=${qemuValue(files.image)},format=raw,if=virtio,readonly=on`);
-  argv.push("-drive", `file=${qemuValue(files.disk)},format=qcow2,if=virtio${spec.ephemeral ? ",snapshot=on" : ""}`);
-  const rules = v.forwardPorts.map(forwardRule);
+  const snapshot = spec.ephemeral ? ",snapshot=on" : "";
+  const boot = spec.boot;
+  if (boot.kind === "direct") {
+    argv.push("-kernel", boot.boot.kernel, "-initrd", boot.boot.initrd);
+    argv.push("-append", kernelCommandLine(boot.boot, boot.generation));
+    argv.push("-drive", `file=${qemuValue(boot.image)},format=raw,if=virtio,readonly=on`);
+    argv.push("-drive", `file=${qemuValue(boot.stateDisk)},format=qcow2,if=virtio${snapshot}`);
+  } else {
+    argv.push("-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${qemuValue(ovmf.code)}`);
+    argv.push("-drive", `if=pflash,format=raw,unit=1,file=${qemuValue(boot.efiVars)}`);
+    argv.push("-drive", `file=${qemuValue(boot.disk)},format=qcow2,if=none,id=disk0${snapshot}`, "-device", diskDevice(v.diskInterface));
+  }
+  const rules = [...v.forwardPorts, ...spec.extraForwards].map(forwardRule);
   argv.push("-netdev", ["user", "id=net0", ...rules].join(","), "-device", "virtio-net-pci,netdev=net0");
 
   const shares = Object.entries(v.sharedDirectories);

@@ -2,12 +2,13 @@
 // per system its writable disk, pinned host key, console log and sockets.
 //   $XDG_STATE_HOME/keel/projects/<id>/project.json       { file }
 //   $XDG_STATE_HOME/keel/projects/<id>/ssh/id_ed25519     the project's key (0600)
-//   $XDG_STATE_HOME/keel/projects/<id>/vms/<system>/      disk.qcow2 known_hosts console.log
+//   $XDG_STATE_HOME/keel/projects/<id>/vms/<system>/      disk.qcow2 (the state, direct boot) known_hosts console.log
+//                                                          uefi-disk.qcow2 efivars.fd (--firmware uefi: the whole disk, the EFI variables)
 //                                                          console.sock qmp.sock qemu.pid vm.json
-//                                                          system, image: links to the store, roots for keel gc
+//                                                          system, image, uefi-disk-image: links to the store, roots for keel gc
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { ConfigError } from "../errors.js";
@@ -24,6 +25,10 @@ export interface VmPaths {
   readonly key: string;
   readonly dir: string;
   readonly disk: string;
+  readonly uefiDisk: string;
+  readonly efiVars: string;
+  /** The store's disk image that uefiDisk was made from (its backing file), kept by keel gc. */
+  readonly uefiDiskImage: string;
   readonly knownHosts: string;
   readonly consoleLog: string;
   readonly consoleSocket: string;
@@ -58,6 +63,9 @@ export function vmPaths(env: NodeJS.ProcessEnv, projectFile: string, system: str
     key: path.join(project, "ssh", "id_ed25519"),
     dir,
     disk: path.join(dir, "disk.qcow2"),
+    uefiDisk: path.join(dir, "uefi-disk.qcow2"),
+    efiVars: path.join(dir, "efivars.fd"),
+    uefiDiskImage: path.join(dir, "uefi-disk-image"),
     knownHosts: path.join(dir, "known_hosts"),
     consoleLog: path.join(dir, "console.log"),
     consoleSocket: path.join(dir, "console.sock"),
@@ -75,6 +83,11 @@ export function vmPaths(env: NodeJS.ProcessEnv, projectFile: string, system: str
   return paths;
 }
 
+/** The project's public key, if `keel run` has made it. */
+export function projectPublicKey(paths: VmPaths): string | null {
+  return existsSync(`${paths.key}.pub`) ? readFileSync(`${paths.key}.pub`, "utf8").trim() : null;
+}
+
 /** The project's SSH key pair, made once; returns the public key. */
 export async function ensureProjectKey(paths: VmPaths): Promise<string> {
   if (!existsSync(paths.key)) {
@@ -87,9 +100,10 @@ export async function ensureProjectKey(paths: VmPaths): Promise<string> {
 }
 
 /**
- * The VM's writable disk: an empty ext4 file system in a qcow2 file, which
- * stage 1 lays over the read-only system image. `reset` starts from an empty
- * one, and forgets the guest's host key with it (the keys live on that disk).
+ * The VM's state disk for a direct boot: an empty ext4 file system in a qcow2
+ * file, where stage 1 keeps the machine's state and the writable layer over
+ * the image. `reset` starts from an empty one, and forgets the guest's host
+ * key with it (the keys live on that disk).
  */
 export async function ensureDisk(paths: VmPaths, sizeMiB: number, reset: boolean): Promise<void> {
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });
@@ -104,6 +118,40 @@ export async function ensureDisk(paths: VmPaths, sizeMiB: number, reset: boolean
     await rm(raw, { force: true });
     await rm(`${paths.disk}.tmp`, { force: true });
   }
+}
+
+/**
+ * The VM's whole disk for a UEFI boot, as a machine's disk: made once from
+ * the system's disk image (`image`, the qcow2's backing file in the store)
+ * at `sizeMiB`, with a fresh copy of OVMF's EFI variables; afterwards it is
+ * the machine's, and a rebuilt system does not replace it (`reset` does).
+ * Returns the image it was made from (its backing file).
+ */
+export async function ensureUefiDisk(paths: VmPaths, image: { readonly file: string; readonly bytes: number }, sizeMiB: number, reset: boolean, varsTemplate: string): Promise<string> {
+  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+  if (reset) await Promise.all([paths.uefiDisk, paths.efiVars, paths.knownHosts].map((file) => rm(file, { force: true })));
+  if (!existsSync(paths.efiVars)) {
+    await copyFile(varsTemplate, `${paths.efiVars}.tmp`);
+    await rename(`${paths.efiVars}.tmp`, paths.efiVars);
+  }
+  if (existsSync(paths.uefiDisk)) {
+    const info = JSON.parse((await exec(["qemu-img", "info", "--output=json", "-U", paths.uefiDisk])).stdout) as { "backing-filename"?: string };
+    return info["backing-filename"] ?? image.file;
+  }
+  if (sizeMiB * 1024 * 1024 < image.bytes) {
+    throw new ConfigError(
+      `virtualisation.diskSize is ${sizeMiB} MiB, smaller than the system's disk image (${Math.ceil(image.bytes / 1024 / 1024)} MiB).
+` +
+        `Fix: set virtualisation.diskSize to at least ${Math.ceil(image.bytes / 1024 / 1024)}.`,
+    );
+  }
+  try {
+    await exec(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", image.file, `${paths.uefiDisk}.tmp`, `${sizeMiB}M`]);
+    await rename(`${paths.uefiDisk}.tmp`, paths.uefiDisk);
+  } finally {
+    await rm(`${paths.uefiDisk}.tmp`, { force: true });
+  }
+  return image.file;
 }
 
 export function isAlive(pid: number): boolean {

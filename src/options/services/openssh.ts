@@ -7,6 +7,7 @@ import { mkOption } from "../../config/option.js";
 import { mkIf } from "../../config/properties.js";
 import type { ResolvedSystem } from "../../config/project.js";
 import { types } from "../../config/types.js";
+import { shellQuote } from "../../host/exec.js";
 
 const settingValue = types.oneOf([types.bool, types.int, types.singleLineStr, types.listOf(types.singleLineStr)]);
 const keyword = { description: "an sshd_config keyword (e.g. X11Forwarding)", problem: (n: string) => (/^[A-Za-z][A-Za-z0-9]*$/.test(n) ? undefined : "holds characters other than letters and digits") };
@@ -113,11 +114,15 @@ export default defineModule({
             before: ["ssh.service"],
             serviceConfig: { Type: "oneshot" },
             // A key cut short by a power loss (a VM quit before it synced) is made again, not left to fail sshd.
+            // The key files are the state's, bound over the generation's (stage 1): written through, never replaced.
             script: [
-              "key=/etc/ssh/ssh_host_ed25519_key",
+              `key=${shellQuote(cfg.settings.HostKey)}`,
               'if ! ssh-keygen -l -f "$key" >/dev/null 2>&1; then',
-              '  rm -f "$key" "$key.pub"',
-              '  ssh-keygen -q -t ed25519 -N "" -f "$key"',
+              '  made=$(mktemp -d)',
+              '  ssh-keygen -q -t ed25519 -N "" -C "" -f "$made/key"',
+              '  cat "$made/key" > "$key" && chmod 600 "$key"',
+              '  cat "$made/key.pub" > "$key.pub" && chmod 644 "$key.pub"',
+              '  rm -rf "$made"',
               '  sync "$key" "$key.pub"',
               "fi",
             ].join("\n"),
@@ -126,6 +131,8 @@ export default defineModule({
       },
       services: { openssh: { authorizedKeysFiles: [".ssh/authorized_keys", "/etc/ssh/authorized_keys.d/%u"] } },
       environment: {
+        // The host key is the machine's, not the generation's: a new generation keeps it.
+        persistence: { files: [cfg.settings.HostKey, `${cfg.settings.HostKey}.pub`] },
         // A getter: read only when environment.etc is merged, when this module's own definitions are known.
         get etc() {
           return { "ssh/sshd_config.d/keel.conf": { text: sshdConfig(cfg) }, ...authorizedKeys(config.users.users) };

@@ -1,0 +1,168 @@
+// The machine layout: what a keel machine looks like on disk, the same for a
+// disk image, an install and (next) a deploy. Pure: the partition table, the
+// ESP's files and the kernel command line are computed here and unit-tested;
+// the disk step, `keel install` and keel's stage 1 carry them out.
+//
+//   GPT disk
+//   ├─ ESP (FAT32)             EFI/BOOT/BOOTX64.EFI          systemd-boot (Debian's systemd-boot-efi, from the generation)
+//   │                          loader/loader.conf            timeout; no fixed default (the newest entry boots)
+//   │                          loader/entries/keel-<N>.conf  one Boot Loader Spec entry per generation
+//   │                          EFI/keel/<N>/vmlinuz, initrd.img
+//   └─ root (ext4)  = /keel    generations/<N>/              the generation's tree, never written once complete
+//                              state/                        what outlives generations: /var, /home, /root, /srv, keys, machine-id
+//                              layers/<N>/{upper,work}       the writable layer over generation N (gone when another boots)
+import { createHash } from "node:crypto";
+import type { ResolvedSystem } from "../config/project.js";
+
+/** GPT partition types (the Discoverable Partitions Specification's). */
+export const partitionTypes = {
+  esp: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+  rootX86_64: "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+} as const;
+
+/** MiB. Room for a few generations' kernels and initrds (NixOS suggests 512 MiB too). */
+export const espMiB = 512;
+
+/** Partitions start on MiB boundaries; the first after the primary GPT. */
+const alignMiB = 1;
+
+const sectorsPerMiB = 2048;
+
+export interface DiskIdentity {
+  /** The disk's GPT GUID. */
+  readonly diskGuid: string;
+  readonly esp: { readonly partUuid: string; readonly volumeId: string; readonly label: string };
+  readonly root: { readonly partUuid: string; readonly uuid: string; readonly label: string };
+}
+
+/** A UUID made from `seed`: the same system gives the same identifiers, so images are reproducible. */
+function derivedUuid(seed: string): string {
+  const hex = createHash("sha256").update(seed).digest("hex");
+  // Version 4 and variant bits set, as a random UUID has them.
+  const variant = ((parseInt(hex[16] ?? "0", 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+type FileSystem = ResolvedSystem["fileSystems"][string];
+
+/** What a file system's `device` or `label` names it by. */
+function namedBy(fs: FileSystem | undefined): { readonly uuid?: string; readonly label?: string } {
+  if (fs === undefined) return {};
+  if (fs.label !== null) return { label: fs.label };
+  const match = /^\/dev\/disk\/by-(uuid|label)\/(.+)$/.exec(fs.device ?? "");
+  if (match?.[1] === "uuid") return { uuid: match[2] as string };
+  if (match?.[1] === "label") return { label: match[2] as string };
+  return {};
+}
+
+/** The ESP as the config mounts it: a vfat file system at /boot, /efi or /boot/efi (the Boot Loader Spec's places). */
+function espFileSystem(config: ResolvedSystem): FileSystem | undefined {
+  return ["/boot", "/efi", "/boot/efi"].map((mount) => config.fileSystems[mount]).find((fs) => fs?.fsType === "vfat");
+}
+
+/**
+ * The identifiers the disk gets. Those the config names (aethelred's
+ * `/dev/disk/by-uuid/…` for / and /boot, or labels) are the ones written, so
+ * a hardware config and the image agree; the rest derive from `seed`.
+ */
+export function diskIdentity(config: ResolvedSystem, seed: string): DiskIdentity {
+  const root = namedBy(config.fileSystems["/"]);
+  const esp = namedBy(espFileSystem(config));
+  const volumeId = esp.uuid !== undefined && /^[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}$/.test(esp.uuid) ? esp.uuid.replace("-", "").toUpperCase() : derivedUuid(`${seed}/esp-id`).slice(0, 8).toUpperCase();
+  return {
+    diskGuid: derivedUuid(`${seed}/disk`),
+    esp: { partUuid: derivedUuid(`${seed}/esp`), volumeId, label: (esp.label ?? "ESP").slice(0, 11) },
+    root: { partUuid: derivedUuid(`${seed}/root`), uuid: root.uuid ?? derivedUuid(`${seed}/root-fs`), label: (root.label ?? "keel-root").slice(0, 16) },
+  };
+}
+
+export interface DiskGeometry {
+  readonly espStart: number;
+  readonly espSectors: number;
+  readonly rootStart: number;
+  readonly rootSectors: number;
+  /** The whole disk, backup GPT included. */
+  readonly totalSectors: number;
+}
+
+/** Where the partitions lie for a root file system of `rootMiB`. */
+export function diskGeometry(rootMiB: number): DiskGeometry {
+  const espStart = alignMiB * sectorsPerMiB;
+  const espSectors = espMiB * sectorsPerMiB;
+  const rootStart = espStart + espSectors;
+  const rootSectors = rootMiB * sectorsPerMiB;
+  // One MiB after the root for the backup GPT (33 sectors), keeping the disk a whole number of MiB.
+  return { espStart, espSectors, rootStart, rootSectors, totalSectors: rootStart + rootSectors + sectorsPerMiB };
+}
+
+/**
+ * sfdisk's input for the disk. With `rootSectors` null the root partition
+ * takes the rest of the disk (an install onto a disk of any size).
+ */
+export function partitionScript(identity: DiskIdentity, geometry: Omit<DiskGeometry, "rootSectors" | "totalSectors"> & { readonly rootSectors: number | null }): string {
+  const root = geometry.rootSectors === null ? "" : `, size=${geometry.rootSectors}`;
+  return [
+    "label: gpt",
+    `label-id: ${identity.diskGuid}`,
+    "unit: sectors",
+    `start=${geometry.espStart}, size=${geometry.espSectors}, type=${partitionTypes.esp}, uuid=${identity.esp.partUuid}, name="ESP"`,
+    `start=${geometry.rootStart}${root}, type=${partitionTypes.rootX86_64}, uuid=${identity.root.partUuid}, name="${identity.root.label}"`,
+    "",
+  ].join("\n");
+}
+
+/** A generation as the ESP and stage 1 name it. */
+export interface Generation {
+  readonly number: number;
+  /** The system's name and host name, for the boot menu. */
+  readonly system: string;
+  readonly kernelParams: readonly string[];
+}
+
+/** The kernel command line a generation boots with from the disk: stage 1 finds the root by UUID and mounts generation N. */
+export function diskCommandLine(identity: DiskIdentity, generation: Generation): string {
+  return [`root=UUID=${identity.root.uuid}`, "rootfstype=ext4", `keel.generation=${generation.number}`, ...generation.kernelParams].join(" ");
+}
+
+/** The ESP's directory of generation N's kernel and initrd. */
+export const generationEspDir = (generation: number): string => `EFI/keel/${generation}`;
+
+/** loader/entries/keel-<N>.conf (Boot Loader Spec type 1). Sorted by version: the newest generation first. */
+export function loaderEntry(identity: DiskIdentity, generation: Generation): string {
+  const dir = generationEspDir(generation.number);
+  return [
+    `title keel ${generation.system} (generation ${generation.number})`,
+    `version ${generation.number}`,
+    "sort-key keel",
+    `linux /${dir}/vmlinuz`,
+    `initrd /${dir}/initrd.img`,
+    `options ${diskCommandLine(identity, generation)}`,
+    "",
+  ].join("\n");
+}
+
+/** loader/loader.conf: no fixed default (a fixed default defeats boot counting), the menu's timeout. */
+export function loaderConf(timeout: number): string {
+  return `timeout ${timeout}\neditor no\n`;
+}
+
+/** The ESP's files for a disk holding one generation, by path inside the ESP: text, or where to copy from. */
+export function espFiles(
+  identity: DiskIdentity,
+  generation: Generation,
+  files: { readonly bootloader: string; readonly kernel: string; readonly initrd: string },
+  timeout: number,
+): Record<string, { readonly text: string } | { readonly copy: string }> {
+  const dir = generationEspDir(generation.number);
+  return {
+    "EFI/BOOT/BOOTX64.EFI": { copy: files.bootloader },
+    "EFI/systemd/systemd-bootx64.efi": { copy: files.bootloader },
+    [`${dir}/vmlinuz`]: { copy: files.kernel },
+    [`${dir}/initrd.img`]: { copy: files.initrd },
+    "loader/loader.conf": { text: loaderConf(timeout) },
+    [`loader/entries/keel-${generation.number}.conf`]: { text: loaderEntry(identity, generation) },
+  };
+}
+
+/** systemd-boot inside a generation's tree (Debian's systemd-boot-efi, pinned with the system's packages). */
+export const bootloaderInTree = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
