@@ -24,7 +24,8 @@ type Format = keyof typeof formats;
 export function parseSize(text: string): number | undefined {
   const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
   if (!match) return undefined;
-  const power = "KMGT".indexOf((match[2] ?? "").toUpperCase()) + 1;
+  const unit = (match[2] ?? "").toUpperCase();
+  const power = unit === "" ? 0 : "KMGT".indexOf(unit) + 1;
   const bytes = Number(match[1]) * 1024 ** power;
   return Number.isFinite(bytes) && bytes > 0 ? Math.ceil(bytes / 512) * 512 : undefined;
 }

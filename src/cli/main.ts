@@ -16,6 +16,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   update: async () => (await import("./lock.js")).updateCommand,
   build: async () => (await import("./build.js")).buildCommand,
   image: async () => (await import("./image.js")).imageCommand,
+  install: async () => (await import("./install.js")).installCommand,
   run: async () => (await import("./run.js")).runCommand,
   ssh: async () => (await import("./ssh.js")).sshCommand,
   vm: async () => (await import("./vm.js")).vmCommand,

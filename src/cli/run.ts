@@ -10,7 +10,7 @@ import { probeKvmOnce } from "../host/kvm.js";
 import { defaultWaitSeconds, startDetached, runOnTerminal, waitForSsh } from "../vm/machine.js";
 import { ovmf, parseForward, qemuArgv, type Accelerator, type ForwardedPort, type VmBoot } from "../vm/qemu.js";
 import { startVirtiofsd } from "../vm/virtiofs.js";
-import { ensureDisk, ensureProjectKey, ensureUefiDisk, runningVm, vmPaths, type VmInfo } from "../vm/state.js";
+import { emptyDiskFile, ensureDisk, ensureEmptyDisks, ensureProjectKey, ensureUefiDisk, runningVm, vmPaths, type VmInfo } from "../vm/state.js";
 import { subPlan } from "../plan/plan.js";
 import { defineCommand, secondsOption, systemArgument } from "./command.js";
 import { planFor, realizeShowingProgress, stepOf, storeOption } from "./planning.js";
@@ -29,7 +29,7 @@ function forwardsOption(texts: readonly string[]): ForwardedPort[] {
   return texts.map((text) => {
     const forward = parseForward(text);
     if (forward === undefined) {
-      throw new UsageError(`keel run: --forward ${text} is not a forward.\nFix: write HOSTPORT:GUESTPORT (e.g. --forward 8022:22), or ADDRESS:HOSTPORT:GUESTPORT to listen elsewhere than 127.0.0.1.`);
+      throw new UsageError(`keel run: --forward ${text} is not a forward.\nFix: write HOSTPORT:GUESTPORT (e.g. --forward 8022:22), or IPV4ADDRESS:HOSTPORT:GUESTPORT to listen elsewhere than 127.0.0.1.`);
     }
     return forward;
   });
@@ -127,6 +127,9 @@ export const runCommand = defineCommand({
         context.out.stderr(`keel: KVM is not usable (${probe.reason}); using TCG (software emulation), which is slower.\n`);
       }
     }
+    const emptyDisks = dryRun
+      ? config.virtualisation.emptyDiskImages.map((_, i) => emptyDiskFile(paths, i))
+      : await ensureEmptyDisks(paths, config.virtualisation.emptyDiskImages.map((d) => d.size), values.reset === true);
     const virtiofsShares = Object.entries(config.virtualisation.sharedDirectories).filter(([, s]) => s.mechanism === "virtiofs");
     const virtiofsSockets = Object.fromEntries(virtiofsShares.map(([tag]) => [tag, path.join(paths.dir, `virtiofs-${tag}.sock`)]));
     const argv = qemuArgv({
@@ -142,6 +145,7 @@ export const runCommand = defineCommand({
         pidFile: paths.pidFile,
         console: values.detach ? { kind: "socket", path: paths.consoleSocket } : { kind: "terminal" },
         virtiofsSockets,
+        emptyDisks,
       },
     });
     if (dryRun) {

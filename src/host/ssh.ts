@@ -5,8 +5,11 @@
 // after the first login a command costs milliseconds, not a key exchange.
 // Without options OpenSSH's own config, agent and known_hosts decide, as for
 // a plain `ssh host`.
+import { spawn } from "node:child_process";
 import { lstatSync, mkdirSync } from "node:fs";
 import path from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { ConfigError, ProcessError } from "../errors.js";
 import { exec, runInteractive, shellQuote, showCommand, type ExecOptions, type ExecResult } from "./exec.js";
 
@@ -49,6 +52,32 @@ const maxSocketPath = 107;
 const socketNameLength = 1 + 40 + 17;
 /** How long a master outlives its last session. */
 const controlPersistSeconds = 300;
+
+/**
+ * `--ssh-opts '-p 8022 -o "ProxyJump=a b"'` as ssh's argv words: split at
+ * white space, quotes group words (as NIX_SSHOPTS is read by a shell);
+ * undefined for an unterminated quote.
+ */
+export function splitSshOptions(text: string): string[] | undefined {
+  const words: string[] = [];
+  let word: string | null = null;
+  let quote: string | null = null;
+  for (const c of text) {
+    if (quote !== null) {
+      if (c === quote) quote = null;
+      else word += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      word ??= "";
+    } else if (/\s/.test(c)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else word = (word ?? "") + c;
+  }
+  if (quote !== null) return undefined;
+  if (word !== null) words.push(word);
+  return words;
+}
 
 /**
  * The command line the remote shell runs for argv: each word quoted, so that
@@ -176,6 +205,26 @@ export class Remote {
       "--",
       ...(direction === "to" ? [...sources, there(destination)] : [...sources.map(there), destination]),
     ];
+  }
+
+  /**
+   * Runs argv there with `source` as its standard input (a tar stream, a
+   * kernel), telling `onBytes` how many bytes have gone so far.
+   */
+  async pipeTo(argv: readonly string[], source: Readable, onBytes: (bytes: number) => void = () => undefined): Promise<void> {
+    ensureControlDir(this.controlDir);
+    const [program, ...args] = this.sshArgv(remoteCommand(argv)) as [string, ...string[]];
+    const child = spawn(program, args, { env: this.spec.env, stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString("utf8")).slice(-16 * 1024)));
+    const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+    let sent = 0;
+    source.on("data", (chunk: Buffer) => onBytes((sent += chunk.length)));
+    const piped = pipeline(source, child.stdin).catch((error: Error) => error);
+    const [code, pipeError] = await Promise.all([exited, piped]);
+    if (code === 0 && pipeError === undefined) return;
+    const result: ExecResult = { argv: [program, ...args], exitCode: code, signal: null, stdout: "", stderr, timedOut: false, stopped: false };
+    throw this.failure(`\`${showCommand(argv)}' on ${this.where} (fed ${sent} bytes)`, result, undefined);
   }
 
   /** Whether a master connection is up: then a command costs a few milliseconds. */

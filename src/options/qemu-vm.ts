@@ -10,12 +10,23 @@ import { mkIf } from "../config/properties.js";
 /** The kernel module each of QEMU's disk interfaces needs in stage 1. */
 const diskModules = { virtio: "virtio_blk", nvme: "nvme", sata: "ahci" } as const;
 
-/** The VM module: root may log in with the project's key `sshKey` (its public half), the VM's disk is found by stage 1. */
+/** Where the VM variant keeps the project's key for root; sshd reads it in the VM variant only. */
+const vmKeys = "keel/vm-authorized-keys";
+
+/**
+ * The VM module: root may log in with the project's key `sshKey` (its public
+ * half, as a file under /etc rather than a user's setting, so that the
+ * accounts stay the system's), and stage 1 finds the VM's disk.
+ */
 export function vmModule(sshKey: string | null) {
   return defineModule({
-    config: ({ config }) => ({
-      users: { users: { root: { openssh: { authorizedKeys: { keys: mkIf(sshKey !== null && config.services.openssh.enable, sshKey === null ? [] : [sshKey]) } } } } },
-      boot: { initrd: { availableKernelModules: ["virtio_pci", diskModules[config.virtualisation.diskInterface]] } },
-    }),
+    config: ({ config }) => {
+      const authorized = sshKey !== null && config.services.openssh.enable;
+      return {
+        services: { openssh: { authorizedKeysFiles: mkIf(authorized, [`/etc/${vmKeys}/%u`]) } },
+        environment: { etc: mkIf(authorized, { [`${vmKeys}/root`]: { text: `${sshKey}\n` } }) },
+        boot: { initrd: { availableKernelModules: ["virtio_pci", diskModules[config.virtualisation.diskInterface]] } },
+      };
+    },
   });
 }

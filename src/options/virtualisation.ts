@@ -91,6 +91,18 @@ export const options = {
       default: "virtio",
       description: "How the VM's disk is attached with `--firmware uefi` (as the hardware the system stands in for has it); stage 1 gets the module it needs.",
     }),
+    emptyDiskImages: mkOption({
+      type: types.listOf(
+        types.submodule({
+          size: mkOption({ type: types.ints.positive, description: "The disk's size in MiB.", example: 8192 }),
+          interface: mkOption({ type: types.enum(["virtio", "nvme", "sata"]), default: "virtio", description: "How it is attached." }),
+        }),
+      ),
+      default: [],
+      description:
+        "Blank disks the VM gets besides its own, kept in keel's state directory until --reset (a disk to install onto from a rescue system). An NVMe disk's serial is keel-empty<N>, so it is /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_keel-empty<N> in the guest.",
+      example: [{ size: 8192, interface: "nvme" }],
+    }),
     graphics: mkOption({
       type: types.bool,
       default: false,

@@ -175,7 +175,7 @@ for word in $(cat /proc/cmdline); do
     rootflags=*) flags="\${word#rootflags=}" ;;
   esac
 done
-[ -n "$root" ] || fail "no root file system: set fileSystems.\"/\" or root= on the kernel command line"
+[ -n "$root" ] || fail "no root file system: set fileSystems.\\"/\\" or root= on the kernel command line"
 wait_device() {
   for i in $(seq 1 300); do
     case "$1" in
@@ -259,7 +259,9 @@ if [ -f "$list" ]; then
     mkdir -p "/newroot$target" && mount --move "/hold$target" "/newroot$target"
   done
 fi
-mkdir -p /newroot/keel
+# Once booted, /keel is the machine's root file system (or the VM's state disk) and /keel/generation the generation running.
+mkdir -p /keel/generation /newroot/keel
+mount --move /generation /keel/generation
 mount --move /keel /newroot/keel
 mount --move /dev /newroot/dev 2>/dev/null || umount /dev
 umount /proc /sys
@@ -318,6 +320,6 @@ async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Pro
 
 export const initrdStep = defineStep<InitrdSlice, "kernel">({
   kind: "initrd",
-  version: 5,
+  version: 7,
   build: (_context, out, { slice, inputs }) => buildInitrd(out, inputs.kernel, slice),
 });

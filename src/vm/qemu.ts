@@ -16,6 +16,8 @@ export interface VmFiles {
   readonly console: { readonly kind: "terminal" } | { readonly kind: "socket"; readonly path: string };
   /** virtiofsd's socket for each virtiofs share, by tag. */
   readonly virtiofsSockets: Readonly<Record<string, string>>;
+  /** The files of virtualisation.emptyDiskImages, in order. */
+  readonly emptyDisks: readonly string[];
 }
 
 /** OVMF, as Debian's ovmf package installs it: the firmware (read-only) and the template of a VM's EFI variables. */
@@ -48,15 +50,16 @@ export type ForwardedPort = ResolvedSystem["virtualisation"]["forwardPorts"][num
 
 /**
  * `--forward [ADDRESS:]HOSTPORT:GUESTPORT` (TCP from the host; 127.0.0.1
- * unless an address is given, `[::1]` for IPv6), or undefined if malformed.
+ * unless an IPv4 address is given: QEMU's user network forwards IPv4 only),
+ * or undefined if malformed.
  */
 export function parseForward(text: string): ForwardedPort | undefined {
-  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+|[\w.-]+):)?(\d{1,5}):(\d{1,5})$/.exec(text);
+  const match = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})$/.exec(text);
   if (!match) return undefined;
   const [hostPort, guestPort] = [Number(match[2]), Number(match[3])];
   if (hostPort < 1 || hostPort > 65535 || guestPort < 1 || guestPort > 65535) return undefined;
-  const address = (match[1] ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1");
-  return { from: "host", proto: "tcp", host: { address, port: hostPort }, guest: { address: "", port: guestPort } };
+  if (match[1]?.split(".").some((part) => Number(part) > 255)) return undefined;
+  return { from: "host", proto: "tcp", host: { address: match[1] ?? "127.0.0.1", port: hostPort }, guest: { address: "", port: guestPort } };
 }
 
 /** One `hostfwd=` or `guestfwd=` of QEMU's user network. */
@@ -76,15 +79,18 @@ export function kernelCommandLine(boot: BootDescription, generation: string): st
   return [...boot.kernelParams, "root=/dev/vda", "keel.state=/dev/vdb", `keel.generation=${generation}`].join(" ");
 }
 
-/** The VM's disk as the system's hardware has it: virtio, NVMe (which needs a serial) or SATA on q35's AHCI. */
-function diskDevice(diskInterface: ResolvedSystem["virtualisation"]["diskInterface"]): string {
+type DiskInterface = ResolvedSystem["virtualisation"]["diskInterface"];
+
+/** A disk as hardware has it: virtio, NVMe (which needs a serial) or SATA on q35's AHCI (six ports). */
+function diskDevice(diskInterface: DiskInterface, drive: string, sataPort: number, boot: boolean): string {
+  const bootIndex = boot ? ",bootindex=1" : "";
   switch (diskInterface) {
     case "virtio":
-      return "virtio-blk-pci,drive=disk0,bootindex=1";
+      return `virtio-blk-pci,drive=${drive}${bootIndex}`;
     case "nvme":
-      return "nvme,drive=disk0,serial=keel-disk0,bootindex=1";
+      return `nvme,drive=${drive},serial=keel-${drive}${bootIndex}`;
     case "sata":
-      return "ide-hd,drive=disk0,bus=ide.0,bootindex=1";
+      return `ide-hd,drive=${drive},bus=ide.${sataPort}${bootIndex}`;
   }
 }
 
@@ -109,8 +115,13 @@ export function qemuArgv(spec: VmSpec): string[] {
   } else {
     argv.push("-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${qemuValue(ovmf.code)}`);
     argv.push("-drive", `if=pflash,format=raw,unit=1,file=${qemuValue(boot.efiVars)}`);
-    argv.push("-drive", `file=${qemuValue(boot.disk)},format=qcow2,if=none,id=disk0${snapshot}`, "-device", diskDevice(v.diskInterface));
+    argv.push("-drive", `file=${qemuValue(boot.disk)},format=qcow2,if=none,id=disk0${snapshot}`, "-device", diskDevice(v.diskInterface, "disk0", 0, true));
   }
+  const sataBefore = boot.kind === "uefi" && v.diskInterface === "sata" ? 1 : 0;
+  v.emptyDiskImages.forEach((disk, i) => {
+    const sataPort = sataBefore + v.emptyDiskImages.slice(0, i).filter((d) => d.interface === "sata").length;
+    argv.push("-drive", `file=${qemuValue(files.emptyDisks[i] ?? "")},format=qcow2,if=none,id=empty${i}${snapshot}`, "-device", diskDevice(disk.interface, `empty${i}`, sataPort, false));
+  });
   const rules = [...v.forwardPorts, ...spec.extraForwards].map(forwardRule);
   argv.push("-netdev", ["user", "id=net0", ...rules].join(","), "-device", "virtio-net-pci,netdev=net0");
 

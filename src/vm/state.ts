@@ -120,6 +120,21 @@ export async function ensureDisk(paths: VmPaths, sizeMiB: number, reset: boolean
   }
 }
 
+/** The file of the VM's blank extra disk number `i`. */
+export const emptyDiskFile = (paths: VmPaths, i: number): string => path.join(paths.dir, `empty-${i}.qcow2`);
+
+/** The VM's blank extra disks (virtualisation.emptyDiskImages), made once at their sizes; `reset` makes them blank again. */
+export async function ensureEmptyDisks(paths: VmPaths, sizesMiB: readonly number[], reset: boolean): Promise<string[]> {
+  const files = sizesMiB.map((_, i) => emptyDiskFile(paths, i));
+  for (const [i, file] of files.entries()) {
+    if (reset) await rm(file, { force: true });
+    if (existsSync(file)) continue;
+    await exec(["qemu-img", "create", "-q", "-f", "qcow2", `${file}.tmp`, `${sizesMiB[i]}M`]);
+    await rename(`${file}.tmp`, file);
+  }
+  return files;
+}
+
 /**
  * The VM's whole disk for a UEFI boot, as a machine's disk: made once from
  * the system's disk image (`image`, the qcow2's backing file in the store)

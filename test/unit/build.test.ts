@@ -1,5 +1,6 @@
-// The pure parts of the build steps: what goes into the initrd, the files and
-// script of the root filesystem, mmdebstrap's command line, and argv quoting.
+// The pure parts of the build steps: what goes into the initrd and what stage 1
+// does, the files and script of the root filesystem, mmdebstrap's command
+// line, a generation's tree, the VM variant, and argv quoting.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -9,7 +10,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { cpioArchive } from "../../src/steps/cpio.ts";
 import { localRepositoryOptions } from "../../src/steps/debs.ts";
-import { imageScript } from "../../src/steps/image.ts";
+import { generationParts, generationTreeCommands } from "../../src/steps/image.ts";
 import { initScript, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/steps/initrd.ts";
 import { etcFiles, mmdebstrapArgv, setupScript, type RootfsSlice } from "../../src/steps/rootfs.ts";
 import { systemdEscape } from "../../src/options/systemd.ts";
@@ -92,6 +93,28 @@ describe("initrd modules", () => {
   });
 });
 
+describe("stage 1: the machine layout", () => {
+  const script = initScript({ availableKernelModules: [], kernelModules: [], root: { device: "/dev/disk/by-uuid/5c1e0f0a-1b2c-4d3e-8f40-5a6b7c8d9e0f", label: null, fsType: "ext4", options: [] }, busybox: "" }, ["ext4"]);
+
+  it("is a script a POSIX shell parses (a syntax error would leave every machine unbootable)", () => assert.doesNotThrow(() => execFileSync("sh", ["-n"], { input: script })));
+
+  it("boots the generation the kernel command line names: a disk's generations/N, read-only, under a writable layer of its own", () => {
+    assert.match(script, /^ {4}keel\.generation=\*\) generation="\$\{word#keel\.generation=\}" ;;$/m);
+    assert.match(script, /^ {2}mount --bind "\/keel\/generations\/\$generation" \/generation && mount -o remount,bind,ro \/generation /m);
+    assert.match(script, /^layer="\/keel\/layers\/\$\{generation:-0\}"$/m);
+    assert.match(script, /^mount -t overlay overlay -o "lowerdir=\/generation,upperdir=\$layer\/upper,workdir=\$layer\/work" \/newroot /m);
+  });
+
+  it("binds the state's directories and files that /etc/keel/persistence lists; the machine id is copied, not bound", () => {
+    assert.match(script, /^list=\/generation\/etc\/keel\/persistence$/m);
+    assert.match(script, /^ {4}kept="\/keel\/state\$target"$/m);
+    assert.match(script, /^ {8}mount --bind "\$kept" "\/newroot\$target" \|\| fail "cannot bind the state's \$target" ;;$/m, "a directory");
+    assert.match(script, /^ {10}cp "\$kept" \/newroot\/etc\/machine-id$/m);
+    assert.match(script, /tr -d - < \/proc\/sys\/kernel\/random\/uuid > "\$kept"/, "a new machine's id is made once, in its state");
+    assert.match(script, /^mount --move \/keel \/newroot\/keel$/m, "the machine's root stays reachable as /keel");
+  });
+});
+
 const projectOf = (modules: object[]) => ({ file: path.resolve("keel.config.ts"), inputs: {}, systems: new Map([["box", modules]]) });
 
 function sliceOf(...modules: object[]): RootfsSlice {
@@ -160,7 +183,11 @@ describe("root filesystem", () => {
       etcText(slice, "systemd/system/ssh-keygen.service"),
       "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\n\n[Service]\nType=oneshot\nExecStart=/etc/keel/services/ssh-keygen-start\n\n[Install]\nWantedBy=ssh.service\n",
     );
-    assert.match(etcText(slice, "keel/services/ssh-keygen-start") ?? "", /^if ! ssh-keygen -l -f "\$key" .*\n {2}ssh-keygen -q -t ed25519 -N "" -f "\$key"\n {2}sync /ms, "a missing or broken key is made again");
+    const keygen = etcText(slice, "keel/services/ssh-keygen-start") ?? "";
+    assert.match(keygen, /^if ! ssh-keygen -l -f "\$key" .*\n {2}made=\$\(mktemp -d\)\n {2}ssh-keygen -q -t ed25519 -N "" -C "" -f "\$made\/key"\n/ms, "a missing or broken key is made again");
+    // The key files are the state's, bound over the generation's by stage 1: replacing them would leave the bound ones stale.
+    assert.match(keygen, /^ {2}cat "\$made\/key" > "\$key" && chmod 600 "\$key"\n {2}cat "\$made\/key\.pub" > "\$key\.pub" && chmod 644 "\$key\.pub"\n/m, "written through, not replaced");
+    assert.doesNotMatch(keygen, /rm -f "\$key"/);
   });
 
   it("the overlay: hostname, hosts, keys per user for sshd, modules to load, sshd_config.d, by absolute path", () => {
@@ -328,40 +355,49 @@ describe("generated files are options", () => {
 
 describe("the VM variant", () => {
   const common = defineModule({ services: { openssh: { enable: true } }, fileSystems: { "/": { device: "/dev/vda", fsType: "ext4" } } });
+  const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGUrsd0as9j3gZ3BAKSC/JHSu868kaeieGg5nlhonf+I keel@project";
+  const variant = (sshKey: string | null, ...modules: object[]) => evaluateSystem(projectOf([common, ...modules]), "box", { vm: { sshKey } }).config;
   const plain = evaluateSystem(projectOf([common]), "box").config;
-  const vm = evaluateSystem(projectOf([common]), "box", { vm: true }).config;
+  const vm = variant(key);
 
-  it("only the VM variant has keel-vm-ssh-key, pulled in by sshd's drop-in, and reads keys from /run/keel", () => {
-    assert.deepEqual(Object.keys(plain.systemd.services), ["ssh", "ssh-keygen"]);
-    assert.deepEqual(Object.keys(vm.systemd.services), ["ssh", "ssh-keygen", "keel-vm-ssh-key"]);
-    assert.equal(vm.environment.etc["systemd/system/ssh.service.d/keel.conf"]?.text, "[Unit]\nWants=keel-vm-ssh-key.service\n");
-    assert.match(vm.environment.etc["ssh/sshd_config.d/keel.conf"]?.text ?? "", /^AuthorizedKeysFile \.ssh\/authorized_keys \/etc\/ssh\/authorized_keys\.d\/%u \/run\/keel\/authorized_keys\.d\/%u$/m);
-    assert.match(vm.environment.etc["keel/services/keel-vm-ssh-key-start"]?.text ?? "", /> \/run\/keel\/authorized_keys\.d\/root$/m);
+  it("authorizes the project's key for root in a file of its own that sshd also reads; root's account and the units stay the system's", () => {
+    assert.equal(vm.environment.etc["keel/vm-authorized-keys/root"]?.text, `${key}\n`);
+    assert.equal(plain.environment.etc["keel/vm-authorized-keys/root"], undefined);
+    assert.deepEqual(vm.users.users, plain.users.users);
+    assert.deepEqual(Object.keys(vm.systemd.services), Object.keys(plain.systemd.services));
+    assert.match(vm.environment.etc["ssh/sshd_config.d/keel.conf"]?.text ?? "", /^AuthorizedKeysFile .* \/etc\/keel\/vm-authorized-keys\/%u$/m);
   });
 
-  it("without sshd, the VM variant adds nothing", () => {
-    const bare = evaluateSystem(projectOf([rootOnVda]), "box", { vm: true }).config;
-    assert.deepEqual(bare.systemd.services, {});
-    assert.deepEqual(bare.environment.etc, evaluateSystem(projectOf([rootOnVda]), "box").config.environment.etc);
+  it("before keel run has made the project's key, no key and no file", () =>
+    assert.deepEqual(variant(null).environment.etc, plain.environment.etc));
+
+  it("stage 1 gets the module for the VM's disk, as virtualisation.diskInterface attaches it", () => {
+    assert.deepEqual(plain.boot.initrd.availableKernelModules, []);
+    assert.deepEqual(vm.boot.initrd.availableKernelModules, ["virtio_pci", "virtio_blk"]);
+    assert.deepEqual(variant(key, defineModule({ virtualisation: { diskInterface: "nvme" } })).boot.initrd.availableKernelModules, ["virtio_pci", "nvme"]);
+    assert.deepEqual(variant(key, defineModule({ virtualisation: { diskInterface: "sata" } })).boot.initrd.availableKernelModules, ["virtio_pci", "ahci"]);
+  });
+
+  it("without sshd, the VM variant authorizes no key: its units and files under /etc are the system's", () => {
+    const bare = evaluateSystem(projectOf([rootOnVda]), "box", { vm: { sshKey: key } }).config;
+    const system = evaluateSystem(projectOf([rootOnVda]), "box").config;
+    assert.deepEqual(bare.systemd.services, system.systemd.services);
+    assert.deepEqual(bare.environment.etc, system.environment.etc);
   });
 });
 
-describe("kernel modules and the VM's files in the image", () => {
-  it("join the root filesystem: modules as root-owned /usr/lib/modules; what mmdebstrap wrote stays", () => {
+describe("a generation's tree", () => {
+  it("the root filesystem, the kernel's modules as root-owned /usr/lib/modules and the VM's own /etc files; what mmdebstrap wrote stays", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "keel-modules-"));
     try {
-      execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc ${dir}/tree && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && echo box > ${dir}/root/etc/hostname && tar -cf ${dir}/rootfs.tar -C ${dir}/root ./etc`]);
-      execFileSync("sh", ["-c", `mkdir -p ${dir}/vm/etc/keel && echo vm > ${dir}/vm/etc/keel/only-in-vm`]);
-      const script = imageScript(path.join(dir, "rootfs.tar"), path.join(dir, "kernel/lib/modules"), path.join(dir, "vm/etc"), path.join(dir, "tree"), path.join(dir, "rootfs.img"), { diskSize: 16, label: "keel-root", etc: {} });
-      // As root the script runs as it is; as an ordinary user keel runs it in a user namespace.
-      execFileSync("unshare", ["--map-root-user", "sh", "-c", script]);
-      const stat = execFileSync("debugfs", ["-R", "stat /usr/lib/modules/6.1.0-test/kernel/a.ko", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-      assert.match(stat, /User: +0 +Group: +0 /);
-      assert.match(stat, /Size: 2\b/);
-      const hostname = execFileSync("debugfs", ["-R", "cat /etc/hostname", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-      assert.equal(hostname, "box\n");
-      const vmFile = execFileSync("debugfs", ["-R", "cat /etc/keel/only-in-vm", path.join(dir, "rootfs.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-      assert.equal(vmFile, "vm\n", "the VM variant's own /etc files join the image");
+      execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc ${dir}/rootfs ${dir}/tree && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && echo box > ${dir}/root/etc/hostname && tar -cf ${dir}/rootfs/rootfs.tar -C ${dir}/root ./etc`]);
+      const inputs = { rootfs: path.join(dir, "rootfs"), kernel: path.join(dir, "kernel") };
+      assert.equal((await generationParts(inputs, {}, path.join(dir, "none"))).etc, null, "no /etc files of its own: nothing to copy");
+      const parts = await generationParts(inputs, { "keel/only-in-vm": { text: "vm\n", source: null, mode: "0600", sourceHash: null } }, path.join(dir, "overlay"));
+      const tree = path.join(dir, "tree");
+      // As root the commands run as they are; as an ordinary user keel runs them in a user namespace.
+      const script = [...generationTreeCommands(parts, tree), `cd ${shellQuote(tree)}`, "stat -c '%u:%g %s' usr/lib/modules/6.1.0-test/kernel/a.ko", "stat -c %a etc/keel/only-in-vm", "cat etc/hostname etc/keel/only-in-vm"].join(" && ");
+      assert.equal(execFileSync("unshare", ["--map-root-user", "sh", "-c", script], { encoding: "utf8" }), "0:0 2\n600\nbox\nvm\n");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

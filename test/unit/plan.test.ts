@@ -9,7 +9,9 @@ import { defineModule, mkForce } from "../../src/index.ts";
 import { evaluateSystem, type Project, type ResolvedSystem } from "../../src/config/project.ts";
 import { hostFacts } from "../../src/host/facts.ts";
 import type { PinnedDeb } from "../../src/inputs/lock.ts";
+import { diskIdentity } from "../../src/image/layout.ts";
 import { canonicalJson, planSystem, subPlan, type BuildPlan, type HostFacts } from "../../src/plan/plan.ts";
+import type { DiskSlice } from "../../src/steps/disk.ts";
 import { testHost } from "./host-facts.ts";
 
 const host = testHost;
@@ -37,25 +39,26 @@ const plan = (...modules: object[]) => hashes(planSystem("test", configOf(base, 
 describe("step hashes", () => {
   const before = plan();
 
-  it("a plan has kernel, initrd, rootfs, system and image, dependencies first", () => {
-    assert.deepEqual(planSystem("test", configOf(base), host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
+  it("a plan has kernel, initrd, rootfs, system, image and disk, dependencies first", () => {
+    assert.deepEqual(planSystem("test", configOf(base), host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk"]);
   });
 
   it("planning twice gives the same hashes", () => assert.deepEqual(plan(), before));
 
-  it("one more package (as keel.lock then pins it) changes the rootfs, the system and the image, not the kernel or initrd", () => {
+  it("one more package (as keel.lock then pins it) changes the rootfs, the system, the image and the disk, not the kernel or initrd", () => {
     const vim = { version: "2:9.0.1378-2", sha256: "7".repeat(64), size: 1000, filename: "pool/main/v/vim/vim_9.0.1378-2_amd64.deb" };
     const pinned = { ...host, debian: { ...host.debian, packages: { ...host.debian.packages, vim } } };
     const after = hashes(planSystem("test", configOf(base, defineModule({ packages: ["vim"] })), pinned));
     assert.equal(after.kernel, before.kernel);
     assert.equal(after.initrd, before.initrd);
-    for (const id of ["rootfs", "system", "image"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["rootfs", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
   });
 
-  it("a kernel parameter changes only the system", () => {
+  it("a kernel parameter changes only the system and the disk, whose boot entry holds it", () => {
     const after = plan(defineModule({ boot: { kernelParams: ["quiet"] } }));
-    assert.deepEqual({ ...after, system: "" }, { ...before, system: "" });
+    assert.deepEqual({ ...after, system: "", disk: "" }, { ...before, system: "", disk: "" });
     assert.notEqual(after.system, before.system);
+    assert.notEqual(after.disk, before.disk);
   });
 
   it("an initrd module changes the initrd and the system only", () => {
@@ -70,7 +73,7 @@ describe("step hashes", () => {
     const moved = { ...host.debian, packages: { ...host.debian.packages, htop: { ...(host.debian.packages.htop as PinnedDeb), version: "3.2.2-3", sha256: "9".repeat(64) } } };
     const after = hashes(planSystem("test", configOf(base), { ...host, debian: moved }));
     assert.equal(after.kernel, before.kernel);
-    for (const id of ["rootfs", "system", "image"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["rootfs", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("another pinned Debian kernel changes the kernel and what boots it, not the rootfs", () => {
@@ -78,7 +81,7 @@ describe("step hashes", () => {
     const moved = { ...host.debian, kernel: { ...kernel, packages: { ...kernel.packages, [kernel.image]: { ...(kernel.packages[kernel.image] as PinnedDeb), sha256: "8".repeat(64) } } } };
     const after = hashes(planSystem("test", configOf(base), { ...host, debian: moved }));
     assert.equal(after.rootfs, before.rootfs);
-    for (const id of ["kernel", "initrd", "system", "image"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["kernel", "initrd", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("a different busybox changes the initrd", () => {
@@ -94,18 +97,18 @@ describe("step hashes", () => {
     assert.notEqual(one.rootfs, two.rootfs);
   });
 
-  it("the root filesystem reads no other step; the image joins it with the kernel", () => {
+  it("the root filesystem reads no other step; the image joins it with the kernel, the disk with the kernel and the initrd", () => {
     const steps = planSystem("test", configOf(base), host).steps;
     assert.deepEqual(
       steps.map((s) => [s.id, Object.keys(s.inputs)]),
-      [["kernel", []], ["initrd", ["kernel"]], ["rootfs", []], ["system", ["kernel", "initrd", "rootfs"]], ["image", ["rootfs", "kernel"]]],
+      [["kernel", []], ["initrd", ["kernel"]], ["rootfs", []], ["system", ["kernel", "initrd", "rootfs"]], ["image", ["rootfs", "kernel"]], ["disk", ["rootfs", "kernel", "initrd"]]],
     );
   });
 
   it("hashes are 32 hex digits, store names carry the host name", () => {
     const steps = planSystem("test", configOf(base), host).steps;
     for (const step of steps) assert.match(step.hash, /^[0-9a-f]{32}$/);
-    assert.deepEqual(steps.map((s) => s.name), ["kernel-linux-image-amd64", "initrd", "rootfs-test", "system-test", "image-test"]);
+    assert.deepEqual(steps.map((s) => s.name), ["kernel-linux-image-amd64", "initrd", "rootfs-test", "system-test", "image-test", "disk-test"]);
   });
 });
 
@@ -125,16 +128,16 @@ describe("a kernel from source", () => {
 
   it("is fetched by a source step before the kernel step, which builds in the system's own directory", () => {
     const steps = planOf(pinnedHost).steps;
-    assert.deepEqual(steps.map((s) => s.id), ["source", "kernel", "initrd", "rootfs", "system", "image"]);
+    assert.deepEqual(steps.map((s) => s.id), ["source", "kernel", "initrd", "rootfs", "system", "image", "disk"]);
     assert.deepEqual(Object.keys(steps[1]?.inputs ?? {}), ["source"]);
     assert.deepEqual(steps[1]?.local, { workspace: "kernel-linux-amd64-test", fragments: [] });
   });
 
-  it("a setting changes the kernel, initrd, image and system, never the source or the rootfs", () => {
+  it("a setting changes the kernel, initrd, image, disk and system, never the source or the rootfs", () => {
     const after = sourceHashes(pinnedHost, defineModule({ boot: { kernel: { settings: { VIRTIO_NET: "y" } } } }));
     assert.equal(after.source, before.source);
     assert.equal(after.rootfs, before.rootfs);
-    for (const id of ["kernel", "initrd", "system", "image"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["kernel", "initrd", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("another pinned version changes the source and the kernel", () => {
@@ -151,7 +154,7 @@ describe("a kernel from source", () => {
   it("a tree used in place has no source step; its fingerprint is in the kernel's hash", () => {
     const tree = (fingerprint: string): HostFacts => ({ ...host, kernelSource: { kind: "tree", input: "linux", path: "/src/linux", fingerprint } });
     const one = planOf(tree("1".repeat(64)));
-    assert.deepEqual(one.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
+    assert.deepEqual(one.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk"]);
     assert.equal((one.steps[0]?.local as { tree: string }).tree, "/src/linux");
     assert.notEqual(hashes(planOf(tree("2".repeat(64)))).kernel, hashes(one).kernel);
   });
@@ -200,7 +203,7 @@ describe("one plan, whatever command asks", () => {
   const whole = planSystem("test", configOf(base), host);
   it("every system has keel's initrd, whether or not its root needs modules", () => {
     const config = configOf(base, defineModule({ boot: { initrd: { availableKernelModules: mkForce([]) } } }));
-    assert.deepEqual(planSystem("test", config, host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
+    assert.deepEqual(planSystem("test", config, host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk"]);
   });
   it("keel build asks for the system, keel run also for the image: the same steps, the same hashes", () => {
     const image = whole.steps.find((s) => s.id === "image");
@@ -211,30 +214,46 @@ describe("one plan, whatever command asks", () => {
     assert.deepEqual(run.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image"]);
     for (const step of build.steps) assert.equal(run.steps.find((s) => s.id === step.id)?.hash, step.hash);
   });
+  it("keel image asks for the disk: the kernel, initrd and rootfs keel build made, and no image", () => {
+    const disk = whole.steps.find((s) => s.id === "disk");
+    assert.ok(disk);
+    const image = subPlan(whole, disk);
+    assert.deepEqual(image.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "disk"]);
+    for (const step of image.steps) assert.equal(whole.steps.find((s) => s.id === step.id)?.hash, step.hash);
+  });
+  it("the disk holds the system as generation 1, under the identity its file systems name, with the boot menu's timeout", () => {
+    const config = configOf(base, defineModule({ fileSystems: { "/": mkForce({ device: "/dev/disk/by-uuid/5c1e0f0a-1b2c-4d3e-8f40-5a6b7c8d9e0f", fsType: "ext4" }) } }));
+    const plan = planSystem("test", config, host);
+    const slice = plan.steps.find((s) => s.id === "disk")?.slice as DiskSlice;
+    assert.deepEqual(slice.generation, { number: 1, system: "test", kernelParams: ["console=ttyS0"] });
+    assert.equal(slice.identity.root.uuid, "5c1e0f0a-1b2c-4d3e-8f40-5a6b7c8d9e0f");
+    assert.deepEqual(slice.identity, diskIdentity(config, plan.top.hash), "derived from the system: the same system, the same disk");
+    assert.equal(slice.timeout, config.boot.loader.timeout);
+    assert.deepEqual(slice.etc, {});
+  });
 });
 
 describe("the VM variant keel run boots", () => {
   const withSsh = defineModule({ services: { openssh: { enable: true } } });
-  const evaluate = (vm: boolean) => evaluateSystem(project([base, withSsh]), "test", { vm }).config;
+  const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGUrsd0as9j3gZ3BAKSC/JHSu868kaeieGg5nlhonf+I keel@project";
+  const evaluate = (vm: boolean) => evaluateSystem(project([base, withSsh]), "test", vm ? { vm: { sshKey: key } } : {}).config;
   const plain = planSystem("test", evaluate(false), host);
   const vm = planSystem("test", evaluate(true), host, { base: evaluate(false) });
   const step = (plan: BuildPlan, id: string) => plan.steps.find((s) => s.id === id);
 
-  it("shares every step with the system but the image: keel build then keel run runs mmdebstrap once", () => {
+  it("shares the kernel and the root filesystem with the system: keel build then keel run runs mmdebstrap once", () => {
     assert.deepEqual(vm.steps.map((s) => s.id), plain.steps.map((s) => s.id));
-    for (const id of ["kernel", "initrd", "rootfs", "system"]) assert.equal(step(vm, id)?.hash, step(plain, id)?.hash, id);
-    assert.notEqual(step(vm, "image")?.hash, step(plain, "image")?.hash);
+    for (const id of ["kernel", "rootfs"]) assert.equal(step(vm, id)?.hash, step(plain, id)?.hash, id);
+    // Stage 1 has the modules for the VM's disk; the image and the disk add root's key.
+    for (const id of ["initrd", "system", "image", "disk"]) assert.notEqual(step(vm, id)?.hash, step(plain, id)?.hash, id);
   });
 
-  it("its image adds exactly the files under /etc in which the VM variant differs", () => {
-    const etc = (step(vm, "image")?.slice as { etc: Record<string, { text: string | null }> }).etc;
-    assert.deepEqual(Object.keys(etc).sort(), [
-      "keel/services/keel-vm-ssh-key-start",
-      "ssh/sshd_config.d/keel.conf",
-      "systemd/system/keel-vm-ssh-key.service",
-      "systemd/system/ssh.service.d/keel.conf",
-    ]);
-    assert.deepEqual((step(plain, "image")?.slice as { etc: object }).etc, {});
+  it("its image and its disk add exactly the files under /etc in which the VM variant differs: root's key and sshd's list of key files", () => {
+    const etc = (plan: BuildPlan, id: string) => (step(plan, id)?.slice as { etc: Record<string, { text: string | null }> }).etc;
+    assert.deepEqual(Object.keys(etc(vm, "image")).sort(), ["keel/vm-authorized-keys/root", "ssh/sshd_config.d/keel.conf"]);
+    assert.equal(etc(vm, "image")["keel/vm-authorized-keys/root"]?.text, `${key}\n`);
+    assert.deepEqual(etc(vm, "disk"), etc(vm, "image"));
+    assert.deepEqual(etc(plain, "image"), {});
   });
 
   it("a variant that differs in more than /etc files builds its own root filesystem", () => {

@@ -1,5 +1,6 @@
-// keel run's pure parts: the QEMU command line from `virtualisation`, the
-// kernel command line, the SSH forward and the ssh command.
+// keel run's pure parts: the QEMU command line from `virtualisation` for a
+// direct or a UEFI boot, the kernel command line, --forward, the SSH forward
+// and the ssh command.
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -7,8 +8,9 @@ import { sshForward } from "../../src/cli/run.ts";
 import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
 import { defineModule, mkForce } from "../../src/index.ts";
 import { planSystem } from "../../src/plan/plan.ts";
+import type { BootDescription } from "../../src/steps/system.ts";
 import { testHost } from "./host-facts.ts";
-import { kernelCommandLine, qemuArgv, type VmSpec } from "../../src/vm/qemu.ts";
+import { kernelCommandLine, parseForward, qemuArgv, type VmBoot, type VmSpec } from "../../src/vm/qemu.ts";
 import { vmPaths, vmRemote } from "../../src/vm/state.ts";
 
 const guest = defineModule({
@@ -23,24 +25,39 @@ function configOf(...modules: object[]): ResolvedSystem {
 }
 
 const files: VmSpec["files"] = {
-  image: "/store/abc-image-test/rootfs.img",
-  disk: "/state/vms/test/disk.qcow2",
   qmp: "/state/vms/test/qmp.sock",
   consoleLog: "/state/vms/test/console.log",
   pidFile: "/state/vms/test/qemu.pid",
   console: { kind: "socket", path: "/state/vms/test/console.sock" },
   virtiofsSockets: { fast: "/state/vms/test/virtiofs-fast.sock" },
+  emptyDisks: [],
 };
+
+/** The system step's boot.json: the store's kernel and initrd, the system's kernel parameters. */
+const bootFiles = (config: ResolvedSystem): BootDescription => ({
+  release: "6.1.0-1-amd64",
+  kernel: "/store/k/vmlinuz",
+  initrd: "/store/i/initrd.img",
+  rootfs: "/store/r/rootfs.tar",
+  kernelParams: config.boot.kernelParams,
+});
+
+/** A direct boot: the image (generation 3a7c) and the VM's state disk. */
+function direct(config: ResolvedSystem, stateDisk = "/state/vms/test/disk.qcow2"): VmBoot {
+  return { kind: "direct", boot: bootFiles(config), generation: "3a7c", image: "/store/abc-image-test/rootfs.img", stateDisk };
+}
+
+const uefi: VmBoot = { kind: "uefi", disk: "/state/vms/test/uefi-disk.qcow2", efiVars: "/state/vms/test/efivars.fd" };
 
 function spec(config: ResolvedSystem, overrides: Partial<VmSpec> = {}): VmSpec {
   return {
     system: "test",
-    boot: { release: "6.1.0-1-amd64", kernel: "/store/k/vmlinuz", initrd: "/store/i/initrd.img", rootfs: "/store/r/rootfs.tar", kernelParams: config.boot.kernelParams },
+    boot: direct(config),
     virtualisation: config.virtualisation,
     files,
     accel: "tcg",
     ephemeral: false,
-    sshPublicKey: "ssh-ed25519 AAAAC3Nza keel@project",
+    extraForwards: [],
     ...overrides,
   };
 }
@@ -143,14 +160,66 @@ describe("the QEMU command line", () => {
     assert.deepEqual(values(graphical, "-display"), []);
   });
 
-  it("the kernel command line: the system's parameters, then the disks and the project's key for stage 1 and the guest", () => {
-    assert.equal(kernelCommandLine(spec(configOf())), "console=ttyS0 root=/dev/vda keel.state=/dev/vdb keel.ssh_key=ssh-ed25519:AAAAC3Nza");
-    assert.equal(kernelCommandLine(spec(configOf(), { sshPublicKey: null })), "console=ttyS0 root=/dev/vda keel.state=/dev/vdb");
+  it("a direct boot: the store's kernel and initrd, and the kernel command line naming the image, the state disk and the generation", () => {
+    const argv = qemuArgv(spec(configOf()));
+    assert.deepEqual(values(argv, "-kernel"), ["/store/k/vmlinuz"]);
+    assert.deepEqual(values(argv, "-initrd"), ["/store/i/initrd.img"]);
+    assert.deepEqual(values(argv, "-append"), ["console=ttyS0 root=/dev/vda keel.state=/dev/vdb keel.generation=3a7c"]);
+    assert.equal(kernelCommandLine(bootFiles(configOf()), "f00d"), "console=ttyS0 root=/dev/vda keel.state=/dev/vdb keel.generation=f00d");
   });
 
   it("a comma in a path is doubled, as QEMU's option syntax needs", () => {
-    const argv = qemuArgv(spec(configOf(), { files: { ...files, disk: "/state/a,b/disk.qcow2" } }));
+    const argv = qemuArgv(spec(configOf(), { boot: direct(configOf(), "/state/a,b/disk.qcow2") }));
     assert.equal(values(argv, "-drive")[1], "file=/state/a,,b/disk.qcow2,format=qcow2,if=virtio");
+    const efi = qemuArgv(spec(configOf(), { boot: { ...uefi, efiVars: "/state/a,b/efivars.fd" } }));
+    assert.equal(values(efi, "-drive")[1], "if=pflash,format=raw,unit=1,file=/state/a,,b/efivars.fd");
+  });
+
+  it("--forward adds to the system's forwards", () => {
+    const extra = parseForward("8022:22");
+    assert.ok(extra);
+    const argv = qemuArgv(spec(configOf({ virtualisation: { forwardPorts: [{ host: { port: 2222 }, guest: { port: 22 } }] } }), { extraForwards: [extra] }));
+    assert.deepEqual(values(argv, "-netdev"), ["user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8022-:22"]);
+  });
+});
+
+describe("the QEMU command line of a UEFI boot (--firmware uefi)", () => {
+  it("OVMF's code read-only and the VM's own EFI variables as pflash, then the VM's disk; no kernel of the store", () => {
+    const argv = qemuArgv(spec(configOf(), { boot: uefi }));
+    assert.deepEqual(values(argv, "-drive"), [
+      "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+      "if=pflash,format=raw,unit=1,file=/state/vms/test/efivars.fd",
+      "file=/state/vms/test/uefi-disk.qcow2,format=qcow2,if=none,id=disk0",
+    ]);
+    assert.equal(values(argv, "-device")[0], "virtio-blk-pci,drive=disk0,bootindex=1");
+    for (const flag of ["-kernel", "-initrd", "-append"]) assert.deepEqual(values(argv, flag), [], flag);
+  });
+
+  it("the disk attached as virtualisation.diskInterface says: NVMe with a serial, SATA on q35's first AHCI port", () => {
+    const device = (diskInterface: string) => values(qemuArgv(spec(configOf({ virtualisation: { diskInterface } }), { boot: uefi })), "-device")[0];
+    assert.equal(device("nvme"), "nvme,drive=disk0,serial=keel-disk0,bootindex=1");
+    assert.equal(device("sata"), "ide-hd,drive=disk0,bus=ide.0,bootindex=1");
+  });
+
+  it("ephemeral: the disk's writes are thrown away, the EFI variables kept", () => {
+    const drives = values(qemuArgv(spec(configOf(), { boot: uefi, ephemeral: true })), "-drive");
+    assert.equal(drives[1], "if=pflash,format=raw,unit=1,file=/state/vms/test/efivars.fd");
+    assert.equal(drives[2], "file=/state/vms/test/uefi-disk.qcow2,format=qcow2,if=none,id=disk0,snapshot=on");
+  });
+});
+
+describe("--forward [ADDRESS:]HOSTPORT:GUESTPORT", () => {
+  const tcp = (address: string, hostPort: number, guestPort: number) => ({ from: "host", proto: "tcp", host: { address, port: hostPort }, guest: { address: "", port: guestPort } });
+  it("listens on 127.0.0.1 unless an address is given", () => {
+    assert.deepEqual(parseForward("8022:22"), tcp("127.0.0.1", 8022, 22));
+    assert.deepEqual(parseForward("0.0.0.0:8022:22"), tcp("0.0.0.0", 8022, 22));
+  });
+  it("an IPv6 address is refused: QEMU's user network forwards IPv4 only", () => assert.equal(parseForward("[::1]:8022:22"), undefined));
+  it("an IPv4 address with a part over 255 is no address", () => assert.equal(parseForward("127.0.0.256:8022:22"), undefined));
+  it("anything else is no forward", () => {
+    for (const text of ["", "22", "8022", "8022:", ":22", "8022:22:", "0:22", "8022:0", "65536:22", "8022:70000", "a:b", "8022-22", "8022:22/udp", "::1:8022:22", "[::1]8022:22"]) {
+      assert.equal(parseForward(text), undefined, text);
+    }
   });
 });
 
