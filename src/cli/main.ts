@@ -20,6 +20,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   run: async () => (await import("./run.js")).runCommand,
   ssh: async () => (await import("./ssh.js")).sshCommand,
   vm: async () => (await import("./vm.js")).vmCommand,
+  flash: async () => (await import("./flash.js")).flashCommand,
   shell: async () => (await import("./shell.js")).shellCommand,
   log: async () => (await import("./log.js")).logCommand,
   gc: async () => (await import("./gc.js")).gcCommand,
