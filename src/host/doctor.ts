@@ -44,6 +44,10 @@ const programs: readonly Program[] = [
   { name: "bison", argv: ["bison", "--version"], packageName: "bison", version: /\) (\S+)/ },
   { name: "libelf headers", argv: ["sh", "-c", "test -e /usr/include/gelf.h && echo present"], packageName: "libelf-dev", version: /(\S+)/ },
   { name: "openssl headers", argv: ["sh", "-c", "test -e /usr/include/openssl/ssl.h && echo present"], packageName: "libssl-dev", version: /(\S+)/ },
+  { name: "sfdisk", argv: ["sfdisk", "--version"], packageName: "fdisk", version: /util-linux (\S+)/ },
+  { name: "mkfs.vfat", argv: ["sh", "-c", "command -v mkfs.vfat"], packageName: "dosfstools", version: /(\S+)/ },
+  { name: "mcopy", argv: ["mcopy", "--version"], packageName: "mtools", version: /mcopy \(GNU mtools\) (\S+)/ },
+  { name: "OVMF", argv: ["sh", "-c", "test -e /usr/share/OVMF/OVMF_CODE_4M.fd && echo present"], packageName: "ovmf", version: /(\S+)/ },
   { name: "newuidmap", argv: ["sh", "-c", "command -v newuidmap"], packageName: "uidmap", version: /(\S+)/, rootless: true },
 ];
 

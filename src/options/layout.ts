@@ -4,7 +4,7 @@
 // root partition to fill its disk.
 import { defineModule } from "../config/module.js";
 import { mkOption } from "../config/option.js";
-import { mkIf } from "../config/properties.js";
+import { mkDefault, mkIf } from "../config/properties.js";
 import { types } from "../config/types.js";
 
 const absolutePath = types.strWith('absolute path (e.g. "/var/lib/app")', (v) =>
@@ -59,6 +59,8 @@ function persistenceList(persistence: { readonly directories: readonly string[];
 export default defineModule({
   options,
   config: ({ config }) => ({
+    // Stage 1 lays a writable layer over every generation: a kernel keel builds has overlayfs (a config may make it a module).
+    boot: { kernel: { settings: mkIf(config.boot.kernel.source !== null, { OVERLAY_FS: mkDefault("y") }) } },
     environment: {
       persistence: {
         directories: ["/var", "/home", "/root", "/srv"],

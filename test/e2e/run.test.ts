@@ -173,6 +173,24 @@ describe("keel run", () => {
     assert.equal(gone.code, 1, `after --reset the file is gone (and the new host key is accepted): ${gone.stderr}`);
   });
 
+  test("a rebuilt system is what the VM runs after a restart: its new package is installed, /var/lib and /home are kept, a file written in /etc is gone", async () => {
+    assert.equal((await keel(["vm", "stop", "vmtest", "--force"], dir)).code, 0);
+    assert.equal((await keel(["run", "vmtest", "--detach", "--wait-ssh", "--timeout", "240"], dir)).code, 0);
+    const write = await keel(["ssh", "vmtest", "--", "sh", "-c", "mkdir -p /var/lib/app && echo state > /var/lib/app/data && echo mine > /home/brendan/notes && echo edited > /etc/written-here && sync"], dir);
+    assert.equal(write.code, 0, write.stderr);
+    assert.equal((await keel(["vm", "stop", "vmtest"], dir)).code, 0);
+    // The config gains a package: keel lock pins it, keel run builds the new generation and boots it on the same VM disk.
+    const config = path.join(dir, "keel.config.ts");
+    writeFileSync(config, readFileSync(config, "utf8").replace("defineModule({ imports: [qemu],", 'defineModule({ imports: [qemu], packages: ["tree"],'));
+    const lock = await keel(["lock"], dir);
+    assert.equal(lock.code, 0, lock.stderr);
+    const again = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--timeout", "240"], dir);
+    assert.equal(again.code, 0, again.stderr);
+    const look = await keel(["ssh", "vmtest", "--", "sh", "-c", "dpkg-query -W -f '${Status}' tree; echo; cat /var/lib/app/data /home/brendan/notes; test -e /etc/written-here && echo etc-kept || echo etc-gone"], dir);
+    assert.equal(look.code, 0, look.stderr);
+    assert.equal(look.stdout, "install ok installed\nstate\nmine\netc-gone\n");
+  });
+
   test("--ephemeral: what the guest writes in such a run is gone at the next", async () => {
     assert.equal((await keel(["vm", "stop", "vmtest", "--force"], dir)).code, 0);
     const ephemeral = await keel(["run", "vmtest", "--detach", "--wait-ssh", "--ephemeral", "--timeout", "240"], dir);

@@ -199,6 +199,8 @@ describe("boot.kernel.settings: Kconfig symbols without CONFIG_, values a .confi
       PHYSICAL_START: "0x1000000",
       LOCALVERSION: '-keel "x"',
       "64BIT": "y",
+      // keel's layout module: stage 1 needs overlayfs in every kernel it builds.
+      OVERLAY_FS: "y",
     }));
 });
 
