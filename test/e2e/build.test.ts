@@ -312,6 +312,14 @@ describe("keel build", () => {
     const shadow = execFileSync("debugfs", ["-R", "stat /etc/shadow", image], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
     assert.match(shadow, /User: +0 +Group: +42 /, "the image keeps /etc/shadow's owners");
     assert.match(shadow, /Mode: +0640/);
+    // keel image as the user: a GPT disk made without root or loop devices, the root partition's tree owned as the system says.
+    const disk = path.join(home, "rootless.img");
+    const made = await keel(["image", "rootless", "-o", disk, "--store", userStore, "--no-typecheck"], dir, { user, keelRoot });
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(execFileSync("sfdisk", ["-d", disk], { encoding: "utf8" }), /type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B[^\n]*name="ESP"\n.*type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709/s);
+    const offset = Number(/start=\s*(\d+), size=\s*\d+, type=4F68BCE3/.exec(execFileSync("sfdisk", ["-d", disk], { encoding: "utf8" }))?.[1]) * 512;
+    const inDisk = execFileSync("debugfs", ["-R", "stat /generations/1/etc/shadow", `${disk}?offset=${offset}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    assert.match(inDisk, /User: +0 +Group: +42 /, "the disk's generation keeps /etc/shadow's owners");
   });
 });
 
