@@ -10,6 +10,7 @@ import { readFile, stat } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { Readable } from "node:stream";
+import type { ResolvedSystem } from "../config/project.js";
 import { UsageError } from "../errors.js";
 import { checkWritable, describeDisk, disksOf, inspectDisk, readDiskInventory, type Disk } from "../host/disks.js";
 import { exec } from "../host/exec.js";
@@ -146,7 +147,7 @@ interface Install {
   readonly identity: DiskIdentity;
   readonly generation: Generation;
   readonly boot: BootDescription;
-  readonly config: Awaited<ReturnType<typeof planFor>>["evaluated"]["config"];
+  readonly config: ResolvedSystem;
 }
 
 /** Partition, format, copy, register, verify: every step checked, the machine left unmounted. */
