@@ -97,10 +97,10 @@ export const runCommand = defineCommand({
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
     await planned.store.addRoot(path.join(paths.dir, "system"), realized.path);
     const dryRun = values["dry-run"] === true;
+    const description = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
     let boot: VmBoot;
     if (firmware === "direct") {
       await planned.store.addRoot(path.join(paths.dir, "image"), stepDir);
-      const description = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
       boot = { kind: "direct", boot: description, generation: bootStep.hash, image: path.join(stepDir, "rootfs.img"), stateDisk: paths.disk };
       if (!dryRun) await ensureDisk(paths, config.virtualisation.diskSize, values.reset === true);
     } else {
@@ -120,8 +120,7 @@ export const runCommand = defineCommand({
 
     let chosen: Accelerator = accel ?? "kvm";
     if (accel === undefined) {
-      const kernel = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
-      const probe = await probeKvmOnce(kernel.kernel, path.join(cacheDir(context.env), "kvm-probe.json"));
+      const probe = await probeKvmOnce(description.kernel, path.join(cacheDir(context.env), "kvm-probe.json"));
       if (!probe.usable) {
         chosen = "tcg";
         context.out.stderr(`keel: KVM is not usable (${probe.reason}); using TCG (software emulation), which is slower.\n`);

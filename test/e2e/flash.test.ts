@@ -4,7 +4,8 @@
 // partition and a missing device before it builds anything; on a terminal it
 // shows the disk and asks. The writer puts a real GPT image (an ESP and an
 // ext4 with files) onto the disk and into a sparse file, byte for byte.
-// Writing with the CLI needs `keel image`'s diskImage, which is not here yet.
+// Through the CLI, a build of the seed's qemu system goes into a file: the
+// store's disk image byte for byte, sparse, the same as `keel image` writes.
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -250,5 +251,45 @@ describe("keel flash, with loop devices", { skip: isRoot ? false : "needs root: 
       return true;
     });
     assert.equal(await sha256Of(small, 4 * mib), unchanged);
+  });
+});
+
+describe("keel flash into a file, from a build of the seed's qemu", () => {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-flash-build-"));
+  const env = { ...process.env, XDG_CACHE_HOME: path.join(scratch, "cache"), KEEL_STORE: path.join(scratch, "store") };
+
+  const runKeel = (args: readonly string[]): Promise<Result> =>
+    new Promise((resolve) => {
+      const child = execFile(process.execPath, [keel, ...args], { cwd: seed, env, maxBuffer: 64 * mib }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
+      child.stdin?.end();
+    });
+
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  test("keel flash qemu <new file> --yes: the store's disk image byte for byte, its zero blocks left as holes; keel image's raw file is the same", async () => {
+    const file = path.join(scratch, "qemu.img");
+    const flashed = await runKeel(["flash", "qemu", file, "--yes"]);
+    assert.equal(flashed.code, 0, flashed.stderr);
+    const said = new RegExp(`^keel: wrote qemu's image to ${file}: .* of data, the rest left as holes; read back in [\\d.]+ s, sha256 ([0-9a-f]{64})\\.$`, "m").exec(flashed.stderr);
+    assert.ok(said, flashed.stderr);
+    console.log(`# ${said[0]}`);
+    const plan = await runKeel(["build", "qemu", "disk", "--dry-run", "--json"]);
+    const disk = (JSON.parse(plan.stdout) as { step: string; path: string; cached: boolean }[]).find((s) => s.step === "disk");
+    assert.ok(disk?.cached, plan.stdout + plan.stderr);
+    const stored = path.join(disk.path, "disk.img");
+    const { bytes } = JSON.parse(readFileSync(path.join(disk.path, "disk.json"), "utf8")) as { bytes: number };
+    const [flashedStats, storedStats] = [statSync(file), statSync(stored)];
+    assert.deepEqual([flashedStats.size, storedStats.size], [bytes, bytes]);
+    const sha = await sha256Of(stored, bytes);
+    assert.equal(await sha256Of(file, bytes), sha);
+    assert.equal(said[1], sha, "the sha256 keel reports is the image's");
+    assert.ok(flashedStats.blocks * 512 <= storedStats.blocks * 512, `the file takes ${flashedStats.blocks * 512} bytes on disk, the store's image ${storedStats.blocks * 512}, for ${bytes}`);
+    assert.ok(flashedStats.blocks * 512 < bytes / 2, `the file takes ${flashedStats.blocks * 512} bytes on disk for ${bytes}: its zero blocks are holes`);
+
+    const imaged = path.join(scratch, "image.img");
+    const image = await runKeel(["image", "qemu", "-o", imaged]);
+    assert.equal(image.code, 0, image.stderr);
+    assert.equal(await sha256Of(imaged, bytes), sha);
+    assert.equal(statSync(imaged).size, bytes);
   });
 });
