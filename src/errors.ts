@@ -7,7 +7,7 @@
 
 const brand = Symbol.for("keel.error");
 
-export type ErrorKind = "usage" | "config" | "process" | "vm";
+export type ErrorKind = "usage" | "config" | "process" | "vm" | "machine";
 
 function mark(constructor: { prototype: object }, kind: ErrorKind): void {
   Object.defineProperty(constructor.prototype, brand, { value: kind });
@@ -53,11 +53,17 @@ export class VmError extends Error {
 }
 mark(VmError, "vm");
 
+/** A machine keel writes to did not end up as keel wrote it (a partition that did not appear, a file that reads back different). */
+export class MachineError extends Error {
+  override name = "MachineError";
+}
+mark(MachineError, "machine");
+
 /** The kind of a keel error, from any copy of keel; undefined for anything else. */
 export function errorKind(error: unknown): ErrorKind | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const kind = (error as { [brand]?: unknown })[brand];
-  return kind === "usage" || kind === "config" || kind === "process" || kind === "vm" ? kind : undefined;
+  return kind === "usage" || kind === "config" || kind === "process" || kind === "vm" || kind === "machine" ? kind : undefined;
 }
 
 export function isKeelError(error: unknown): error is UsageError | ConfigError | ProcessError | VmError {

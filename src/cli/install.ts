@@ -11,14 +11,14 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { Readable } from "node:stream";
 import type { ResolvedSystem } from "../config/project.js";
-import { UsageError } from "../errors.js";
+import { MachineError, UsageError } from "../errors.js";
 import { checkWritable, describeDisk, disksOf, inspectDisk, readDiskInventory, type Disk } from "../host/disks.js";
-import { exec } from "../host/exec.js";
+import { exec, shellQuote } from "../host/exec.js";
 import { Remote, splitSshOptions } from "../host/ssh.js";
 import { bootloaderInTree, diskGeometry, diskIdentity, espFiles, partitionScript, type DiskIdentity, type Generation } from "../image/layout.js";
 import { subPlan } from "../plan/plan.js";
 import type { BootDescription } from "../steps/system.js";
-import { defineCommand, systemArgument, type Context } from "./command.js";
+import { defineCommand, systemArgument } from "./command.js";
 import { confirm } from "./confirm.js";
 import { formatBytes } from "./output.js";
 import { planFor, realizeShowingProgress, storeOption } from "./planning.js";
@@ -122,7 +122,7 @@ export const installCommand = defineCommand({
       const boot = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
       const identity = diskIdentity(planned.evaluated.config, planned.plan.top.hash);
       const generation: Generation = { number: 1, system, kernelParams: planned.evaluated.config.boot.kernelParams };
-      await installOnto(context, { run, sh, remote, say, disk, identity, generation, boot, config: planned.evaluated.config });
+      await installOnto({ run, sh, remote, say, disk, identity, generation, boot, config: planned.evaluated.config });
     } finally {
       await planned.store.close();
     }
@@ -151,9 +151,9 @@ interface Install {
 }
 
 /** Partition, format, copy, register, verify: every step checked, the machine left unmounted. */
-async function installOnto(context: Context, job: Install): Promise<void> {
+async function installOnto(job: Install): Promise<void> {
   const { run, sh, remote, say, disk, identity, generation, boot } = job;
-  const q = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
+  const q = shellQuote;
   say(`partitioning ${disk.path} (${formatBytes(disk.bytes)}): an ESP and a root partition over the rest of the disk`);
   await run(["wipefs", "--all", "--quiet", disk.path]).catch(() => undefined);
   await remote.pipeTo(["sfdisk", "--quiet", "--wipe", "always", "--wipe-partitions", "always", disk.path], Readable.from([partitionScript(identity, { ...diskGeometry(0), rootSectors: null })]));
@@ -169,7 +169,9 @@ async function installOnto(context: Context, job: Install): Promise<void> {
   const partitions = flat((JSON.parse(listing.stdout) as { blockdevices: Listed[] }).blockdevices);
   const partition = (uuid: string) => {
     const found = partitions.find((p) => p.partuuid?.toLowerCase() === uuid.toLowerCase());
-    if (found === undefined) throw new Error(`the partition ${uuid} did not appear on ${disk.path} after sfdisk`);
+    if (found === undefined) {
+      throw new MachineError(`keel install: the partition ${uuid} did not appear on ${disk.path}${on(remote)} after sfdisk wrote it.\nFix: check \`lsblk ${disk.path}\` there (a kernel that cannot reread the table needs a reboot of the rescue system), then run keel install again.`);
+    }
     return found.path;
   };
   const espDevice = partition(identity.esp.partUuid);
@@ -218,7 +220,7 @@ async function installOnto(context: Context, job: Install): Promise<void> {
     say("verifying what was written");
     const sums = (await sh(`cd ${esp}\nsha256sum ${Object.keys(expected).map(q).join(" ")}`)).stdout;
     for (const [name, sum] of Object.entries(expected)) {
-      if (!sums.includes(`${sum}  ${name}`)) throw new Error(`${name} on the ESP${on(remote)} does not have the content keel wrote`);
+      if (!sums.includes(`${sum}  ${name}`)) throw new MachineError(`keel install: ${name} on the ESP${on(remote)} does not read back as keel wrote it; the machine was not rebooted.\nFix: check the disk (dmesg there), then run keel install again.`);
     }
     const wanted = new Set([
       ...treePaths((await exec(["tar", "--quoting-style=literal", "-tf", rootfs])).stdout),
@@ -227,7 +229,9 @@ async function installOnto(context: Context, job: Install): Promise<void> {
     ]);
     const found = new Set(treePaths((await sh(`cd ${q(tree)}\nfind . -xdev -mindepth 1 ! -path './dev/*'`)).stdout));
     const lost = [...wanted].filter((p) => !found.has(p));
-    if (lost.length > 0) throw new Error(`${lost.length} files of the generation are missing${on(remote)}, e.g. ${lost.slice(0, 3).join(", ")}`);
+    if (lost.length > 0) {
+      throw new MachineError(`keel install: ${lost.length} files of the generation are missing${on(remote)}, e.g. ${lost.slice(0, 3).join(", ")}; the machine was not rebooted.\nFix: check the disk and its free space there, then run keel install again.`);
+    }
     say(`verified: ${found.size} files of generation ${generation.number}, ${Object.keys(expected).length} files on the ESP`);
   } finally {
     await sh(`sync\numount ${mountPoint}/esp ${mountPoint}/root`).catch(() => undefined);
