@@ -217,7 +217,8 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     id: "initrd",
     name: "initrd",
     slice: {
-      availableKernelModules: config.boot.initrd.availableKernelModules,
+      // A set: the VM variant naming the modules the system already names (virtio_blk) keeps the system's initrd.
+      availableKernelModules: [...new Set(config.boot.initrd.availableKernelModules)].sort(),
       kernelModules: config.boot.initrd.kernelModules,
       root,
       busybox: host.busybox,

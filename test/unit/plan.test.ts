@@ -248,6 +248,13 @@ describe("the VM variant keel run boots", () => {
     for (const id of ["initrd", "system", "image", "disk"]) assert.notEqual(step(vm, id)?.hash, step(plain, id)?.hash, id);
   });
 
+  it("a system whose initrd already has the VM's disk modules keeps its initrd and system step: keel build after keel run builds nothing", () => {
+    const virtio = defineModule({ boot: { initrd: { availableKernelModules: ["virtio_blk", "virtio_pci", "ext4"] } } });
+    const system = (vm: boolean) => evaluateSystem(project([base, withSsh, virtio]), "test", vm ? { vm: { sshKey: key } } : {}).config;
+    const [own, variant] = [planSystem("test", system(false), host), planSystem("test", system(true), host, { base: system(false) })];
+    for (const id of ["kernel", "rootfs", "initrd", "system"]) assert.equal(step(variant, id)?.hash, step(own, id)?.hash, id);
+  });
+
   it("its image and its disk add exactly the files under /etc in which the VM variant differs: root's key and sshd's list of key files", () => {
     const etc = (plan: BuildPlan, id: string) => (step(plan, id)?.slice as { etc: Record<string, { text: string | null }> }).etc;
     assert.deepEqual(Object.keys(etc(vm, "image")).sort(), ["keel/vm-authorized-keys/root", "ssh/sshd_config.d/keel.conf"]);
