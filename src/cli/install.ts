@@ -17,6 +17,7 @@ import { exec, shellQuote } from "../host/exec.js";
 import { Remote, splitSshOptions } from "../host/ssh.js";
 import { bootloaderInTree, diskGeometry, diskIdentity, espFiles, partitionScript, type DiskIdentity, type Generation } from "../image/layout.js";
 import { subPlan } from "../plan/plan.js";
+import { generationSources } from "../steps/image.js";
 import type { BootDescription } from "../steps/system.js";
 import { defineCommand, systemArgument } from "./command.js";
 import { confirm } from "./confirm.js";
@@ -122,7 +123,7 @@ export const installCommand = defineCommand({
       const boot = JSON.parse(await readFile(path.join(realized.path, "boot.json"), "utf8")) as BootDescription;
       const identity = diskIdentity(planned.evaluated.config, planned.plan.top.hash);
       const generation: Generation = { number: 1, system, kernelParams: planned.evaluated.config.boot.kernelParams };
-      await installOnto({ run, sh, remote, say, disk, identity, generation, boot, config: planned.evaluated.config });
+      await installOnto({ run, sh, remote, say, disk, identity, generation, boot, system: realized.path, config: planned.evaluated.config });
     } finally {
       await planned.store.close();
     }
@@ -147,6 +148,8 @@ interface Install {
   readonly identity: DiskIdentity;
   readonly generation: Generation;
   readonly boot: BootDescription;
+  /** The system's store path. */
+  readonly system: string;
   readonly config: ResolvedSystem;
 }
 
@@ -183,8 +186,8 @@ async function installOnto(job: Install): Promise<void> {
   const esp = `${mountPoint}/esp`;
   await sh(`mkdir -p ${mountPoint}/root ${mountPoint}/esp\nmount ${q(rootDevice)} ${mountPoint}/root\nmount ${q(espDevice)} ${esp}\nmkdir -p ${q(tree)} ${mountPoint}/root/state`);
   try {
-    const rootfs = boot.rootfs;
-    const modules = path.join(path.dirname(boot.kernel), "lib/modules");
+    // The system's links to its rootfs and kernel outputs; a plain system has no /etc files of a variant to add.
+    const { tarball: rootfs, modules } = generationSources({ rootfs: path.join(job.system, "rootfs"), kernel: path.join(job.system, "kernel") });
     const total = (await stat(rootfs)).size;
     const started = performance.now();
     let shown = 0;

@@ -7,6 +7,7 @@ import { Store } from "../store/store.js";
 import { ccacheChecks } from "./ccache.js";
 import { exec } from "./exec.js";
 import { busyboxPath, hostMirror } from "./facts.js";
+import { ovmf } from "../vm/qemu.js";
 import { probeKvm } from "./kvm.js";
 
 export interface Check {
@@ -47,7 +48,7 @@ const programs: readonly Program[] = [
   { name: "sfdisk", argv: ["sfdisk", "--version"], packageName: "fdisk", version: /util-linux (\S+)/ },
   { name: "mkfs.vfat", argv: ["sh", "-c", "command -v mkfs.vfat"], packageName: "dosfstools", version: /(\S+)/ },
   { name: "mcopy", argv: ["mcopy", "--version"], packageName: "mtools", version: /mcopy \(GNU mtools\) (\S+)/ },
-  { name: "OVMF", argv: ["sh", "-c", "test -e /usr/share/OVMF/OVMF_CODE_4M.fd && echo present"], packageName: "ovmf", version: /(\S+)/ },
+  { name: "OVMF", argv: ["sh", "-c", `test -e ${ovmf.code} && echo present`], packageName: "ovmf", version: /(\S+)/ },
   { name: "newuidmap", argv: ["sh", "-c", "command -v newuidmap"], packageName: "uidmap", version: /(\S+)/, rootless: true },
 ];
 

@@ -40,14 +40,21 @@ export function generationTreeCommands(parts: GenerationParts, tree: string): st
   ];
 }
 
+type GenerationInputs = { readonly rootfs: string; readonly kernel: string };
+
+/** Where a generation's root filesystem tarball and kernel modules are, in the rootfs and kernel outputs (or a system's links to them). */
+export function generationSources(inputs: GenerationInputs): Omit<GenerationParts, "etc"> {
+  return { tarball: path.join(inputs.rootfs, "rootfs.tar"), modules: path.join(inputs.kernel, "lib/modules") };
+}
+
 /**
  * A generation's parts as a builder gets them from its inputs: `etc`, when it
  * has files, is written below `scratch` first (the caller removes it).
  */
-export async function generationParts(inputs: { readonly rootfs: string; readonly kernel: string }, etc: Readonly<Record<string, EtcFile>>, scratch: string): Promise<GenerationParts> {
+export async function generationParts(inputs: GenerationInputs, etc: Readonly<Record<string, EtcFile>>, scratch: string): Promise<GenerationParts> {
   const withEtc = Object.keys(etc).length > 0;
   if (withEtc) await writeOverlay(scratch, etcFiles(etc));
-  return { tarball: path.join(inputs.rootfs, "rootfs.tar"), modules: path.join(inputs.kernel, "lib/modules"), etc: withEtc ? path.join(scratch, "etc") : null };
+  return { ...generationSources(inputs), etc: withEtc ? path.join(scratch, "etc") : null };
 }
 
 /**
@@ -66,7 +73,7 @@ export async function withSystemTree<T>(context: BuildContext, tree: string, use
   }
 }
 
-async function buildImage(context: BuildContext, out: string, inputs: { readonly rootfs: string; readonly kernel: string }, slice: ImageSlice): Promise<void> {
+async function buildImage(context: BuildContext, out: string, inputs: GenerationInputs, slice: ImageSlice): Promise<void> {
   const tree = path.join(out, ".tree");
   const overlay = path.join(out, ".overlay");
   const parts = await generationParts(inputs, slice.etc, overlay);

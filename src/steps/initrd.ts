@@ -239,17 +239,15 @@ if [ -f "$list" ]; then
         mkdir -p "/newroot$target"
         mount --bind "$kept" "/newroot$target" || fail "cannot bind the state's $target" ;;
       file)
-        if [ ! -e "$kept" ]; then
-          mkdir -p "\${kept%/*}"
-          if [ "$target" = /etc/machine-id ]; then tr -d - < /proc/sys/kernel/random/uuid > "$kept"
-          elif [ -s "/generation$target" ]; then cp -a "/generation$target" "$kept"
-          else : > "$kept"; chmod 600 "$kept"; fi
-        fi
-        mkdir -p "/newroot\${target%/*}"
+        mkdir -p "\${kept%/*}" "/newroot\${target%/*}"
         if [ "$target" = /etc/machine-id ]; then
-          # Copied, not bound: systemd takes a mount on /etc/machine-id for a transient id it should commit.
+          # Made once from the kernel's random UUID, then copied, not bound: systemd takes a mount on /etc/machine-id for a transient id it should commit.
+          [ -e "$kept" ] || tr -d - < /proc/sys/kernel/random/uuid > "$kept"
           cp "$kept" /newroot/etc/machine-id
         else
+          if [ ! -e "$kept" ]; then
+            if [ -s "/generation$target" ]; then cp -a "/generation$target" "$kept"; else : > "$kept"; chmod 600 "$kept"; fi
+          fi
           [ -e "/newroot$target" ] || : > "/newroot$target"
           mount --bind "$kept" "/newroot$target" || fail "cannot bind the state's $target"
         fi ;;
@@ -320,6 +318,6 @@ async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Pro
 
 export const initrdStep = defineStep<InitrdSlice, "kernel">({
   kind: "initrd",
-  version: 7,
+  version: 8,
   build: (_context, out, { slice, inputs }) => buildInitrd(out, inputs.kernel, slice),
 });

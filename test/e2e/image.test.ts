@@ -10,56 +10,27 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { ovmf } from "../../src/vm/qemu.ts";
+import { freePort, keelIn } from "./processes.ts";
 import { writeSeedLock } from "./seed-lock.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-image-"));
 const store = path.join(scratch, "store");
 const env = { ...process.env, XDG_CACHE_HOME: path.join(scratch, "cache"), XDG_STATE_HOME: path.join(scratch, "state"), KEEL_STORE: store };
+const keel = keelIn(env);
 const mib = 1024 * 1024;
-const ovmf = { code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/usr/share/OVMF/OVMF_VARS_4M.fd" };
 /** The file systems' identifiers vmtest's config names, as a hardware module would. */
 const rootUuid = "2f0c8e4a-6b1d-4c3e-9a5f-7d8e9f0a1b2c";
 const espId = "ABCD-1234";
 /** The rescue VM's blank NVMe disk, as its udev names it (QEMU's model, keel's serial keel-empty0). */
 const blankDisk = "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_keel-empty0";
 const bootSeconds = 300;
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly seconds: number;
-}
-
-function keel(args: readonly string[], cwd: string): Promise<Result> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    // No terminal: stdin is not one, so a confirmation needs --yes.
-    const child = spawn(process.execPath, [path.join(root, "bin/keel.js"), ...args], { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
-    child.on("close", (code) => resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 }));
-  });
-}
-
-/** A TCP port nothing listens on now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

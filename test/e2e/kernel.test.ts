@@ -9,12 +9,12 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { BuildEvent } from "../../src/steps/realize.ts";
+import { freePort } from "./processes.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-kernel-"));
@@ -47,15 +47,6 @@ function keel(args: readonly string[], cwd: string, extraEnv: NodeJS.ProcessEnv 
     child.on("close", (code) => {
       const events = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as BuildEvent);
       resolve({ code, stdout, stderr, events });
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
     });
   });
 }

@@ -6,25 +6,16 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ProcessError } from "../../src/errors.ts";
 import { Remote } from "../../src/host/ssh.ts";
+import { freePort } from "./processes.ts";
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel ssh 'e2e' "));
 const user = os.userInfo().username;
 const client = path.join(scratch, `100% "c"`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe("Remote, against a real sshd", () => {
   let sshd: ChildProcess;

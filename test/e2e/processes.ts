@@ -1,0 +1,43 @@
+// What several end-to-end files share: a loopback port nothing listens on,
+// and keel run as a child process with a test's own environment.
+import { spawn } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+/** A TCP port nothing listens on now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+/**
+ * Runs keel with `env` in `cwd`, in a process group of its own, without a
+ * terminal (stdin is not one, so a confirmation needs --yes).
+ */
+export function keelIn(env: NodeJS.ProcessEnv): (args: readonly string[], cwd: string) => Promise<Result> {
+  return (args, cwd) => {
+    const started = performance.now();
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [path.join(root, "bin/keel.js"), ...args], { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+      child.on("close", (code) => resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 }));
+    });
+  };
+}
