@@ -76,12 +76,14 @@ export default defineModule({
     },
     systemd: {
       services: {
+        // e2fsprogs' reaper of e2scrub's LVM snapshots: a keel machine's ext4 is on no LVM volume; seconds of a boot under TCG.
+        e2scrub_reap: { enable: mkDefault(false) },
         "keel-grow-root": mkIf(config.boot.growPartition, {
           description: "Grow the root partition and its file system to fill the disk",
           wantedBy: ["multi-user.target"],
-          unitConfig: { ConditionPathIsMountPoint: "/keel" },
+          // Only a partition grows: under `keel run` (keel.state=) /keel is the VM's state disk, already its size, or memory.
+          unitConfig: { ConditionPathIsMountPoint: "/keel", ConditionKernelCommandLine: "!keel.state" },
           serviceConfig: { Type: "oneshot" },
-          // Only a partition grows: under `keel run` /keel is the VM's state disk, already its size.
           script: [
             "device=$(findmnt -no SOURCE /keel)",
             'disk=$(lsblk -no PKNAME "$device")',

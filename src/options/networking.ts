@@ -128,5 +128,12 @@ export default defineModule({
         };
       },
     },
+    systemd: {
+      services: {
+        // Debian's resolved is ordered before sysinit.target and network.target, so every service waits for it (seconds
+        // under TCG) though none needs a resolver before nss-lookup.target, which it stays before.
+        "systemd-resolved": { dropBefore: ["sysinit.target", "network.target"] },
+      },
+    },
   }),
 });

@@ -40,6 +40,10 @@ const service = types.submodule({
   wantedBy: unitNames("Targets that pull this unit in when enabled (WantedBy= in [Install])."),
   after: unitNames("Units this one starts after (After=)."),
   before: unitNames("Units this one starts before (Before=)."),
+  dropBefore: unitNames(
+    "Units a package's unit is ordered before (Before=) that it should not be: a drop-in cannot remove an ordering, so keel writes the package's unit to /etc/systemd/system without them.",
+  ),
+  dropAfter: unitNames("Units a package's unit is ordered after (After=) that it should not be; as dropBefore."),
   wants: unitNames("Units this one pulls in (Wants=)."),
   requires: unitNames("Units this one needs (Requires=)."),
   environment: mkOption({
@@ -156,6 +160,8 @@ export interface UnitActions {
   readonly disable: readonly string[];
   /** A package's unit pulled in by a target: `systemctl add-wants <target> <unit>`. */
   readonly addWants: readonly (readonly [target: string, unit: string])[];
+  /** A package's unit copied to /etc/systemd/system without some of its orderings. */
+  readonly reorder: readonly { readonly unit: string; readonly before: readonly string[]; readonly after: readonly string[] }[];
 }
 
 /** Only what a service asks of systemctl: a unit with nothing to enable is not in it. */
@@ -163,6 +169,7 @@ export function unitActions(services: Services): UnitActions {
   const enable: string[] = [];
   const disable: string[] = [];
   const addWants: (readonly [string, string])[] = [];
+  const reorder: UnitActions["reorder"][number][] = [];
   for (const [name, service] of Object.entries(services)) {
     const unit = `${name}.service`;
     if (!service.enable) disable.push(unit);
@@ -170,9 +177,10 @@ export function unitActions(services: Services): UnitActions {
       if (service.wantedBy.length > 0) enable.push(unit);
     } else {
       for (const target of service.wantedBy) addWants.push([target, unit]);
+      if (service.dropBefore.length + service.dropAfter.length > 0) reorder.push({ unit, before: service.dropBefore, after: service.dropAfter });
     }
   }
-  return { enable, disable, addWants };
+  return { enable, disable, addWants, reorder };
 }
 
 export default defineModule({

@@ -106,6 +106,15 @@ export function setupScript(setup: SetupSlice): string {
   if (setup.timeZone !== null) {
     lines.push(`ln -sf ${q(`/usr/share/zoneinfo/${setup.timeZone}`)} /etc/localtime`, `echo ${q(setup.timeZone)} > /etc/timezone`);
   }
+  for (const { unit, before, after } of setup.units.reorder) {
+    const drop = (key: string, names: readonly string[]) =>
+      names.map((name) => `-e ${q(`/^${key}=/s/(=|[[:space:]])${name.replaceAll(".", "\\.")}([[:space:]]|$)/\\1\\2/g`)}`);
+    const packaged = `/usr/lib/systemd/system/${unit}`;
+    lines.push(
+      `test -f ${q(packaged)} || { echo "keel: systemd.services.${unit.replace(/\.service$/, "")}.dropBefore/dropAfter: no package ships ${unit}" >&2; exit 1; }`,
+      `sed -E ${[...drop("Before", before), ...drop("After", after)].join(" ")} ${q(packaged)} > ${q(`/etc/systemd/system/${unit}`)}`,
+    );
+  }
   lines.push("systemctl enable systemd-networkd.service systemd-resolved.service");
   for (const unit of setup.units.disable) lines.push(`systemctl disable ${q(unit)} 2>/dev/null || true`);
   for (const unit of setup.units.enable) lines.push(`systemctl enable ${q(unit)}`);

@@ -124,6 +124,8 @@ export function qemuArgv(spec: VmSpec): string[] {
   });
   const rules = [...v.forwardPorts, ...spec.extraForwards].map(forwardRule);
   argv.push("-netdev", ["user", "id=net0", ...rules].join(","), "-device", "virtio-net-pci,netdev=net0");
+  // The host's entropy: without it, under TCG, the guest's random seed and first host key wait for the kernel's pool.
+  argv.push("-device", "virtio-rng-pci");
 
   const shares = Object.entries(v.sharedDirectories);
   for (const [tag, share] of shares.filter(([, s]) => s.mechanism === "9p")) {

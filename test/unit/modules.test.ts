@@ -342,15 +342,19 @@ describe("systems: assertions, warnings and the built-in modules", () => {
   it("warnings", async () => assert.deepEqual(system(await load(["warn"])).warnings, ["The fixture warns."]));
   it("the host name defaults to the system's name", () => checkSystemOutput("test", "networking.hostName", "define-package"));
   it("openssh off: no package", () => checkSystemOutput(["htop"], "packages", "define-package"));
-  it("openssh off: no service but keel's own, which grows the root partition", async () =>
-    assert.deepEqual(Object.keys(system(await load(["define-package"])).config.systemd.services), ["keel-grow-root"]));
+  it("openssh off: no service but keel's own, which grows the root partition, and Debian's resolved and e2scrub_reap changed", async () =>
+    assert.deepEqual(Object.keys(system(await load(["define-package"])).config.systemd.services), ["systemd-resolved", "e2scrub_reap", "keel-grow-root"]));
   it("openssh on: its package", () => checkSystemOutput(["openssh-server"], "packages", "enable-openssh"));
   it("openssh on: its package comes in module order", () =>
     checkSystemOutput(["openssh-server", "htop"], "packages", "enable-openssh", "define-package"));
   it("openssh on: its service", () =>
-    checkSystemOutput({ enable: true, description: "", wantedBy: ["multi-user.target"], after: [], before: [], wants: [], requires: [], environment: {}, script: null, serviceConfig: {}, unitConfig: {} }, "systemd.services.ssh", "enable-openssh"));
+    checkSystemOutput(
+      { enable: true, description: "", wantedBy: ["multi-user.target"], after: [], before: [], dropBefore: [], dropAfter: ["network.target"], wants: [], requires: [], environment: {}, script: null, serviceConfig: { ExecStartPre: "" }, unitConfig: {} },
+      "systemd.services.ssh",
+      "enable-openssh",
+    ));
   it("openssh on: host keys are made on first boot, before sshd starts", () =>
-    checkSystemOutput({ enable: true, description: "Generate SSH host keys", wantedBy: ["ssh.service"], after: [], before: ["ssh.service"], wants: [], requires: [], environment: {}, script: 'key=/etc/ssh/ssh_host_ed25519_key\nif ! ssh-keygen -l -f "$key" >/dev/null 2>&1; then\n  made=$(mktemp -d)\n  ssh-keygen -q -t ed25519 -N "" -C "" -f "$made/key"\n  cat "$made/key" > "$key" && chmod 600 "$key"\n  cat "$made/key.pub" > "$key.pub" && chmod 644 "$key.pub"\n  rm -rf "$made"\n  sync "$key" "$key.pub"\nfi', serviceConfig: { Type: "oneshot" }, unitConfig: {} }, "systemd.services.ssh-keygen", "enable-openssh"));
+    checkSystemOutput({ enable: true, description: "Generate SSH host keys", wantedBy: ["ssh.service"], after: ["local-fs.target", "systemd-tmpfiles-setup.service"], before: ["ssh.service", "shutdown.target"], dropBefore: [], dropAfter: [], wants: [], requires: [], environment: {}, script: 'key=/etc/ssh/ssh_host_ed25519_key\nif ! ssh-keygen -l -f "$key" >/dev/null 2>&1; then\n  made=$(mktemp -d)\n  ssh-keygen -q -t ed25519 -N "" -C "" -f "$made/key"\n  cat "$made/key" > "$key" && chmod 600 "$key"\n  cat "$made/key.pub" > "$key.pub" && chmod 644 "$key.pub"\n  rm -rf "$made"\n  sync "$key" "$key.pub"\nfi', serviceConfig: { Type: "oneshot" }, unitConfig: { DefaultDependencies: false, Conflicts: "shutdown.target" } }, "systemd.services.ssh-keygen", "enable-openssh"));
   it("openssh settings: declared and freeform", () =>
     checkSystemOutput({ PermitRootLogin: "no", X11Forwarding: false, PasswordAuthentication: false, KbdInteractiveAuthentication: false, AuthorizedKeysFile: null, HostKey: "/etc/ssh/ssh_host_ed25519_key" }, "services.openssh.settings", "enable-openssh", "openssh-settings"));
   it("openssh settings reach sshd_config, in environment.etc", async () =>

@@ -94,7 +94,7 @@ describe("the QEMU command line", () => {
       ),
     );
     assert.deepEqual(values(argv, "-netdev"), ["user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53,hostfwd=tcp:0.0.0.0:8080-:80"]);
-    assert.deepEqual(values(argv, "-device"), ["virtio-net-pci,netdev=net0"]);
+    assert.deepEqual(values(argv, "-device"), ["virtio-net-pci,netdev=net0", "virtio-rng-pci"], "and the host's entropy");
   });
 
   it("a forward from the guest needs TCP and a guest address", () => {

@@ -28,7 +28,7 @@ export const options = {
         description:
           "Files sshd reads a user's keys from (%h is the home directory, %u the user). The module adds ~/.ssh/authorized_keys and " +
           "/etc/ssh/authorized_keys.d/%u, where keel writes users.users.<name>.openssh.authorizedKeys.keys; `keel run`'s VM variant adds " +
-          "/run/keel/authorized_keys.d/%u, where it puts the project's key.",
+          "/etc/keel/vm-authorized-keys/%u, where it puts the project's key.",
         example: ["/etc/ssh/extra_keys/%u"],
       }),
       settings: mkOption({
@@ -106,12 +106,21 @@ export default defineModule({
       packages: ["openssh-server"],
       systemd: {
         services: {
-          ssh: { wantedBy: ["multi-user.target"] },
-          // Host keys are made on the machine's first boot, never baked into the image.
+          // Debian's `sshd -t` first checks what sshd checks itself (a second start, under TCG a second), and sshd
+          // listens on every address unless ListenAddress names some: then it need not wait for network.target.
+          ssh: {
+            wantedBy: ["multi-user.target"],
+            serviceConfig: { ExecStartPre: "" },
+            dropAfter: "ListenAddress" in cfg.settings ? [] : ["network.target"],
+          },
+          // Host keys are made on the machine's first boot, never baked into the image: early (once the file
+          // systems are there, and /tmp, which systemd-tmpfiles empties at boot), beside the rest of the boot.
           "ssh-keygen": {
             description: "Generate SSH host keys",
             wantedBy: ["ssh.service"],
-            before: ["ssh.service"],
+            after: ["local-fs.target", "systemd-tmpfiles-setup.service"],
+            before: ["ssh.service", "shutdown.target"],
+            unitConfig: { DefaultDependencies: false, Conflicts: "shutdown.target" },
             serviceConfig: { Type: "oneshot" },
             // A key cut short by a power loss (a VM quit before it synced) is made again, not left to fail sshd.
             // The key files are the state's, bound over the generation's (stage 1): written through, never replaced.
