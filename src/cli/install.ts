@@ -15,7 +15,7 @@ import { MachineError, UsageError } from "../errors.js";
 import { checkWritable, describeDisk, disksOf, inspectDisk, readDiskInventory, type Disk } from "../host/disks.js";
 import { exec, shellQuote } from "../host/exec.js";
 import { Remote, splitSshOptions } from "../host/ssh.js";
-import { bootloaderInTree, diskGeometry, diskIdentity, espFiles, partitionScript, type DiskIdentity, type Generation } from "../image/layout.js";
+import { bootloaderInTree, diskCommandLine, diskGeometry, diskIdentity, espFiles, partitionScript, type DiskIdentity, type Generation } from "../image/layout.js";
 import { subPlan } from "../plan/plan.js";
 import { generationSources } from "../steps/image.js";
 import type { BootDescription } from "../steps/system.js";
@@ -203,7 +203,7 @@ async function installOnto(job: Install): Promise<void> {
     await remote.pipeTo(["tar", "-x", "--numeric-owner", "-p", "-C", `${tree}/usr/lib/modules`], modulesTar.stdout);
 
     say(`writing the ESP: systemd-boot, ${boot.release}'s kernel and initrd, the boot entry`);
-    const files = espFiles(identity, generation, { bootloader: `${tree}/${bootloaderInTree}`, kernel: boot.kernel, initrd: boot.initrd }, job.config.boot.loader.timeout);
+    const files = espFiles(diskCommandLine(identity, generation), generation, { bootloader: `${tree}/${bootloaderInTree}`, kernel: boot.kernel, initrd: boot.initrd }, job.config.boot.loader.timeout);
     const expected: Record<string, string> = {};
     for (const [name, file] of Object.entries(files)) {
       const destination = `${esp}/${name}`;

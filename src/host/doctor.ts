@@ -48,6 +48,8 @@ const programs: readonly Program[] = [
   { name: "sfdisk", argv: ["sfdisk", "--version"], packageName: "fdisk", version: /util-linux (\S+)/ },
   { name: "mkfs.vfat", argv: ["sh", "-c", "command -v mkfs.vfat"], packageName: "dosfstools", version: /(\S+)/ },
   { name: "mcopy", argv: ["mcopy", "--version"], packageName: "mtools", version: /mcopy \(GNU mtools\) (\S+)/ },
+  { name: "mksquashfs", argv: ["mksquashfs", "-version"], packageName: "squashfs-tools", version: /mksquashfs version (\S+)/ },
+  { name: "xorriso", argv: ["xorriso", "-version"], packageName: "xorriso", version: /xorriso (\S+)/ },
   { name: "OVMF", argv: ["sh", "-c", `test -e ${ovmf.code} && echo present`], packageName: "ovmf", version: /(\S+)/ },
   { name: "newuidmap", argv: ["sh", "-c", "command -v newuidmap"], packageName: "uidmap", version: /(\S+)/, rootless: true },
 ];

@@ -127,8 +127,28 @@ export function diskCommandLine(identity: DiskIdentity, generation: Generation):
 /** The ESP's directory of generation N's kernel and initrd. */
 export const generationEspDir = (generation: number): string => `EFI/keel/${generation}`;
 
-/** loader/entries/keel-<N>.conf (Boot Loader Spec type 1). Sorted by version: the newest generation first. */
-export function loaderEntry(identity: DiskIdentity, generation: Generation): string {
+/**
+ * An ISO's volume label (ISO 9660 allows capitals, digits and _, at most 32):
+ * stage 1 finds the medium by it, so it is the system's own (from `seed`, the
+ * system step's hash), not one another stick in the machine might carry.
+ */
+export const isoLabel = (seed: string): string => `KEEL_${seed.slice(0, 12).toUpperCase()}`;
+
+/** Where on an ISO the generation is: a squashfs of its tree. */
+export const isoGeneration = "/keel/generation.squashfs";
+
+/**
+ * The kernel command line a generation boots with from an ISO: stage 1 finds
+ * the medium by label, mounts the generation from it, keeps the state in
+ * memory; systemd ignores /etc/fstab (fstab=no), whose file systems are the
+ * machine's disk's (a /boot by UUID would put the boot into emergency mode).
+ */
+export function isoCommandLine(label: string, generation: Generation): string {
+  return [`root=LABEL=${label}`, "rootfstype=iso9660", `keel.loop=${isoGeneration}`, "keel.state=tmpfs", `keel.generation=${generation.number}`, "fstab=no", ...generation.kernelParams].join(" ");
+}
+
+/** loader/entries/keel-<N>.conf (Boot Loader Spec type 1) booting with `commandLine`. Sorted by version: the newest generation first. */
+export function loaderEntry(commandLine: string, generation: Generation): string {
   const dir = generationEspDir(generation.number);
   return [
     `title keel ${generation.system} (generation ${generation.number})`,
@@ -136,7 +156,7 @@ export function loaderEntry(identity: DiskIdentity, generation: Generation): str
     "sort-key keel",
     `linux /${dir}/vmlinuz`,
     `initrd /${dir}/initrd.img`,
-    `options ${diskCommandLine(identity, generation)}`,
+    `options ${commandLine}`,
     "",
   ].join("\n");
 }
@@ -146,9 +166,9 @@ export function loaderConf(timeout: number): string {
   return `timeout ${timeout}\neditor no\n`;
 }
 
-/** The ESP's files for a disk holding one generation, by path inside the ESP: text, or where to copy from. */
+/** The ESP's files for a disk or ISO holding one generation booted with `commandLine`, by path inside the ESP: text, or where to copy from. */
 export function espFiles(
-  identity: DiskIdentity,
+  commandLine: string,
   generation: Generation,
   files: { readonly bootloader: string; readonly kernel: string; readonly initrd: string },
   timeout: number,
@@ -160,7 +180,7 @@ export function espFiles(
     [`${dir}/vmlinuz`]: { copy: files.kernel },
     [`${dir}/initrd.img`]: { copy: files.initrd },
     "loader/loader.conf": { text: loaderConf(timeout) },
-    [`loader/entries/keel-${generation.number}.conf`]: { text: loaderEntry(identity, generation) },
+    [`loader/entries/keel-${generation.number}.conf`]: { text: loaderEntry(commandLine, generation) },
   };
 }
 

@@ -7,8 +7,9 @@ import type { ResolvedSystem } from "../config/project.js";
 import type { DebianPin, LockedInput } from "../inputs/lock.js";
 import { debianMirror } from "../host/facts.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
-import { diskIdentity } from "../image/layout.js";
+import { diskIdentity, isoLabel } from "../image/layout.js";
 import { diskStep } from "../steps/disk.js";
+import { isoInitrdModules, isoStep } from "../steps/iso.js";
 import { imageStep } from "../steps/image.js";
 import { initrdStep } from "../steps/initrd.js";
 import { sourceKernelStep, type SourceKernelLocal } from "../steps/kbuild.js";
@@ -195,8 +196,9 @@ export interface PlanOptions {
 /**
  * Every step of a system. The root filesystem reads no kernel: the kernel's
  * modules join it in the image, so a kernel change leaves mmdebstrap's step
- * cached. The image (what `keel run` boots) and the disk (a bootable disk of
- * the machine layout) are steps of every plan; `keel build` asks for neither.
+ * cached. The image (what `keel run` boots), the disk (a bootable disk of
+ * the machine layout) and the ISO (with its own initrd) are steps of every
+ * plan; `keel build` asks for none of them.
  */
 export function planSystem(system: string, config: ResolvedSystem, host: HostFacts, options: PlanOptions = {}): BuildPlan {
   const kernelPlan = kernelSteps(system, config, host);
@@ -213,16 +215,20 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
   });
   const root = config.fileSystems["/"] ?? null;
   // Stage 1 is keel's on every machine: it finds the root, and in a VM lays the VM's disk over the image.
-  const initrd = makeStep(initrdStep, {
-    id: "initrd",
-    name: "initrd",
-    slice: {
-      // A set: the VM variant naming the modules the system already names (virtio_blk) keeps the system's initrd.
-      availableKernelModules: [...new Set(config.boot.initrd.availableKernelModules)].sort(),
-      kernelModules: config.boot.initrd.kernelModules,
-      root,
-      busybox: host.busybox,
-    },
+  const initrdSlice = {
+    // A set: the VM variant naming the modules the system already names (virtio_blk) keeps the system's initrd.
+    availableKernelModules: [...new Set(config.boot.initrd.availableKernelModules)].sort(),
+    kernelModules: config.boot.initrd.kernelModules,
+    root,
+    optionalModules: ["overlay"],
+    busybox: host.busybox,
+  };
+  const initrd = makeStep(initrdStep, { id: "initrd", name: "initrd", slice: initrdSlice, inputs: { kernel }, local: undefined });
+  // An ISO's stage 1 also finds a CD or a USB stick and reads the generation from it.
+  const isoInitrd = makeStep(initrdStep, {
+    id: "initrd-iso",
+    name: "initrd-iso",
+    slice: { ...initrdSlice, optionalModules: ["overlay", ...isoInitrdModules] },
     inputs: { kernel },
     local: undefined,
   });
@@ -242,19 +248,24 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     local: undefined,
   });
   // The bootable disk of the machine layout, the system as its generation 1 (keel image, keel run --firmware uefi, keel install).
+  const identity = diskIdentity(config, top.hash);
+  const generation = { number: 1, system, kernelParams: config.boot.kernelParams };
   const disk = makeStep(diskStep, {
     id: "disk",
     name: `disk-${config.networking.hostName}`,
-    slice: {
-      identity: diskIdentity(config, top.hash),
-      generation: { number: 1, system, kernelParams: config.boot.kernelParams },
-      timeout: config.boot.loader.timeout,
-      etc: difference ?? {},
-    },
+    slice: { identity, generation, timeout: config.boot.loader.timeout, etc: difference ?? {} },
     inputs: { rootfs, kernel, initrd },
     local: undefined,
   });
-  return { system, steps: [...kernelPlan, initrd, rootfs, top, image, disk], top };
+  // The same generation as a hybrid ISO (keel image --format iso): state in memory.
+  const iso = makeStep(isoStep, {
+    id: "iso",
+    name: `iso-${config.networking.hostName}`,
+    slice: { label: isoLabel(top.hash), volumeId: identity.esp.volumeId, generation, timeout: config.boot.loader.timeout, etc: difference ?? {} },
+    inputs: { rootfs, kernel, initrd: isoInitrd },
+    local: undefined,
+  });
+  return { system, steps: [...kernelPlan, initrd, rootfs, top, image, disk, isoInitrd, iso], top };
 }
 
 /** The part of a plan that builds the steps asked for: they and what they read, in the plan's order; the first is its top. */

@@ -11,7 +11,7 @@
 import { copyFile, mkdir, rm, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { shellQuote } from "../host/exec.js";
-import { bootloaderInTree, diskGeometry, espFiles, partitionScript, type DiskGeometry, type DiskIdentity, type Generation } from "../image/layout.js";
+import { bootloaderInTree, diskCommandLine, diskGeometry, espFiles, partitionScript, type DiskGeometry, type DiskIdentity, type Generation } from "../image/layout.js";
 import { run, type BuildContext } from "./context.js";
 import { generationParts, generationTreeCommands, withSystemTree } from "./image.js";
 import type { EtcFile } from "./rootfs.js";
@@ -42,9 +42,14 @@ export function rootSizeMiB(usedMiB: number, attempt: number): number {
 
 type Inputs = Readonly<Record<"rootfs" | "kernel" | "initrd", string>>;
 
-/** Writes the ESP's files into `dir`; `bootloader` is systemd-boot as the generation has it. */
-async function stageEsp(dir: string, slice: DiskSlice, inputs: Inputs, bootloader: string): Promise<void> {
-  const files = espFiles(slice.identity, slice.generation, { bootloader, kernel: path.join(inputs.kernel, "vmlinuz"), initrd: path.join(inputs.initrd, "initrd.img") }, slice.timeout);
+/** Shell commands that copy systemd-boot out of the generation's unpacked `tree` to `target` (a file keel owns). */
+export function bootloaderCommands(tree: string, target: string): string[] {
+  const inTree = shellQuote(path.join(tree, bootloaderInTree));
+  return [`test -f ${inTree} || { echo "keel: the generation has no /${bootloaderInTree} (Debian's systemd-boot-efi)" >&2; exit 1; }`, `cat ${inTree} > ${shellQuote(target)}`];
+}
+
+/** Writes an ESP's files (espFiles) into `dir`. */
+export async function stageEsp(dir: string, files: ReturnType<typeof espFiles>): Promise<void> {
   for (const [name, file] of Object.entries(files)) {
     const target = path.join(dir, name);
     await mkdir(path.dirname(target), { recursive: true });
@@ -68,8 +73,7 @@ async function buildDisk(context: BuildContext, out: string, inputs: Inputs, sli
         [
           `mkdir -p ${q(tree)} ${q(`${root}/state`)}`,
           ...generationTreeCommands(parts, tree),
-          `test -f ${q(path.join(tree, bootloaderInTree))} || { echo "keel: the generation has no /${bootloaderInTree} (Debian's systemd-boot-efi)" >&2; exit 1; }`,
-          `cat ${q(path.join(tree, bootloaderInTree))} > ${q(bootloader)}`,
+          ...bootloaderCommands(tree, bootloader),
           `du -sm ${q(root)} | cut -f1`,
         ].join(" && "),
       );
@@ -89,7 +93,8 @@ async function buildDisk(context: BuildContext, out: string, inputs: Inputs, sli
         if (attempt === 3) throw new Error(`mke2fs could not fit ${usedMiB} MiB into ${rootMiB} MiB:\n${made}`);
       }
     });
-    await stageEsp(esp, slice, inputs, bootloader);
+    const boot = { bootloader, kernel: path.join(inputs.kernel, "vmlinuz"), initrd: path.join(inputs.initrd, "initrd.img") };
+    await stageEsp(esp, espFiles(diskCommandLine(slice.identity, slice.generation), slice.generation, boot, slice.timeout));
     const espOffset = geometry.espStart * 512;
     await run(context, ["mkfs.vfat", "-F", "32", "--invariant", "-n", slice.identity.esp.label, "-i", slice.identity.esp.volumeId, "--offset", String(geometry.espStart), image, String(geometry.espSectors / 2)]);
     await run(context, ["mcopy", "-s", "-i", `${image}@@${espOffset}`, path.join(esp, "EFI"), path.join(esp, "loader"), "::/"], { env: { ...context.env, MTOOLS_SKIP_CHECK: "1" } });

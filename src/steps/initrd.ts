@@ -18,6 +18,12 @@ export interface InitrdSlice {
   readonly availableKernelModules: readonly string[];
   readonly kernelModules: readonly string[];
   readonly root: { readonly device: string | null; readonly label: string | null; readonly fsType: string; readonly options: readonly string[] } | null;
+  /**
+   * Modules stage 1 loads when the kernel has them, left out when it does not:
+   * overlay (keel run's writable layer), and on an ISO the drivers of a CD and
+   * a USB stick and the file systems the generation is read through.
+   */
+  readonly optionalModules: readonly string[];
   /** The sha256 of the busybox binary stage 1 is made of. */
   readonly busybox: string;
 }
@@ -135,6 +141,8 @@ export function rootSpec(root: InitrdSlice["root"]): string {
  * - `keel.state=DEVICE` too (`keel run`): the root device is the generation
  *   (the store's image, read-only) and DEVICE holds the state; `tmpfs` keeps
  *   the state in memory.
+ * - `keel.loop=FILE` with `keel.state=` (an ISO): the root device is a medium
+ *   holding the generation as the file system image FILE.
  * - neither: the root file system is mounted as / (a root keel did not lay out).
  * Over the generation goes a writable layer, `layers/N`, made afresh when N
  * first boots (the layers of other generations go then); then the paths
@@ -166,9 +174,11 @@ fstype=${shellQuote(fsType)}
 flags=${shellQuote(options)}
 state=""
 generation=""
+loop=""
 for word in $(cat /proc/cmdline); do
   case "$word" in
     keel.state=*) state="\${word#keel.state=}" ;;
+    keel.loop=*) loop="\${word#keel.loop=}" ;;
     keel.generation=*) generation="\${word#keel.generation=}" ;;
     root=*) root="\${word#root=}" ;;
     rootfstype=*) fstype="\${word#rootfstype=}" ;;
@@ -194,6 +204,13 @@ if [ -z "$state" ] && [ -z "$generation" ]; then
   mount --move /dev /newroot/dev 2>/dev/null || umount /dev
   umount /proc /sys
   exec switch_root /newroot /sbin/init
+fi
+if [ -n "$loop" ]; then
+  mkdir -p /medium
+  mount -o ro \${fstype:+-t "$fstype"} "$device" /medium || fail "cannot mount the medium $device"
+  [ -f "/medium$loop" ] || fail "the medium $device holds no $loop"
+  device="/medium$loop"
+  fstype=""
 fi
 if [ -n "$state" ]; then
   mount -o ro \${fstype:+-t "$fstype"} "$device" /generation || fail "cannot mount the generation $device"
@@ -260,11 +277,21 @@ fi
 # Once booted, /keel is the machine's root file system (or the VM's state disk) and /keel/generation the generation running.
 mkdir -p /keel/generation /newroot/keel
 mount --move /generation /keel/generation
+if [ -n "$loop" ]; then
+  mkdir -p /keel/medium && mount --move /medium /keel/medium
+fi
 mount --move /keel /newroot/keel
 mount --move /dev /newroot/dev 2>/dev/null || umount /dev
 umount /proc /sys
 exec switch_root /newroot /sbin/init
 `;
+}
+
+/** Which of `names` the kernel in `kernel` (a kernel step's output) has neither as a module nor built in. */
+export async function missingModules(kernel: string, names: readonly string[]): Promise<string[]> {
+  const release = await kernelRelease(kernel);
+  const modules = await readKernelModules(path.join(kernel, "lib/modules", release), release);
+  return names.filter((name) => !modules.modules.has(moduleName(name)) && !modules.builtin.has(moduleName(name)));
 }
 
 async function readKernelModules(moduleDir: string, release: string): Promise<KernelModules> {
@@ -286,8 +313,7 @@ async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Pro
     ...slice.kernelModules.map((name) => ({ option: "boot.initrd.kernelModules", name })),
     ...slice.availableKernelModules.map((name) => ({ option: "boot.initrd.availableKernelModules", name })),
   ];
-  // overlay: for keel.state= (keel run); not every kernel has it as a module.
-  const selection = selectModules(wanted, modules, ["overlay"]);
+  const selection = selectModules(wanted, modules, slice.optionalModules);
   const included = new Set(selection.files);
   const dep = [...modules.modules.values()]
     .filter((m) => included.has(m.file))
@@ -318,6 +344,6 @@ async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Pro
 
 export const initrdStep = defineStep<InitrdSlice, "kernel">({
   kind: "initrd",
-  version: 8,
+  version: 9,
   build: (_context, out, { slice, inputs }) => buildInitrd(out, inputs.kernel, slice),
 });

@@ -69,17 +69,26 @@ interface Machine {
 
 const machines: Machine[] = [];
 
-function boot(name: string, disk: string, device: "virtio" | "nvme", port: number): Machine {
+/** How `boot` attaches its disk: the drive's format and options, and the devices that carry it. */
+const attachments = {
+  virtio: { drive: "format=qcow2", devices: ["virtio-blk-pci,drive=disk0,bootindex=1"] },
+  nvme: { drive: "format=qcow2", devices: ["nvme,drive=disk0,serial=x,bootindex=1"] },
+  // An ISO as a CD in the q35's AHCI drive, and as a USB stick behind an xHCI controller.
+  cdrom: { drive: "format=raw,media=cdrom,readonly=on", devices: ["ide-cd,drive=disk0,bus=ide.0,bootindex=1"] },
+  usb: { drive: "format=raw,readonly=on", devices: ["qemu-xhci,id=xhci", "usb-storage,bus=xhci.0,drive=disk0,bootindex=1"] },
+} as const;
+
+function boot(name: string, disk: string, device: keyof typeof attachments, port: number): Machine {
   const vars = path.join(scratch, `${name}-efivars.fd`);
   copyFileSync(ovmf.vars, vars);
   const console = path.join(scratch, `${name}-console.log`);
-  const attached = device === "nvme" ? "nvme,drive=disk0,serial=x,bootindex=1" : "virtio-blk-pci,drive=disk0,bootindex=1";
+  const attached = attachments[device];
   const child = spawn(
     "qemu-system-x86_64",
     [
       ...["-machine", "q35,accel=tcg", "-m", "1024", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none"],
       ...["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${ovmf.code}`, "-drive", `if=pflash,format=raw,unit=1,file=${vars}`],
-      ...["-drive", `file=${disk},format=qcow2,if=none,id=disk0`, "-device", attached],
+      ...["-drive", `file=${disk},${attached.drive},if=none,id=disk0`, ...attached.devices.flatMap((d) => ["-device", d])],
       ...["-netdev", `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`, "-device", "virtio-net-pci,netdev=net0"],
       ...["-serial", `file:${console}`],
     ],
@@ -221,6 +230,36 @@ describe("keel image, keel run --firmware uefi, keel install", () => {
       assert.equal(bootMount.replace(/\s+/g, " "), `vfat ${espId}`, "fstab's /boot by UUID finds the ESP");
     } finally {
       await stop(machine);
+    }
+  });
+
+  test("keel image --format iso: a hybrid ISO that boots under OVMF from a CD and from a USB stick to SSH, the generation read from it, the state in memory", async () => {
+    const iso = path.join(scratch, "vmtest.iso");
+    const refused = await keel(["image", "vmtest", "--format", "iso", "--size", "8G", "-o", iso], dir);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /--size is a disk's size; an ISO is as large as its content\./);
+    const made = await keel(["image", "vmtest", "--format", "iso", "-o", iso], dir);
+    assert.equal(made.code, 0, made.stderr);
+    const label = /hybrid ISO \(label (KEEL_[0-9A-F]+)\)/.exec(made.stderr)?.[1] ?? "";
+    console.log(`# keel image --format iso: ${made.seconds.toFixed(1)} s; ${made.stderr.trim().split("\n").slice(-2).join(" | ")}`);
+    assert.deepEqual([probe(iso, 0).TYPE, probe(iso, 0).LABEL], ["iso9660", label]);
+    const [, esp] = partitions(iso).partitions;
+    assert.equal(esp?.type, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "a USB stick's firmware finds the ESP in the GPT");
+    for (const device of ["cdrom", "usb"] as const) {
+      const started = performance.now();
+      const machine = boot(`iso-${device}`, iso, device, await freePort());
+      try {
+        console.log(`# the ISO as ${device} under OVMF answers SSH after ${(await waitForSsh(machine, userKey, started)).toFixed(1)} s`);
+        const state = (await ssh(machine.port, userKey, "systemctl is-system-running --wait || true")).trim();
+        const look = await ssh(machine.port, userKey, "findmnt -no FSTYPE /; findmnt -no FSTYPE /keel; findmnt -no FSTYPE /keel/generation; findmnt -no FSTYPE,LABEL /keel/medium; cat /proc/cmdline");
+        console.log(`# booted from ${device} (${state}): ${look.trim().replace(/\s*\n/g, " | ")}`);
+        assert.equal(state, "running", `no unit failed booting from ${device}`);
+        const [rootType, keelType, generationType, medium, cmdline] = look.trim().split("\n").map((line) => line.trim().replace(/\s+/g, " "));
+        assert.deepEqual([rootType, keelType, generationType, medium], ["overlay", "tmpfs", "squashfs", `iso9660 ${label}`]);
+        assert.match(cmdline ?? "", new RegExp(`\\broot=LABEL=${label} rootfstype=iso9660 keel\\.loop=/keel/generation\\.squashfs keel\\.state=tmpfs keel\\.generation=1 fstab=no\\b`), "and no fstab: its file systems are the disk's");
+      } finally {
+        await stop(machine);
+      }
     }
   });
 

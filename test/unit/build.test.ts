@@ -67,7 +67,7 @@ describe("initrd modules", () => {
     assert.equal(rootSpec({ ...root, device: "/dev/disk/by-label/root", label: null }), "LABEL=root");
   });
   it("stage 1 loads the modules in order and mounts the configured root", () => {
-    const script = initScript({ availableKernelModules: [], kernelModules: [], root: { device: "/dev/vda", label: null, fsType: "ext4", options: ["defaults", "noatime"] }, busybox: "" }, ["crc32c_generic", "ext4"]);
+    const script = initScript({ availableKernelModules: [], kernelModules: [], root: { device: "/dev/vda", label: null, fsType: "ext4", options: ["defaults", "noatime"] }, optionalModules: ["overlay"], busybox: "" }, ["crc32c_generic", "ext4"]);
     assert.match(script, /^for module in crc32c_generic ext4; do$/m);
     assert.match(script, /^root=\/dev\/vda$/m);
     assert.match(script, /^fstype=ext4$/m);
@@ -94,7 +94,7 @@ describe("initrd modules", () => {
 });
 
 describe("stage 1: the machine layout", () => {
-  const script = initScript({ availableKernelModules: [], kernelModules: [], root: { device: "/dev/disk/by-uuid/5c1e0f0a-1b2c-4d3e-8f40-5a6b7c8d9e0f", label: null, fsType: "ext4", options: [] }, busybox: "" }, ["ext4"]);
+  const script = initScript({ availableKernelModules: [], kernelModules: [], root: { device: "/dev/disk/by-uuid/5c1e0f0a-1b2c-4d3e-8f40-5a6b7c8d9e0f", label: null, fsType: "ext4", options: [] }, optionalModules: ["overlay"], busybox: "" }, ["ext4"]);
 
   it("is a script a POSIX shell parses (a syntax error would leave every machine unbootable)", () => assert.doesNotThrow(() => execFileSync("sh", ["-n"], { input: script })));
 
@@ -176,12 +176,17 @@ describe("root filesystem", () => {
     );
   });
 
-  it("the openssh module's units: sshd extended by nothing, host keys made on first boot (or when broken)", () => {
+  it("the openssh module's units: Debian's sshd without its second start, host keys made early on first boot (or when broken)", () => {
     assert.equal(slice.etc["systemd/system/ssh.service"], undefined, "Debian's ssh.service is kept");
-    assert.equal(slice.etc["systemd/system/ssh.service.d/keel.conf"], undefined, "and not extended");
+    assert.equal(etcText(slice, "systemd/system/ssh.service.d/keel.conf"), "[Service]\nExecStartPre=\n", "without `sshd -t` first");
+    assert.deepEqual(slice.setup.units.reorder, [
+      { unit: "systemd-resolved.service", before: ["sysinit.target", "network.target"], after: [] },
+      { unit: "ssh.service", before: [], after: ["network.target"] },
+    ]);
     assert.equal(
       etcText(slice, "systemd/system/ssh-keygen.service"),
-      "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\n\n[Service]\nType=oneshot\nExecStart=/etc/keel/services/ssh-keygen-start\n\n[Install]\nWantedBy=ssh.service\n",
+      "[Unit]\nDescription=Generate SSH host keys\nAfter=local-fs.target\nAfter=systemd-tmpfiles-setup.service\nBefore=ssh.service\nBefore=shutdown.target\nDefaultDependencies=no\nConflicts=shutdown.target\n\n" +
+        "[Service]\nType=oneshot\nExecStart=/etc/keel/services/ssh-keygen-start\n\n[Install]\nWantedBy=ssh.service\n",
     );
     const keygen = etcText(slice, "keel/services/ssh-keygen-start") ?? "";
     assert.match(keygen, /^if ! ssh-keygen -l -f "\$key" .*\n {2}made=\$\(mktemp -d\)\n {2}ssh-keygen -q -t ed25519 -N "" -C "" -f "\$made\/key"\n/ms, "a missing or broken key is made again");
@@ -199,6 +204,16 @@ describe("root filesystem", () => {
     assert.deepEqual(files["/etc/keel/services/hello-start"], { text: "#!/bin/sh\nset -e\necho hello\n", mode: 0o755 });
     assert.match((files["/etc/ssh/sshd_config.d/keel.conf"] as { text: string }).text, /^PasswordAuthentication no$/m);
     assert.match((files["/etc/ssh/sshd_config.d/keel.conf"] as { text: string }).text, /^AuthorizedKeysFile \.ssh\/authorized_keys \/etc\/ssh\/authorized_keys\.d\/%u$/m, "no VM-only key file");
+  });
+
+  it("setup script: a package's unit with orderings dropped is copied to /etc by sed, which takes only those names out", () => {
+    const script = setupScript(slice.setup);
+    const line = script.split("\n").find((l) => l.startsWith("sed -E") && l.includes("systemd-resolved.service")) ?? "";
+    assert.ok(line.endsWith("/usr/lib/systemd/system/systemd-resolved.service > /etc/systemd/system/systemd-resolved.service"), line);
+    const unit = "[Unit]\nAfter=systemd-sysctl.service\nBefore=sysinit.target network.target nss-lookup.target\n";
+    const sed = line.replace(/ \/usr\/lib\/systemd.*$/, "");
+    const edited = execFileSync("sh", ["-c", sed], { input: unit, encoding: "utf8" });
+    assert.equal(edited.replace(/[ \t]+/g, " "), "[Unit]\nAfter=systemd-sysctl.service\nBefore= nss-lookup.target\n");
   });
 
   it("setup script: users, groups, passwords, time zone and units, every value quoted", () => {

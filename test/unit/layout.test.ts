@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parseSize } from "../../src/cli/image.ts";
 import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { diskCommandLine, diskGeometry, diskIdentity, espFiles, espMiB, loaderConf, loaderEntry, partitionScript, type DiskIdentity, type Generation } from "../../src/image/layout.ts";
+import { diskCommandLine, diskGeometry, diskIdentity, espFiles, espMiB, isoCommandLine, isoLabel, loaderConf, loaderEntry, partitionScript, type DiskIdentity, type Generation } from "../../src/image/layout.ts";
 import { defineModule } from "../../src/index.ts";
 import { initScript } from "../../src/steps/initrd.ts";
 
@@ -102,7 +102,7 @@ describe("the ESP: systemd-boot and a Boot Loader Spec entry per generation", ()
 
   it("an entry: its title, its version for sorting, the generation's kernel and initrd, the command line", () =>
     assert.equal(
-      loaderEntry(identity, generation),
+      loaderEntry(diskCommandLine(identity, generation), generation),
       "title keel aethelred (generation 3)\n" +
         "version 3\n" +
         "sort-key keel\n" +
@@ -111,19 +111,32 @@ describe("the ESP: systemd-boot and a Boot Loader Spec entry per generation", ()
         `options root=UUID=${rootUuid} rootfstype=ext4 keel.generation=3 console=ttyS0 quiet\n`,
     ));
 
+  it("an ISO's command line finds the medium by its label and reads the generation from it; the state in memory", () => {
+    const label = isoLabel("a9fce2e8e7c6d5f0a1b2");
+    assert.equal(label, "KEEL_A9FCE2E8E7C6", "ISO 9660's characters, at most 32");
+    assert.equal(isoCommandLine(label, generation), `root=LABEL=${label} rootfstype=iso9660 keel.loop=/keel/generation.squashfs keel.state=tmpfs keel.generation=3 fstab=no console=ttyS0 quiet`);
+  });
+
+  it("stage 1 loop-mounts keel.loop's file from the medium, and keeps the medium at /keel/medium", () => {
+    const script = initScript({ availableKernelModules: [], kernelModules: [], root: null, optionalModules: ["overlay"], busybox: "" }, []);
+    assert.match(script, /keel\.loop=\*\) loop="\$\{word#keel\.loop=\}"/);
+    assert.match(script, /mount -o ro \$\{fstype:\+-t "\$fstype"\} "\$device" \/medium \|\| fail "cannot mount the medium \$device"\n.*\n {2}device="\/medium\$loop"\n {2}fstype=""/);
+    assert.match(script, /mount --move \/medium \/keel\/medium/);
+  });
+
   it("loader.conf has the menu's timeout and no fixed default: the newest entry boots", () => {
     assert.equal(loaderConf(5), "timeout 5\neditor no\n");
     assert.doesNotMatch(loaderConf(0), /^default/m);
   });
 
   it("the ESP's files: systemd-boot as the fallback loader and its own, the generation's kernel and initrd, the loader's text", () =>
-    assert.deepEqual(espFiles(identity, generation, { bootloader: "/t/systemd-bootx64.efi", kernel: "/k/vmlinuz", initrd: "/i/initrd.img" }, 5), {
+    assert.deepEqual(espFiles(diskCommandLine(identity, generation), generation, { bootloader: "/t/systemd-bootx64.efi", kernel: "/k/vmlinuz", initrd: "/i/initrd.img" }, 5), {
       "EFI/BOOT/BOOTX64.EFI": { copy: "/t/systemd-bootx64.efi" },
       "EFI/systemd/systemd-bootx64.efi": { copy: "/t/systemd-bootx64.efi" },
       "EFI/keel/3/vmlinuz": { copy: "/k/vmlinuz" },
       "EFI/keel/3/initrd.img": { copy: "/i/initrd.img" },
       "loader/loader.conf": { text: loaderConf(5) },
-      "loader/entries/keel-3.conf": { text: loaderEntry(identity, generation) },
+      "loader/entries/keel-3.conf": { text: loaderEntry(diskCommandLine(identity, generation), generation) },
     }));
 });
 
@@ -150,7 +163,7 @@ describe("the layout's options", () => {
   it("every kind the list names is one stage 1 handles", () => {
     const kinds = new Set((etcText(configOf(rootOnVda), "keel/persistence") ?? "").split("\n").filter(Boolean).map((l) => l.split(" ")[0]));
     assert.deepEqual([...kinds], ["directory", "file", "generation"]);
-    const script = initScript({ availableKernelModules: [], kernelModules: [], root: null, busybox: "" }, []);
+    const script = initScript({ availableKernelModules: [], kernelModules: [], root: null, optionalModules: ["overlay"], busybox: "" }, []);
     assert.match(script, /^ {6}directory\)$/m);
     assert.match(script, /^ {6}file\)$/m);
     assert.match(script, /\[ "\$kind" = generation \]/);
@@ -159,7 +172,7 @@ describe("the layout's options", () => {
   it("the root partition grows to fill its disk on boot, unless boot.growPartition is false", () => {
     const grows = configOf(rootOnVda);
     assert.deepEqual(grows.systemd.services["keel-grow-root"]?.wantedBy, ["multi-user.target"]);
-    assert.deepEqual(grows.systemd.services["keel-grow-root"]?.unitConfig, { ConditionPathIsMountPoint: "/keel" }, "only on the machine layout");
+    assert.deepEqual(grows.systemd.services["keel-grow-root"]?.unitConfig, { ConditionPathIsMountPoint: "/keel", ConditionKernelCommandLine: "!keel.state" }, "only on the machine layout, not a VM's state disk");
     assert.match(grows.systemd.services["keel-grow-root"]?.script ?? "", /^systemd-repart --dry-run=no --definitions=\/etc\/keel\/repart\.d "\/dev\/\$disk"$/m);
     assert.equal(etcText(grows, "keel/repart.d/50-root.conf"), "[Partition]\nType=root\n");
     const fixed = configOf(rootOnVda, defineModule({ boot: { growPartition: false } }));

@@ -39,8 +39,13 @@ const plan = (...modules: object[]) => hashes(planSystem("test", configOf(base, 
 describe("step hashes", () => {
   const before = plan();
 
-  it("a plan has kernel, initrd, rootfs, system, image and disk, dependencies first", () => {
-    assert.deepEqual(planSystem("test", configOf(base), host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk"]);
+  it("a plan has kernel, initrd, rootfs, system, image, disk, the ISO's initrd and the ISO, dependencies first", () => {
+    const steps = planSystem("test", configOf(base), host).steps;
+    assert.deepEqual(steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk", "initrd-iso", "iso"]);
+    const optional = (id: string) => (steps.find((s) => s.id === id)?.slice as { optionalModules: string[] }).optionalModules;
+    assert.deepEqual(optional("initrd"), ["overlay"]);
+    assert.deepEqual(optional("initrd-iso").slice(0, 4), ["overlay", "isofs", "squashfs", "loop"], "the ISO's stage 1 also reads a CD's file system and the generation's squashfs");
+    assert.ok(optional("initrd-iso").includes("usb_storage") && optional("initrd-iso").includes("sr_mod"), "and finds a USB stick and a CD");
   });
 
   it("planning twice gives the same hashes", () => assert.deepEqual(plan(), before));
@@ -51,14 +56,15 @@ describe("step hashes", () => {
     const after = hashes(planSystem("test", configOf(base, defineModule({ packages: ["vim"] })), pinned));
     assert.equal(after.kernel, before.kernel);
     assert.equal(after.initrd, before.initrd);
-    for (const id of ["rootfs", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["rootfs", "system", "image", "disk", "iso"]) assert.notEqual(after[id], before[id], id);
   });
 
-  it("a kernel parameter changes only the system and the disk, whose boot entry holds it", () => {
+  it("a kernel parameter changes only the system, the disk and the ISO, whose boot entries hold it", () => {
     const after = plan(defineModule({ boot: { kernelParams: ["quiet"] } }));
-    assert.deepEqual({ ...after, system: "", disk: "" }, { ...before, system: "", disk: "" });
+    assert.deepEqual({ ...after, system: "", disk: "", iso: "" }, { ...before, system: "", disk: "", iso: "" });
     assert.notEqual(after.system, before.system);
     assert.notEqual(after.disk, before.disk);
+    assert.notEqual(after.iso, before.iso);
   });
 
   it("an initrd module changes the initrd and the system only", () => {
@@ -73,7 +79,7 @@ describe("step hashes", () => {
     const moved = { ...host.debian, packages: { ...host.debian.packages, htop: { ...(host.debian.packages.htop as PinnedDeb), version: "3.2.2-3", sha256: "9".repeat(64) } } };
     const after = hashes(planSystem("test", configOf(base), { ...host, debian: moved }));
     assert.equal(after.kernel, before.kernel);
-    for (const id of ["rootfs", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["rootfs", "system", "image", "disk", "iso"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("another pinned Debian kernel changes the kernel and what boots it, not the rootfs", () => {
@@ -81,7 +87,7 @@ describe("step hashes", () => {
     const moved = { ...host.debian, kernel: { ...kernel, packages: { ...kernel.packages, [kernel.image]: { ...(kernel.packages[kernel.image] as PinnedDeb), sha256: "8".repeat(64) } } } };
     const after = hashes(planSystem("test", configOf(base), { ...host, debian: moved }));
     assert.equal(after.rootfs, before.rootfs);
-    for (const id of ["kernel", "initrd", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["kernel", "initrd", "system", "image", "disk", "initrd-iso", "iso"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("a different busybox changes the initrd", () => {
@@ -101,14 +107,14 @@ describe("step hashes", () => {
     const steps = planSystem("test", configOf(base), host).steps;
     assert.deepEqual(
       steps.map((s) => [s.id, Object.keys(s.inputs)]),
-      [["kernel", []], ["initrd", ["kernel"]], ["rootfs", []], ["system", ["kernel", "initrd", "rootfs"]], ["image", ["rootfs", "kernel"]], ["disk", ["rootfs", "kernel", "initrd"]]],
+      [["kernel", []], ["initrd", ["kernel"]], ["rootfs", []], ["system", ["kernel", "initrd", "rootfs"]], ["image", ["rootfs", "kernel"]], ["disk", ["rootfs", "kernel", "initrd"]], ["initrd-iso", ["kernel"]], ["iso", ["rootfs", "kernel", "initrd"]]],
     );
   });
 
   it("hashes are 32 hex digits, store names carry the host name", () => {
     const steps = planSystem("test", configOf(base), host).steps;
     for (const step of steps) assert.match(step.hash, /^[0-9a-f]{32}$/);
-    assert.deepEqual(steps.map((s) => s.name), ["kernel-linux-image-amd64", "initrd", "rootfs-test", "system-test", "image-test", "disk-test"]);
+    assert.deepEqual(steps.map((s) => s.name), ["kernel-linux-image-amd64", "initrd", "rootfs-test", "system-test", "image-test", "disk-test", "initrd-iso", "iso-test"]);
   });
 });
 
@@ -128,7 +134,7 @@ describe("a kernel from source", () => {
 
   it("is fetched by a source step before the kernel step, which builds in the system's own directory", () => {
     const steps = planOf(pinnedHost).steps;
-    assert.deepEqual(steps.map((s) => s.id), ["source", "kernel", "initrd", "rootfs", "system", "image", "disk"]);
+    assert.deepEqual(steps.map((s) => s.id), ["source", "kernel", "initrd", "rootfs", "system", "image", "disk", "initrd-iso", "iso"]);
     assert.deepEqual(Object.keys(steps[1]?.inputs ?? {}), ["source"]);
     assert.deepEqual(steps[1]?.local, { workspace: "kernel-linux-amd64-test", fragments: [] });
   });
@@ -137,7 +143,7 @@ describe("a kernel from source", () => {
     const after = sourceHashes(pinnedHost, defineModule({ boot: { kernel: { settings: { VIRTIO_NET: "y" } } } }));
     assert.equal(after.source, before.source);
     assert.equal(after.rootfs, before.rootfs);
-    for (const id of ["kernel", "initrd", "system", "image", "disk"]) assert.notEqual(after[id], before[id], id);
+    for (const id of ["kernel", "initrd", "system", "image", "disk", "initrd-iso", "iso"]) assert.notEqual(after[id], before[id], id);
   });
 
   it("another pinned version changes the source and the kernel", () => {
@@ -154,7 +160,7 @@ describe("a kernel from source", () => {
   it("a tree used in place has no source step; its fingerprint is in the kernel's hash", () => {
     const tree = (fingerprint: string): HostFacts => ({ ...host, kernelSource: { kind: "tree", input: "linux", path: "/src/linux", fingerprint } });
     const one = planOf(tree("1".repeat(64)));
-    assert.deepEqual(one.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk"]);
+    assert.deepEqual(one.steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk", "initrd-iso", "iso"]);
     assert.equal((one.steps[0]?.local as { tree: string }).tree, "/src/linux");
     assert.notEqual(hashes(planOf(tree("2".repeat(64)))).kernel, hashes(one).kernel);
   });
@@ -203,7 +209,7 @@ describe("one plan, whatever command asks", () => {
   const whole = planSystem("test", configOf(base), host);
   it("every system has keel's initrd, whether or not its root needs modules", () => {
     const config = configOf(base, defineModule({ boot: { initrd: { availableKernelModules: mkForce([]) } } }));
-    assert.deepEqual(planSystem("test", config, host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk"]);
+    assert.deepEqual(planSystem("test", config, host).steps.map((s) => s.id), ["kernel", "initrd", "rootfs", "system", "image", "disk", "initrd-iso", "iso"]);
   });
   it("keel build asks for the system, keel run also for the image: the same steps, the same hashes", () => {
     const image = whole.steps.find((s) => s.id === "image");
