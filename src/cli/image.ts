@@ -1,5 +1,6 @@
 // keel image: the system's bootable disk (the disk step, src/steps/disk.ts)
-// as a file in the format asked for, at the size asked for.
+// as a file in the format asked for, at the size asked for; or its hybrid ISO
+// (the iso step, src/steps/iso.ts).
 import { copyFile, readFile, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
 import { UsageError } from "../errors.js";
