@@ -58,10 +58,10 @@ export function espImageKiB(bytes: number): number {
 async function buildIso(context: BuildContext, out: string, inputs: Inputs, slice: IsoSlice): Promise<void> {
   const missing = await missingModules(inputs.kernel, Object.keys(isoKernelNeeds));
   if (missing.length > 0) {
-    const settings = missing.map((name) => `${isoKernelNeeds[name as keyof typeof isoKernelNeeds]} = "y"`).join(", ");
+    const settings = missing.map((name) => `${isoKernelNeeds[name as keyof typeof isoKernelNeeds]}: "y"`).join(", ");
     throw new ConfigError(
       `An ISO of \`${slice.generation.system}' needs a kernel that reads it, and the system's kernel has no ${missing.join(", ")} (neither a module nor built in).\n` +
-        `Fix: add ${settings} to boot.kernel's settings, or make a disk image instead (keel image ${slice.generation.system}).`,
+        `Fix: add ${settings} to boot.kernel.settings (a kernel built from source), or make a disk image instead (keel image ${slice.generation.system}).`,
     );
   }
   const q = shellQuote;
