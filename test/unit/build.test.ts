@@ -3,7 +3,7 @@
 // line, a generation's tree, the VM variant, and argv quoting.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { cpioArchive } from "../../src/steps/cpio.ts";
 import { localRepositoryOptions } from "../../src/steps/debs.ts";
 import { generationParts, generationTreeCommands } from "../../src/steps/image.ts";
-import { initScript, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/steps/initrd.ts";
+import { initScript, missingModules, parseAliases, parseModulesDep, parseSoftdeps, rootSpec, selectModules, type KernelModules } from "../../src/steps/initrd.ts";
 import { etcFiles, mmdebstrapArgv, setupScript, type RootfsSlice } from "../../src/steps/rootfs.ts";
 import { systemdEscape } from "../../src/options/systemd.ts";
 import { defineModule, mkForce } from "../../src/index.ts";
@@ -204,6 +204,19 @@ describe("root filesystem", () => {
     assert.deepEqual(files["/etc/keel/services/hello-start"], { text: "#!/bin/sh\nset -e\necho hello\n", mode: 0o755 });
     assert.match((files["/etc/ssh/sshd_config.d/keel.conf"] as { text: string }).text, /^PasswordAuthentication no$/m);
     assert.match((files["/etc/ssh/sshd_config.d/keel.conf"] as { text: string }).text, /^AuthorizedKeysFile \.ssh\/authorized_keys \/etc\/ssh\/authorized_keys\.d\/%u$/m, "no VM-only key file");
+  });
+
+  it("missingModules: what a kernel has neither as a module nor built in (an ISO needs isofs, squashfs and loop)", async () => {
+    const kernel = mkdtempSync(path.join(os.tmpdir(), "keel-kernel-"));
+    try {
+      writeFileSync(path.join(kernel, "release"), "6.1.0-test\n");
+      mkdirSync(path.join(kernel, "lib/modules/6.1.0-test"), { recursive: true });
+      writeFileSync(path.join(kernel, "lib/modules/6.1.0-test/modules.dep"), "kernel/fs/isofs/isofs.ko: kernel/drivers/cdrom/cdrom.ko\nkernel/drivers/cdrom/cdrom.ko:\n");
+      writeFileSync(path.join(kernel, "lib/modules/6.1.0-test/modules.builtin"), "kernel/drivers/block/loop.ko\n");
+      assert.deepEqual(await missingModules(kernel, ["isofs", "squashfs", "loop"]), ["squashfs"]);
+    } finally {
+      rmSync(kernel, { recursive: true, force: true });
+    }
   });
 
   it("setup script: a package's unit with orderings dropped is copied to /etc by sed, which takes only those names out", () => {
