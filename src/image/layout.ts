@@ -55,9 +55,30 @@ function namedBy(fs: FileSystem | undefined): { readonly uuid?: string; readonly
   return {};
 }
 
-/** The ESP as the config mounts it: a vfat file system at /boot, /efi or /boot/efi (the Boot Loader Spec's places). */
-function espFileSystem(config: ResolvedSystem): FileSystem | undefined {
-  return ["/boot", "/efi", "/boot/efi"].map((mount) => config.fileSystems[mount]).find((fs) => fs?.fsType === "vfat");
+/** Where the config mounts the ESP: a vfat file system at /boot, /efi or /boot/efi (the Boot Loader Spec's places). */
+function espMountPoint(config: ResolvedSystem): string | undefined {
+  return ["/boot", "/efi", "/boot/efi"].find((mount) => config.fileSystems[mount]?.fsType === "vfat");
+}
+
+/** The longest label each file system of the layout takes, in bytes (ext4's s_volume_name, FAT's BS_VolLab). */
+const labelBytes = { root: 16, esp: 11 } as const;
+
+/** Labels the config names for the layout's file systems that their file system cannot hold, as assertions' failures. */
+export function labelProblems(config: ResolvedSystem): { readonly message: string; readonly option: string }[] {
+  const problems: { message: string; option: string }[] = [];
+  const check = (mountPoint: string, fs: FileSystem | undefined, max: number, kind: string) => {
+    const label = namedBy(fs).label;
+    if (label === undefined || Buffer.byteLength(label) <= max) return;
+    const option = fs?.label !== null ? `fileSystems."${mountPoint}".label` : `fileSystems."${mountPoint}".device`;
+    problems.push({
+      message: `${option} names the label ${JSON.stringify(label)} (${Buffer.byteLength(label)} bytes), longer than the ${max} bytes ${kind} keeps: the disk's file system would carry another label than the config finds it by. Use a label of at most ${max} bytes.`,
+      option,
+    });
+  };
+  check("/", config.fileSystems["/"], labelBytes.root, "an ext4 label");
+  const esp = espMountPoint(config);
+  if (esp !== undefined) check(esp, config.fileSystems[esp], labelBytes.esp, "a FAT label");
+  return problems;
 }
 
 /**
@@ -67,12 +88,13 @@ function espFileSystem(config: ResolvedSystem): FileSystem | undefined {
  */
 export function diskIdentity(config: ResolvedSystem, seed: string): DiskIdentity {
   const root = namedBy(config.fileSystems["/"]);
-  const esp = namedBy(espFileSystem(config));
+  const espAt = espMountPoint(config);
+  const esp = namedBy(espAt === undefined ? undefined : config.fileSystems[espAt]);
   const volumeId = esp.uuid !== undefined && /^[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}$/.test(esp.uuid) ? esp.uuid.replace("-", "").toUpperCase() : derivedUuid(`${seed}/esp-id`).slice(0, 8).toUpperCase();
   return {
     diskGuid: derivedUuid(`${seed}/disk`),
-    esp: { partUuid: derivedUuid(`${seed}/esp`), volumeId, label: (esp.label ?? "ESP").slice(0, 11) },
-    root: { partUuid: derivedUuid(`${seed}/root`), uuid: root.uuid ?? derivedUuid(`${seed}/root-fs`), label: (root.label ?? "keel-root").slice(0, 16) },
+    esp: { partUuid: derivedUuid(`${seed}/esp`), volumeId, label: esp.label ?? "ESP" },
+    root: { partUuid: derivedUuid(`${seed}/root`), uuid: root.uuid ?? derivedUuid(`${seed}/root-fs`), label: root.label ?? "keel-root" },
   };
 }
 

@@ -6,6 +6,7 @@ import { defineModule } from "../config/module.js";
 import { mkOption } from "../config/option.js";
 import { mkDefault, mkIf } from "../config/properties.js";
 import { types } from "../config/types.js";
+import { labelProblems } from "../image/layout.js";
 
 const absolutePath = types.strWith('absolute path (e.g. "/var/lib/app")', (v) =>
   !v.startsWith("/") || v === "/" ? "is not an absolute path below /" : /\s/.test(v) ? "holds white space" : v.split("/").slice(1).some((p) => p === "" || p === "." || p === "..") ? 'has an empty, "." or ".." part' : undefined,
@@ -59,6 +60,8 @@ function persistenceList(persistence: { readonly directories: readonly string[];
 export default defineModule({
   options,
   config: ({ config }) => ({
+    // The layout's file systems carry the labels the config finds them by, or the system is refused (not truncated).
+    assertions: labelProblems(config).map((problem) => ({ assertion: false, ...problem })),
     // Stage 1 lays a writable layer over every generation: a kernel keel builds has overlayfs (a config may make it a module).
     boot: { kernel: { settings: mkIf(config.boot.kernel.source !== null, { OVERLAY_FS: mkDefault("y") }) } },
     environment: {

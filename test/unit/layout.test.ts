@@ -181,6 +181,27 @@ describe("the layout's options", () => {
     assert.equal(etcText(fixed, "systemd/system/keel-grow-root.service"), undefined);
   });
 
+  it("a label longer than its file system keeps is refused, naming the option, not truncated on the disk", () => {
+    const refused = (module: object) => {
+      try {
+        configOf(module);
+      } catch (error) {
+        assert.ok(error instanceof ConfigError, String(error));
+        return error.message;
+      }
+      return assert.fail("the system was accepted");
+    };
+    assert.match(
+      refused(defineModule({ fileSystems: { "/": { label: "the-office-machine-root", fsType: "ext4" } } })),
+      /fileSystems\."\/"\.label names the label "the-office-machine-root" \(23 bytes\), longer than the 16 bytes an ext4 label keeps: .* Use a label of at most 16 bytes\./,
+    );
+    assert.match(
+      refused(defineModule({ fileSystems: { "/": { device: "/dev/vda2", fsType: "ext4" }, "/boot": { device: "/dev/disk/by-label/EFI-SYSTEM-1", fsType: "vfat" } } })),
+      /fileSystems\."\/boot"\.device names the label "EFI-SYSTEM-1" \(12 bytes\), longer than the 11 bytes a FAT label keeps/,
+    );
+    assert.equal(diskIdentity(configOf(defineModule({ fileSystems: { "/": { label: "sixteen-bytes-ok", fsType: "ext4" } } })), "seed").root.label, "sixteen-bytes-ok");
+  });
+
   it("a relative path is no state directory: refused, naming the option", () =>
     assert.throws(() => configOf(rootOnVda, defineModule({ environment: { persistence: { directories: ["var/lib/app"] } } })), (error) => {
       assert.ok(error instanceof ConfigError, String(error));
