@@ -9,10 +9,25 @@ export interface OptionSpec {
   readonly short?: string;
   readonly multiple?: boolean;
   readonly value?: string;
+  /** Its value is other options (ssh's): the argument after it is its value even when it starts with a dash (`--ssh-opts '-p 8022'`). */
+  readonly dashValue?: boolean;
   readonly description: string;
 }
 
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
+
+/** `--name value` as `--name=value` for the options whose value may start with a dash (parseArgs would take it for an option). */
+export function joinDashValues(argv: readonly string[], options: OptionSpecs): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") return [...joined, ...argv.slice(i)];
+    const name = arg.startsWith("--") ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.dashValue === true && i + 1 < argv.length) joined.push(`${arg}=${argv[++i] as string}`);
+    else joined.push(arg);
+  }
+  return joined;
+}
 
 type ValueOf<S extends OptionSpec> = S extends { type: "string"; multiple: true }
   ? string[]

@@ -66,7 +66,7 @@ export const installCommand = defineCommand({
   positionals: [systemArgument],
   options: {
     "target-host": { type: "string", value: "user@host", description: "The machine to install onto (root, or a user who may run its commands as root)." },
-    "ssh-opts": { type: "string", value: "options", description: "More ssh options, e.g. '-p 8022 -i key'." },
+    "ssh-opts": { type: "string", value: "options", dashValue: true, description: "More ssh options, e.g. '-p 8022 -i key'." },
     disk: { type: "string", value: "device", description: "The disk to install onto, best by /dev/disk/by-id/… (the command lists the disks without it)." },
     yes: { type: "boolean", description: "Do not ask before erasing the disk." },
     "no-reboot": { type: "boolean", description: "Leave the machine running its rescue system afterwards." },

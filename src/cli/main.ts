@@ -6,7 +6,7 @@ import { closest } from "../config/tree.js";
 import type { Project } from "../config/project.js";
 import { UsageError, errorKind, isKeelError } from "../errors.js";
 import { keelVersion } from "../version.js";
-import { commandHelp, globalOptions, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
+import { commandHelp, globalOptions, joinDashValues, mainHelp, type Command, type Context, type Globals, type Output } from "./command.js";
 // Each command is imported when it runs, so a command loads only the code it uses.
 const commands: Readonly<Record<string, () => Promise<Command>>> = {
   systems: async () => (await import("./systems.js")).systemsCommand,
@@ -117,7 +117,7 @@ function commandName(argv: readonly string[]): string | undefined {
 function parse(argv: readonly string[], command: Command | undefined): ReturnType<typeof parseArgs> {
   try {
     return parseArgs({
-      args: [...argv],
+      args: joinDashValues(argv, command?.options ?? {}),
       options: { ...globalOptions, ...(command?.options ?? {}) },
       allowPositionals: true,
       strict: true,

@@ -8,6 +8,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sy
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { joinDashValues } from "../../src/cli/command.ts";
+import { installCommand } from "../../src/cli/install.ts";
 import { defaultControlDir, ensureControlDir, Remote, remoteCommand, rsyncQuote } from "../../src/host/ssh.ts";
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel ssh 'unit' "));
@@ -22,6 +24,20 @@ function argumentsSeenBy(shell: string, command: string): string[] {
   const output = execFileSync(shell, ["-c", command], { encoding: "utf8" });
   return output.split("\0").slice(0, -1);
 }
+
+describe("--ssh-opts on the command line", () => {
+  it("takes the next argument whole, though it starts with a dash: --ssh-opts '-p 8022' as the seed's NIX_SSHOPTS", () =>
+    assert.deepEqual(joinDashValues(["aethelred", "--target-host", "root@localhost", "--ssh-opts", "-p 8022", "--yes"], installCommand.options), [
+      "aethelred",
+      "--target-host",
+      "root@localhost",
+      "--ssh-opts=-p 8022",
+      "--yes",
+    ]));
+
+  it("leaves other options, --ssh-opts=… and what follows -- alone", () =>
+    assert.deepEqual(joinDashValues(["--target-host", "-x", "--ssh-opts=-p 1", "--", "--ssh-opts", "-v"], installCommand.options), ["--target-host", "-x", "--ssh-opts=-p 1", "--", "--ssh-opts", "-v"]));
+});
 
 describe("the remote command line", () => {
   it("quotes each word, and the program's name always", () => {
