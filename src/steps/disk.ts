@@ -8,7 +8,7 @@
 // and mtools the ESP. The root partition is as small as its content allows;
 // it grows to fill a larger disk on first boot (boot.growPartition).
 // Output: disk.img (raw, sparse) and disk.json (DiskDescription).
-import { copyFile, mkdir, rm, truncate, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, rm, stat, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { shellQuote } from "../host/exec.js";
 import { bootloaderInTree, diskCommandLine, diskGeometry, espFiles, partitionScript, type DiskGeometry, type DiskIdentity, type Generation } from "../image/layout.js";
@@ -40,7 +40,7 @@ export function rootSizeMiB(usedMiB: number, attempt: number): number {
   return Math.ceil((usedMiB * 1.15 + 128) * 1.25 ** attempt);
 }
 
-type Inputs = Readonly<Record<"rootfs" | "kernel" | "initrd", string>>;
+export type Inputs = Readonly<Record<"rootfs" | "kernel" | "initrd", string>>;
 
 /** Shell commands that copy systemd-boot out of the generation's unpacked `tree` to `target` (a file keel owns). */
 export function bootloaderCommands(tree: string, target: string): string[] {
@@ -48,14 +48,22 @@ export function bootloaderCommands(tree: string, target: string): string[] {
   return [`test -f ${inTree} || { echo "keel: the generation has no /${bootloaderInTree} (Debian's systemd-boot-efi)" >&2; exit 1; }`, `cat ${inTree} > ${shellQuote(target)}`];
 }
 
-/** Writes an ESP's files (espFiles) into `dir`. */
-export async function stageEsp(dir: string, files: ReturnType<typeof espFiles>): Promise<void> {
+/** The files of a generation's ESP, where a builder finds them: systemd-boot copied out of its tree, the kernel's and initrd's outputs. */
+export function espSources(inputs: Inputs, bootloader: string): Parameters<typeof espFiles>[2] {
+  return { bootloader, kernel: path.join(inputs.kernel, "vmlinuz"), initrd: path.join(inputs.initrd, "initrd.img") };
+}
+
+/** Writes an ESP's files (espFiles) into `dir`; returns their bytes. */
+export async function stageEsp(dir: string, files: ReturnType<typeof espFiles>): Promise<number> {
+  let bytes = 0;
   for (const [name, file] of Object.entries(files)) {
     const target = path.join(dir, name);
     await mkdir(path.dirname(target), { recursive: true });
     if ("text" in file) await writeFile(target, file.text);
     else await copyFile(file.copy, target);
+    bytes += (await stat(target)).size;
   }
+  return bytes;
 }
 
 async function buildDisk(context: BuildContext, out: string, inputs: Inputs, slice: DiskSlice): Promise<void> {
@@ -93,8 +101,7 @@ async function buildDisk(context: BuildContext, out: string, inputs: Inputs, sli
         if (attempt === 3) throw new Error(`mke2fs could not fit ${usedMiB} MiB into ${rootMiB} MiB:\n${made}`);
       }
     });
-    const boot = { bootloader, kernel: path.join(inputs.kernel, "vmlinuz"), initrd: path.join(inputs.initrd, "initrd.img") };
-    await stageEsp(esp, espFiles(diskCommandLine(slice.identity, slice.generation), slice.generation, boot, slice.timeout));
+    await stageEsp(esp, espFiles(diskCommandLine(slice.identity, slice.generation), slice.generation, espSources(inputs, bootloader), slice.timeout));
     const espOffset = geometry.espStart * 512;
     await run(context, ["mkfs.vfat", "-F", "32", "--invariant", "-n", slice.identity.esp.label, "-i", slice.identity.esp.volumeId, "--offset", String(geometry.espStart), image, String(geometry.espSectors / 2)]);
     await run(context, ["mcopy", "-s", "-i", `${image}@@${espOffset}`, path.join(esp, "EFI"), path.join(esp, "loader"), "::/"], { env: { ...context.env, MTOOLS_SKIP_CHECK: "1" } });

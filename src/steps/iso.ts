@@ -13,7 +13,7 @@ import { ConfigError } from "../errors.js";
 import { shellQuote } from "../host/exec.js";
 import { espFiles, isoCommandLine, isoGeneration, partitionTypes, type Generation } from "../image/layout.js";
 import { run, type BuildContext } from "./context.js";
-import { bootloaderCommands, stageEsp } from "./disk.js";
+import { bootloaderCommands, espSources, stageEsp, type Inputs } from "./disk.js";
 import { generationParts, generationTreeCommands, withSystemTree } from "./image.js";
 import { missingModules } from "./initrd.js";
 import type { EtcFile } from "./rootfs.js";
@@ -47,8 +47,6 @@ export interface IsoDescription {
   readonly generation: Generation;
   readonly bytes: number;
 }
-
-type Inputs = Readonly<Record<"rootfs" | "kernel" | "initrd", string>>;
 
 /** The ESP image's size in KiB for `bytes` of files: FAT's own tables and some slack. */
 export function espImageKiB(bytes: number): number {
@@ -84,9 +82,7 @@ async function buildIso(context: BuildContext, out: string, inputs: Inputs, slic
         ].join(" && "),
       ),
     );
-    const boot = { bootloader, kernel: path.join(inputs.kernel, "vmlinuz"), initrd: path.join(inputs.initrd, "initrd.img") };
-    const bytes = (await Promise.all([boot.bootloader, boot.bootloader, boot.kernel, boot.initrd].map((file) => stat(file)))).reduce((sum, s) => sum + s.size, 0);
-    await stageEsp(esp, espFiles(isoCommandLine(slice.label, slice.generation), slice.generation, boot, slice.timeout));
+    const bytes = await stageEsp(esp, espFiles(isoCommandLine(slice.label, slice.generation), slice.generation, espSources(inputs, bootloader), slice.timeout));
     await run(context, ["mkfs.vfat", "-C", "--invariant", "-n", "KEEL-EFI", "-i", slice.volumeId, espImage, String(espImageKiB(bytes))]);
     await run(context, ["mcopy", "-s", "-i", espImage, path.join(esp, "EFI"), path.join(esp, "loader"), "::/"], { env: { ...context.env, MTOOLS_SKIP_CHECK: "1" } });
     const image = path.join(out, "image.iso");
