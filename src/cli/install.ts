@@ -21,7 +21,7 @@ import { generationSources } from "../steps/image.js";
 import type { BootDescription } from "../steps/system.js";
 import { defineCommand, systemArgument } from "./command.js";
 import { confirm } from "./confirm.js";
-import { formatBytes } from "./output.js";
+import { formatBytes, rate } from "./output.js";
 import { planFor, realizeShowingProgress, storeOption } from "./planning.js";
 
 /** What the machine must have to be installed onto, and the Debian package each comes in. */
@@ -29,12 +29,6 @@ const neededTools = { sfdisk: "fdisk", "mkfs.vfat": "dosfstools", "mkfs.ext4": "
 
 /** Where the new file systems are mounted on the machine while keel writes them. */
 const mountPoint = "/run/keel-install";
-
-/** Progress of a transfer as a line: "123.4 MiB of 240.0 MiB, 12.3 MiB/s". */
-function rate(bytes: number, total: number | null, started: number): string {
-  const seconds = Math.max((performance.now() - started) / 1000, 0.001);
-  return `${formatBytes(bytes)}${total === null ? "" : ` of ${formatBytes(total)}`}, ${formatBytes(bytes / seconds)}/s`;
-}
 
 /** The sha256 of a local file. */
 async function sha256(file: string): Promise<string> {
@@ -203,7 +197,7 @@ async function installOnto(job: Install): Promise<void> {
     await remote.pipeTo(["tar", "-x", "--numeric-owner", "-p", "-C", `${tree}/usr/lib/modules`], modulesTar.stdout);
 
     say(`writing the ESP: systemd-boot, ${boot.release}'s kernel and initrd, the boot entry`);
-    const files = espFiles(diskCommandLine(identity, generation), generation, { bootloader: `${tree}/${bootloaderInTree}`, kernel: boot.kernel, initrd: boot.initrd }, job.config.boot.loader.timeout);
+    const files = espFiles(diskCommandLine(identity.root.uuid, generation), generation, { bootloader: `${tree}/${bootloaderInTree}`, kernel: boot.kernel, initrd: boot.initrd }, job.config.boot.loader.timeout);
     const expected: Record<string, string> = {};
     for (const [name, file] of Object.entries(files)) {
       const destination = `${esp}/${name}`;

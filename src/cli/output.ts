@@ -14,6 +14,12 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** Progress of a transfer as a line: "123.4 MiB of 240.0 MiB, 12.3 MiB/s". */
+export function rate(bytes: number, total: number | null, started: number): string {
+  const elapsed = Math.max((performance.now() - started) / 1000, 0.001);
+  return `${formatBytes(bytes)}${total === null ? "" : ` of ${formatBytes(total)}`}, ${formatBytes(bytes / elapsed)}/s`;
+}
+
 const seconds = (s: number): string => `${s.toFixed(1)} s`;
 
 export interface BuildReporter {

@@ -37,6 +37,10 @@ export interface CopyOptions extends Pick<ExecOptions, "log" | "timeout" | "sign
   readonly delete?: boolean;
   /** Called as bytes arrive: the bytes so far and rsync's estimate of the percentage done. */
   readonly onProgress?: (bytes: number, percent: number) => void;
+  /** More rsync options, e.g. ["--hard-links", "--link-dest=…"]. */
+  readonly flags?: readonly string[];
+  /** A command rsync runs under (a user namespace in which the files have their owners). */
+  readonly within?: readonly string[];
 }
 
 export interface CopyResult {
@@ -44,6 +48,8 @@ export interface CopyResult {
   readonly files: number;
   /** Their size in bytes. */
   readonly bytes: number;
+  /** What went over the connection, rsync's deltas and protocol included. */
+  readonly sent: number;
 }
 
 /** The longest path a unix socket may have (sockaddr_un's 108 bytes, with the terminating NUL). */
@@ -182,7 +188,7 @@ export class Remote {
 
   /** Copies local files or directories into `destination` there (rsync's rules: a source ending in / copies its contents). */
   copyTo(sources: readonly string[], destination: string, options: CopyOptions = {}): Promise<CopyResult> {
-    return this.rsync(this.rsyncArgv("to", sources, destination, options), `${sources.join(" ")} to ${this.spec.target}:${destination}`, options);
+    return this.rsync([...(options.within ?? []), ...this.rsyncArgv("to", sources, destination, options)], `${sources.join(" ")} to ${this.spec.target}:${destination}`, options);
   }
 
   /** Copies files or directories from there into a local `destination`. */
@@ -191,7 +197,7 @@ export class Remote {
   }
 
   /** rsync's command line that copies to or from there, its ssh built from the same options. */
-  rsyncArgv(direction: "to" | "from", sources: readonly string[], destination: string, options: Pick<CopyOptions, "delete" | "onProgress"> = {}): string[] {
+  rsyncArgv(direction: "to" | "from", sources: readonly string[], destination: string, options: Pick<CopyOptions, "delete" | "onProgress" | "flags"> = {}): string[] {
     const there = (remotePath: string) => this.rsyncLocation(remotePath);
     return [
       "rsync",
@@ -201,6 +207,7 @@ export class Remote {
       "--stats",
       ...(options.onProgress === undefined ? [] : ["--info=progress2"]),
       ...(options.delete ? ["--delete"] : []),
+      ...(options.flags ?? []),
       "-e", ["ssh", ...this.sshOptions()].map(rsyncQuote).join(" "),
       "--",
       ...(direction === "to" ? [...sources, there(destination)] : [...sources.map(there), destination]),
@@ -264,13 +271,18 @@ export class Remote {
     const result = await exec(argv, { log: options.log, timeout: options.timeout, signal: options.signal, env: this.spec.env, onOutput, nothrow: true });
     if (result.exitCode !== 0) throw this.failure(`rsync of ${what}`, result, options.timeout);
     const count = (label: string) => Number(new RegExp(`^${label}: ([\\d,.]+)`, "m").exec(result.stdout)?.[1]?.replace(/\D/g, "") ?? 0);
-    return { files: count("Number of regular files transferred"), bytes: count("Total transferred file size") };
+    return { files: count("Number of regular files transferred"), bytes: count("Total transferred file size"), sent: count("Total bytes sent") };
   }
 
   /** A ProcessError that names what failed where; ssh's own failure (255) says what to check. */
   private failure(what: string, result: ExecResult, timeout: number | undefined): ProcessError {
     const output = `${result.stdout}${result.stderr}`.trimEnd();
-    const tail = output.split("\n").slice(-30).join("\n");
+    // rsync's progress lines end in \r: each is a line of its own, and none says why something failed.
+    const tail = output
+      .split(/\r?\n|\r/)
+      .filter((line) => !/^\s*[\d,.]+\s+\d+%\s/.test(line))
+      .slice(-30)
+      .join("\n");
     const how = result.timedOut
       ? `was killed after ${timeout} ms`
       : result.signal

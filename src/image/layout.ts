@@ -6,11 +6,12 @@
 //   GPT disk
 //   ├─ ESP (FAT32)             EFI/BOOT/BOOTX64.EFI          systemd-boot (Debian's systemd-boot-efi, from the generation)
 //   │                          loader/loader.conf            timeout; no fixed default (the newest entry boots)
-//   │                          loader/entries/keel-<N>.conf  one Boot Loader Spec entry per generation
+//   │                          loader/entries/keel-<N>.conf  one Boot Loader Spec entry per generation (keel-<N>+1.conf on trial)
 //   │                          EFI/keel/<N>/vmlinuz, initrd.img
 //   └─ root (ext4)  = /keel    generations/<N>/              the generation's tree, never written once complete
 //                              state/                        what outlives generations: /var, /home, /root, /srv, keys, machine-id
 //                              layers/<N>/{upper,work}       the writable layer over generation N (gone when another boots)
+//                              meta/<N>.json                 what keel deployed as generation N (system, hash, kernel, date)
 import { createHash } from "node:crypto";
 import type { ResolvedSystem } from "../config/project.js";
 
@@ -141,9 +142,9 @@ export interface Generation {
   readonly kernelParams: readonly string[];
 }
 
-/** The kernel command line a generation boots with from the disk: stage 1 finds the root by UUID and mounts generation N. */
-export function diskCommandLine(identity: DiskIdentity, generation: Generation): string {
-  return [`root=UUID=${identity.root.uuid}`, "rootfstype=ext4", `keel.generation=${generation.number}`, ...generation.kernelParams].join(" ");
+/** The kernel command line a generation boots with from the disk: stage 1 finds the root by its file system's UUID and mounts generation N. */
+export function diskCommandLine(rootUuid: string, generation: Generation): string {
+  return [`root=UUID=${rootUuid}`, "rootfstype=ext4", `keel.generation=${generation.number}`, ...generation.kernelParams].join(" ");
 }
 
 /** The ESP's directory of generation N's kernel and initrd. */
@@ -208,3 +209,66 @@ export function espFiles(
 
 /** systemd-boot inside a generation's tree (Debian's systemd-boot-efi, pinned with the system's packages). */
 export const bootloaderInTree = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+/**
+ * A boot entry file as systemd-boot's boot counting names it:
+ * `keel-N.conf` (blessed), `keel-N+LEFT.conf` (on trial, LEFT tries to go),
+ * `keel-N+LEFT-DONE.conf` (after DONE tries). systemd-boot renames the file
+ * before it boots a counted entry; with no tries left the entry is bad.
+ */
+export interface EntryFile {
+  readonly name: string;
+  readonly generation: number;
+  /** null: not counted (blessed). */
+  readonly triesLeft: number | null;
+}
+
+/** An entry file's name read back, or undefined for a file that is not keel's. */
+export function parseEntryName(name: string): EntryFile | undefined {
+  const match = /^keel-(\d+)(?:\+(\d+)(?:-\d+)?)?\.conf$/.exec(name);
+  if (match === null) return undefined;
+  return { name, generation: Number(match[1]), triesLeft: match[2] === undefined ? null : Number(match[2]) };
+}
+
+/** The name of generation N's entry: blessed, or counted with `tries` boots left. */
+export const entryName = (generation: number, tries?: number): string => `keel-${generation}${tries === undefined ? "" : `+${tries}`}.conf`;
+
+/** Whether systemd-boot takes the entry for a failed one (its tries used up): it boots it only when chosen. */
+export const isBad = (entry: EntryFile): boolean => entry.triesLeft === 0;
+
+/**
+ * The entry systemd-boot boots when nobody chooses (loader.conf names no
+ * default): bad entries sort after the others, then the newest version
+ * first, and the first entry boots.
+ */
+export function defaultEntry(entries: readonly EntryFile[]): EntryFile | undefined {
+  return [...entries].sort((a, b) => Number(isBad(a)) - Number(isBad(b)) || b.generation - a.generation)[0];
+}
+
+/** Kernel command line words a trial boot adds: stage 1 and keel's trial unit see keel.trial; a panic reboots (into the previous generation) after 10 s. */
+export const trialParams = ["keel.trial", "panic=10"] as const;
+
+/** A boot entry's text with its `options` line's words passed through `change`. */
+function withOptions(entry: string, change: (words: string[]) => string[]): string {
+  return entry.replace(/^options[ \t]+(.*)$/m, (_line, words: string) => `options ${change(words.split(/\s+/).filter(Boolean)).join(" ")}`);
+}
+
+/** The entry booting as a trial: keel.trial and panic= on its command line (once). */
+export function trialEntry(entry: string): string {
+  return withOptions(entry, (words) => [...words.filter((w) => !(trialParams as readonly string[]).includes(w)), ...trialParams]);
+}
+
+/** The entry blessed: the command line it had before it went on trial. */
+export function blessedEntry(entry: string): string {
+  return withOptions(entry, (words) => words.filter((w) => !(trialParams as readonly string[]).includes(w)));
+}
+
+/** What keel writes beside a generation (meta/<N>.json) when it deploys it. */
+export interface GenerationMeta {
+  readonly system: string;
+  /** The system step's hash. */
+  readonly hash: string;
+  readonly release: string;
+  /** ISO 8601. */
+  readonly date: string;
+}

@@ -101,7 +101,7 @@ async function buildDisk(context: BuildContext, out: string, inputs: Inputs, sli
         if (attempt === 3) throw new Error(`mke2fs could not fit ${usedMiB} MiB into ${rootMiB} MiB:\n${made}`);
       }
     });
-    await stageEsp(esp, espFiles(diskCommandLine(slice.identity, slice.generation), slice.generation, espSources(inputs, bootloader), slice.timeout));
+    await stageEsp(esp, espFiles(diskCommandLine(slice.identity.root.uuid, slice.generation), slice.generation, espSources(inputs, bootloader), slice.timeout));
     const espOffset = geometry.espStart * 512;
     await run(context, ["mkfs.vfat", "-F", "32", "--invariant", "-n", slice.identity.esp.label, "-i", slice.identity.esp.volumeId, "--offset", String(geometry.espStart), image, String(geometry.espSectors / 2)]);
     await run(context, ["mcopy", "-s", "-i", `${image}@@${espOffset}`, path.join(esp, "EFI"), path.join(esp, "loader"), "::/"], { env: { ...context.env, MTOOLS_SKIP_CHECK: "1" } });

@@ -146,7 +146,8 @@ export function rootSpec(root: InitrdSlice["root"]): string {
  * - neither: the root file system is mounted as / (a root keel did not lay out).
  * Over the generation goes a writable layer, `layers/N`, made afresh when N
  * first boots (the layers of other generations go then); then the paths
- * /etc/keel/persistence names are bound from the state.
+ * /etc/keel/persistence names are bound from the state. A failure powers the
+ * machine off, or on a trial boot (`keel.trial`) reboots it.
  */
 export function initScript(slice: InitrdSlice, load: readonly string[]): string {
   const fsType = slice.root?.fsType && slice.root.fsType !== "auto" ? slice.root.fsType : "";
@@ -162,6 +163,12 @@ mount -t devtmpfs devtmpfs /dev
 fail() {
   echo "keel stage 1: $*" >&2
   if grep -qw keel.shell /proc/cmdline; then exec sh; fi
+  if grep -qw keel.trial /proc/cmdline; then
+    # A trial boot's entry has used its try: the next boot is the previous generation's.
+    echo "keel stage 1: rebooting into the previous generation" >&2
+    sleep 1
+    reboot -f
+  fi
   echo "keel stage 1: powering off (add keel.shell to the kernel command line for a shell)" >&2
   sleep 1
   poweroff -f
@@ -344,6 +351,6 @@ async function buildInitrd(out: string, kernel: string, slice: InitrdSlice): Pro
 
 export const initrdStep = defineStep<InitrdSlice, "kernel">({
   kind: "initrd",
-  version: 9,
+  version: 10,
   build: (_context, out, { slice, inputs }) => buildInitrd(out, inputs.kernel, slice),
 });

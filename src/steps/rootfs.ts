@@ -17,8 +17,12 @@ import { run, type BuildContext } from "./context.js";
 import { fetchDebs, localRepository, localRepositoryOptions, pinnedIncludes, type DebSource } from "./debs.js";
 import { defineStep } from "./step.js";
 
-/** What every keel system needs besides the configured packages (systemd-boot-efi: the boot loader a disk of the system gets). */
-export const basePackages = ["systemd-sysv", "udev", "kmod", "iproute2", "systemd-resolved", "systemd-boot-efi"];
+/**
+ * What every keel system needs besides the configured packages:
+ * systemd-boot-efi is the boot loader a disk of the system gets; rsync
+ * receives the next generation `keel deploy` sends.
+ */
+export const basePackages = ["systemd-sysv", "udev", "kmod", "iproute2", "systemd-resolved", "systemd-boot-efi", "rsync"];
 
 /** An environment.etc entry as a step reads it: a copied file by its content's hash too. */
 export type EtcFile = ResolvedSystem["environment"]["etc"][string] & { readonly sourceHash: string | null };

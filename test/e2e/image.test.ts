@@ -8,14 +8,13 @@
 // NVMe in stage 1 and vmtest's host name, so the two share one root
 // filesystem. Every VM is stopped by the test or, at the latest, in after().
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
-import { ovmf } from "../../src/vm/qemu.ts";
+import { attachments, boot as bootMachine, ssh, stop, waitForSsh as waitForMachine, type Machine } from "./machines.ts";
 import { freePort, keelIn } from "./processes.ts";
 import { writeSeedLock } from "./seed-lock.ts";
 
@@ -31,8 +30,6 @@ const espId = "ABCD-1234";
 /** The rescue VM's blank NVMe disk, as its udev names it (QEMU's model, keel's serial keel-empty0). */
 const blankDisk = "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_keel-empty0";
 const bootSeconds = 300;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Where the store keeps `system`'s `step` (built: the test fails otherwise). */
 async function stepPath(cwd: string, system: string, step: string): Promise<string> {
@@ -54,84 +51,15 @@ function probe(image: string, offset: number): Record<string, string> {
   return Object.fromEntries(out.trim().split("\n").map((line) => line.split("=", 2) as [string, string]));
 }
 
-const run = promisify(execFile);
-
-/** A machine booted by plain QEMU with OVMF and only `disk`, its sshd forwarded from 127.0.0.1:`port`. */
-interface Machine {
-  readonly name: string;
-  readonly port: number;
-  readonly child: ChildProcess;
-  readonly console: string;
-  /** What QEMU itself printed (its errors). */
-  readonly errors: () => string;
-  readonly exited: Promise<void>;
-}
-
 const machines: Machine[] = [];
 
-/** How `boot` attaches its disk: the drive's format and options, and the devices that carry it. */
-const attachments = {
-  virtio: { drive: "format=qcow2", devices: ["virtio-blk-pci,drive=disk0,bootindex=1"] },
-  nvme: { drive: "format=qcow2", devices: ["nvme,drive=disk0,serial=x,bootindex=1"] },
-  // An ISO as a CD in the q35's AHCI drive, and as a USB stick behind an xHCI controller.
-  cdrom: { drive: "format=raw,media=cdrom,readonly=on", devices: ["ide-cd,drive=disk0,bus=ide.0,bootindex=1"] },
-  usb: { drive: "format=raw,readonly=on", devices: ["qemu-xhci,id=xhci", "usb-storage,bus=xhci.0,drive=disk0,bootindex=1"] },
-} as const;
-
 function boot(name: string, disk: string, device: keyof typeof attachments, port: number): Machine {
-  const vars = path.join(scratch, `${name}-efivars.fd`);
-  copyFileSync(ovmf.vars, vars);
-  const console = path.join(scratch, `${name}-console.log`);
-  const attached = attachments[device];
-  const child = spawn(
-    "qemu-system-x86_64",
-    [
-      ...["-machine", "q35,accel=tcg", "-m", "1024", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none"],
-      ...["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${ovmf.code}`, "-drive", `if=pflash,format=raw,unit=1,file=${vars}`],
-      ...["-drive", `file=${disk},${attached.drive},if=none,id=disk0`, ...attached.devices.flatMap((d) => ["-device", d])],
-      ...["-netdev", `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`, "-device", "virtio-net-pci,netdev=net0"],
-      ...["-serial", `file:${console}`],
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  const machine = { name, port, child, console, errors: () => stderr, exited };
+  const machine = bootMachine(scratch, name, disk, device, port);
   machines.push(machine);
   return machine;
 }
 
-/** Powers the machine off at once (QEMU quits on SIGTERM, flushing its disk). */
-async function stop(machine: Machine): Promise<void> {
-  if (machine.child.exitCode === null && machine.child.signalCode === null) machine.child.kill("SIGTERM");
-  await machine.exited;
-}
-
-/**
- * Runs `command` (a shell line) as root on the machine with the test's key
- * (each boot makes new host keys: none is remembered), within `seconds`.
- */
-async function ssh(port: number, key: string, command: string, seconds = 120): Promise<string> {
-  const options = ["-i", key, "-p", String(port), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"];
-  const { stdout } = await run("ssh", [...options, "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "root@127.0.0.1", command], { encoding: "utf8", timeout: seconds * 1000 });
-  return stdout;
-}
-
-/** Waits until the machine's sshd lets the test's key in; fails with its console if it stops or takes too long. Returns the seconds since `started`. */
-async function waitForSsh(machine: Machine, key: string, started: number): Promise<number> {
-  const tail = () => readFileSync(machine.console, "utf8").replace(/\r/g, "").trimEnd().split("\n").slice(-30).join("\n");
-  for (;;) {
-    if (machine.child.exitCode !== null || machine.child.signalCode !== null) assert.fail(`${machine.name}'s QEMU stopped before SSH answered: ${machine.errors()}\nIts console:\n${tail()}`);
-    try {
-      await ssh(machine.port, key, "true", 20);
-      return (performance.now() - started) / 1000;
-    } catch {
-      if (performance.now() - started > bootSeconds * 1000) assert.fail(`${machine.name} did not answer SSH within ${bootSeconds} s. Its console:\n${tail()}`);
-      await sleep(2000);
-    }
-  }
-}
+const waitForSsh = (machine: Machine, key: string, started: number) => waitForMachine(machine, key, started, bootSeconds);
 
 describe("keel image, keel run --firmware uefi, keel install", () => {
   let dir = "";

@@ -1,6 +1,6 @@
 // What several end-to-end files share: a loopback port nothing listens on,
 // and keel run as a child process with a test's own environment.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,17 +26,21 @@ export interface Result {
 
 /**
  * Runs keel with `env` in `cwd`, in a process group of its own, without a
- * terminal (stdin is not one, so a confirmation needs --yes).
+ * terminal (stdin is not one, so a confirmation needs --yes). `watch` sees
+ * its standard error so far as it grows, and may kill it (a fault).
  */
-export function keelIn(env: NodeJS.ProcessEnv): (args: readonly string[], cwd: string) => Promise<Result> {
-  return (args, cwd) => {
+export function keelIn(env: NodeJS.ProcessEnv): (args: readonly string[], cwd: string, watch?: (stderr: string, child: ChildProcess) => void) => Promise<Result> {
+  return (args, cwd, watch) => {
     const started = performance.now();
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [path.join(root, "bin/keel.js"), ...args], { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
-      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk;
+        watch?.(stderr, child);
+      });
       child.on("close", (code) => resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 }));
     });
   };

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parseSize } from "../../src/cli/image.ts";
 import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { diskCommandLine, diskGeometry, diskIdentity, espFiles, espMiB, isoCommandLine, isoLabel, loaderConf, loaderEntry, partitionScript, type DiskIdentity, type Generation } from "../../src/image/layout.ts";
+import { blessedEntry, defaultEntry, diskCommandLine, diskGeometry, diskIdentity, entryName, espFiles, espMiB, isoCommandLine, isoLabel, loaderConf, loaderEntry, parseEntryName, partitionScript, trialEntry, type DiskIdentity, type Generation } from "../../src/image/layout.ts";
 import { defineModule } from "../../src/index.ts";
 import { initScript } from "../../src/steps/initrd.ts";
 
@@ -98,11 +98,11 @@ describe("the ESP: systemd-boot and a Boot Loader Spec entry per generation", ()
   const generation: Generation = { number: 3, system: "aethelred", kernelParams: ["console=ttyS0", "quiet"] };
 
   it("the kernel command line finds the root by UUID and names the generation, then the system's parameters", () =>
-    assert.equal(diskCommandLine(identity, generation), `root=UUID=${rootUuid} rootfstype=ext4 keel.generation=3 console=ttyS0 quiet`));
+    assert.equal(diskCommandLine(identity.root.uuid, generation), `root=UUID=${rootUuid} rootfstype=ext4 keel.generation=3 console=ttyS0 quiet`));
 
   it("an entry: its title, its version for sorting, the generation's kernel and initrd, the command line", () =>
     assert.equal(
-      loaderEntry(diskCommandLine(identity, generation), generation),
+      loaderEntry(diskCommandLine(identity.root.uuid, generation), generation),
       "title keel aethelred (generation 3)\n" +
         "version 3\n" +
         "sort-key keel\n" +
@@ -130,13 +130,13 @@ describe("the ESP: systemd-boot and a Boot Loader Spec entry per generation", ()
   });
 
   it("the ESP's files: systemd-boot as the fallback loader and its own, the generation's kernel and initrd, the loader's text", () =>
-    assert.deepEqual(espFiles(diskCommandLine(identity, generation), generation, { bootloader: "/t/systemd-bootx64.efi", kernel: "/k/vmlinuz", initrd: "/i/initrd.img" }, 5), {
+    assert.deepEqual(espFiles(diskCommandLine(identity.root.uuid, generation), generation, { bootloader: "/t/systemd-bootx64.efi", kernel: "/k/vmlinuz", initrd: "/i/initrd.img" }, 5), {
       "EFI/BOOT/BOOTX64.EFI": { copy: "/t/systemd-bootx64.efi" },
       "EFI/systemd/systemd-bootx64.efi": { copy: "/t/systemd-bootx64.efi" },
       "EFI/keel/3/vmlinuz": { copy: "/k/vmlinuz" },
       "EFI/keel/3/initrd.img": { copy: "/i/initrd.img" },
       "loader/loader.conf": { text: loaderConf(5) },
-      "loader/entries/keel-3.conf": { text: loaderEntry(diskCommandLine(identity, generation), generation) },
+      "loader/entries/keel-3.conf": { text: loaderEntry(diskCommandLine(identity.root.uuid, generation), generation) },
     }));
 });
 
@@ -243,5 +243,31 @@ describe("keel image --size", () => {
   });
   it("anything else is no size", () => {
     for (const junk of ["", "G", "eight", "8X", "8GG", "-1G", "1e9", "0", "0M", "8G8", "1,5G", "0x10"]) assert.equal(parseSize(junk), undefined, junk);
+  });
+});
+
+describe("boot counting: the entries of a deployed machine", () => {
+  const entry = loaderEntry(diskCommandLine(rootUuid, { number: 4, system: "aethelred", kernelParams: ["console=ttyS0"] }), { number: 4, system: "aethelred", kernelParams: [] });
+  it("entry file names read back with their tries; other files are not keel's", () => {
+    assert.deepEqual(parseEntryName("keel-4.conf"), { name: "keel-4.conf", generation: 4, triesLeft: null });
+    assert.deepEqual(parseEntryName("keel-4+1.conf"), { name: "keel-4+1.conf", generation: 4, triesLeft: 1 });
+    assert.deepEqual(parseEntryName("keel-12+0-1.conf"), { name: "keel-12+0-1.conf", generation: 12, triesLeft: 0 });
+    for (const other of ["debian-4.conf", "keel-x.conf", "keel-4.conf.tmp", ".keel-99.tmp"]) assert.equal(parseEntryName(other), undefined, other);
+    assert.equal(entryName(4), "keel-4.conf");
+    assert.equal(entryName(4, 1), "keel-4+1.conf");
+  });
+  it("the newest entry that has not used up its tries boots when nobody chooses", () => {
+    const names = (...files: string[]) => files.map((f) => parseEntryName(f) ?? assert.fail(f));
+    assert.equal(defaultEntry(names("keel-1.conf", "keel-2.conf", "keel-3+1.conf"))?.generation, 3, "a trial not yet booted");
+    assert.equal(defaultEntry(names("keel-1.conf", "keel-2.conf", "keel-3+0-1.conf"))?.generation, 2, "a trial that booted once and was not blessed");
+    assert.equal(defaultEntry(names("keel-1+1.conf", "keel-2+0.conf", "keel-3+0-1.conf"))?.generation, 1, "a rollback: newer entries set aside");
+    assert.equal(defaultEntry([]), undefined);
+  });
+  it("a trial's words go on the entry's command line once, and blessing takes them off again", () => {
+    const trial = trialEntry(entry);
+    assert.match(trial, new RegExp(`^options root=UUID=${rootUuid} rootfstype=ext4 keel\\.generation=4 console=ttyS0 keel\\.trial panic=10$`, "m"));
+    assert.equal(trialEntry(trial), trial);
+    assert.equal(blessedEntry(trial), entry);
+    assert.equal(trial.replace(/^options.*$/m, ""), entry.replace(/^options.*$/m, ""), "nothing but the command line changes");
   });
 });
