@@ -205,7 +205,7 @@ export const deployCommand = defineCommand({
         } catch (error) {
           if (!(error instanceof ProcessError)) throw error;
           throw new MachineError(
-            `keel deploy: copying generation ${number} to ${remote.where} failed (rsync exit code ${error.exitCode ?? error.signal}):\n${error.outputTail.replace(/^/gm, "  ")}\n` +
+            `keel deploy: copying generation ${number} to ${remote.where} failed (rsync exit code ${error.exitCode ?? error.signal}):\n${error.outputTail.trim().replace(/^/gm, "  ")}\n` +
               `The machine is as it was: it runs and boots ${describe(state, state.running)}; what arrived is kept in /keel/generations/.incoming-${number}.\n` +
               "Fix: check the connection and the free space there (`df /keel`), then run keel deploy again: it resumes the copy.",
           );
@@ -359,7 +359,8 @@ export const rollbackCommand = defineCommand({
       }
       await confirmTrial(remote);
       await bless(remote, result.state, to);
-      say(`${remote.where} runs generation ${to}, its default now; generations ${setAside.map((e) => e.generation).join(", ") || "-"} are kept but no longer boot by default. ${elapsed(started)}`);
+      const kept = setAside.length === 0 ? "" : ` the newer generations (${setAside.map((e) => e.generation).join(", ")}) are kept but no longer boot by default.`;
+      say(`${remote.where} runs generation ${to}, its default now;${kept} ${elapsed(started)}`);
       return 0;
     } finally {
       await remote.disconnect();

@@ -106,19 +106,30 @@ export async function readState(remote: Remote): Promise<TargetState> {
   };
 }
 
-/** The number the next generation gets: above every generation, copy and boot entry the machine has. */
-export function nextGeneration(state: TargetState): number {
-  return Math.max(0, ...state.generations, ...state.incoming, ...state.entries.map((e) => e.generation)) + 1;
+/** The number the next generation gets: above every generation and boot entry the machine has (an unfinished copy takes it over). */
+export function nextGeneration(state: Pick<TargetState, "generations" | "entries">): number {
+  return Math.max(0, ...state.generations, ...state.entries.map((e) => e.generation)) + 1;
 }
 
 const incomingDir = (generation: number) => `/keel/generations/.incoming-${generation}`;
 
 /**
+ * The generations a copy hard-links unchanged files from, in the order rsync
+ * looks: the running one, then the others newest first, at most 20 (rsync's
+ * limit). Deploying a system the machine had before costs no space.
+ */
+export function linkBases(state: Pick<TargetState, "running" | "generations">): number[] {
+  const running = state.running !== null && state.generations.includes(state.running) ? [state.running] : [];
+  const others = state.generations.filter((n) => n !== state.running).sort((a, b) => b - a);
+  return [...running, ...others].slice(0, 20);
+}
+
+/**
  * Copies `tree` to the machine as generation `number`: rsync into
- * generations/.incoming-<number>, files the running generation has unchanged
- * hard-linked from it (only changed files travel), then renamed into place.
- * An unfinished copy another deploy left is renamed to this number first and
- * completed.
+ * generations/.incoming-<number>, files a generation there has unchanged
+ * hard-linked from it (linkBases; only changed files travel), then renamed
+ * into place. An unfinished copy another deploy left is renamed to this
+ * number first and completed.
  */
 export async function sendGeneration(
   remote: Remote,
@@ -130,8 +141,7 @@ export async function sendGeneration(
   const incoming = incomingDir(number);
   const leftover = state.incoming.find((n) => n !== number);
   if (leftover !== undefined && !options.dryRun) await remote.exec(["mv", "-T", incomingDir(leftover), incoming]);
-  const base = state.running !== null && state.generations.includes(state.running) ? state.running : state.generations.at(-1);
-  const flags = ["--hard-links", "--numeric-ids", ...(base === undefined ? [] : [`--link-dest=/keel/generations/${base}`]), ...(options.dryRun ? ["--dry-run"] : [])];
+  const flags = ["--hard-links", "--numeric-ids", ...linkBases(state).map((n) => `--link-dest=/keel/generations/${n}`), ...(options.dryRun ? ["--dry-run"] : [])];
   const result = await remote.copyTo([`${tree}/`], `${incoming}/`, { delete: true, flags, within: options.within, onProgress: options.onProgress, timeout: 3_600_000 });
   if (options.dryRun) return result;
   await remote.exec(["sh", "-c", `set -e\nsync -f ${q(incoming)}\nmv -T ${q(incoming)} /keel/generations/${number}\nsync -f /keel/generations`]);

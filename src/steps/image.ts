@@ -29,13 +29,17 @@ export interface GenerationParts {
   readonly etc: string | null;
 }
 
-/** Shell commands that unpack a generation's parts into `tree` (which exists). */
+/**
+ * Shell commands that unpack a generation's parts into `tree` (which exists).
+ * The kernel modules keep their build's times, so every generation with the
+ * same kernel has the same files (a deploy hard-links them).
+ */
 export function generationTreeCommands(parts: GenerationParts, tree: string): string[] {
   const q = shellQuote;
   return [
     `tar -xf ${q(parts.tarball)} -C ${q(tree)} --exclude='./dev/*'`,
     `mkdir -p ${q(`${tree}/usr/lib/modules`)}`,
-    `cp -R ${q(`${parts.modules}/.`)} ${q(`${tree}/usr/lib/modules/`)}`,
+    `cp -R --preserve=mode,timestamps ${q(`${parts.modules}/.`)} ${q(`${tree}/usr/lib/modules/`)}`,
     ...(parts.etc === null ? [] : [`cp -R --preserve=mode ${q(`${parts.etc}/.`)} ${q(`${tree}/etc/`)}`]),
   ];
 }
@@ -89,6 +93,6 @@ async function buildImage(context: BuildContext, out: string, inputs: Generation
 
 export const imageStep = defineStep<ImageSlice, "rootfs" | "kernel">({
   kind: "image",
-  version: 4,
+  version: 5,
   build: (context, out, { slice, inputs }) => buildImage(context, out, inputs, slice),
 });
