@@ -151,14 +151,14 @@ describe("the seed example", () => {
     }
     assert.deepEqual(files.filter((f) => f.includes("keel-vm")), []);
     const services = await runKeel(["eval", "aethelred", "systemd.services", "--json"]);
-    // keel's own units, and Debian's resolved, sshd and e2scrub_reap as keel changes them (reordered, extended, off).
-    assert.deepEqual(Object.keys(JSON.parse(services.stdout) as object), ["systemd-resolved", "ssh", "ssh-keygen", "e2scrub_reap", "keel-grow-root"]);
+    // keel's own units, and Debian's resolved, sshd, e2scrub_reap and systemd-bless-boot as keel changes them (reordered, extended, off, held back on trial boots).
+    assert.deepEqual(Object.keys(JSON.parse(services.stdout) as object), ["systemd-resolved", "ssh", "ssh-keygen", "e2scrub_reap", "keel-grow-root", "systemd-bless-boot", "keel-trial"]);
   });
 
   test("keel eval --vm shows the VM variant keel run boots: no unit of its own, stage 1's module for the VM's disk", async () => {
     const services = await runKeel(["eval", "qemu", "systemd.services", "--json", "--vm"]);
     assert.equal(services.code, 0, services.stderr);
-    assert.deepEqual(Object.keys(JSON.parse(services.stdout) as object), ["systemd-resolved", "ssh", "ssh-keygen", "e2scrub_reap", "keel-grow-root"]);
+    assert.deepEqual(Object.keys(JSON.parse(services.stdout) as object), ["systemd-resolved", "ssh", "ssh-keygen", "e2scrub_reap", "keel-grow-root", "systemd-bless-boot", "keel-trial"]);
     const modules = async (...vm: string[]) => JSON.parse((await runKeel(["eval", "aethelred", "boot.initrd.availableKernelModules", "--json", ...vm])).stdout) as string[];
     const [plain, variant] = [await modules(), await modules("--vm")];
     assert.deepEqual(variant.filter((m) => !plain.includes(m)), ["virtio_pci"], "the VM's PCI bus; its disk is NVMe, as aethelred's hardware module already loads");

@@ -342,8 +342,8 @@ describe("systems: assertions, warnings and the built-in modules", () => {
   it("warnings", async () => assert.deepEqual(system(await load(["warn"])).warnings, ["The fixture warns."]));
   it("the host name defaults to the system's name", () => checkSystemOutput("test", "networking.hostName", "define-package"));
   it("openssh off: no package", () => checkSystemOutput(["htop"], "packages", "define-package"));
-  it("openssh off: no service but keel's own, which grows the root partition, and Debian's resolved and e2scrub_reap changed", async () =>
-    assert.deepEqual(Object.keys(system(await load(["define-package"])).config.systemd.services), ["systemd-resolved", "e2scrub_reap", "keel-grow-root"]));
+  it("openssh off: no service but keel's own, which grow the root partition and guard a trial boot, and Debian's resolved, e2scrub_reap and systemd-bless-boot changed", async () =>
+    assert.deepEqual(Object.keys(system(await load(["define-package"])).config.systemd.services), ["systemd-resolved", "e2scrub_reap", "keel-grow-root", "systemd-bless-boot", "keel-trial"]));
   it("openssh on: its package", () => checkSystemOutput(["openssh-server"], "packages", "enable-openssh"));
   it("openssh on: its package comes in module order", () =>
     checkSystemOutput(["openssh-server", "htop"], "packages", "enable-openssh", "define-package"));
