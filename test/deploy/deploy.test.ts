@@ -15,9 +15,9 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { boot, sleep, ssh, stop, waitForSsh, type Machine } from "./machines.ts";
-import { freePort, keelIn } from "./processes.ts";
-import { writeSeedLock } from "./seed-lock.ts";
+import { boot, sleep, ssh, stop, waitForSsh, type Machine } from "../e2e/machines.ts";
+import { freePort, keelIn } from "../e2e/processes.ts";
+import { writeSeedLock } from "../e2e/seed-lock.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-deploy-"));
