@@ -181,7 +181,7 @@ async function installOnto(job: Install): Promise<void> {
   await sh(`mkdir -p ${mountPoint}/root ${mountPoint}/esp\nmount ${q(rootDevice)} ${mountPoint}/root\nmount ${q(espDevice)} ${esp}\nmkdir -p ${q(tree)} ${mountPoint}/root/state`);
   try {
     // The system's links to its rootfs and kernel outputs; a plain system has no /etc files of a variant to add.
-    const { tarball: rootfs, modules } = generationSources({ rootfs: path.join(job.system, "rootfs"), kernel: path.join(job.system, "kernel") });
+    const { tarball: rootfs, modules, kernelConfig } = generationSources({ rootfs: path.join(job.system, "rootfs"), kernel: path.join(job.system, "kernel") });
     const total = (await stat(rootfs)).size;
     const started = performance.now();
     let shown = 0;
@@ -195,6 +195,7 @@ async function installOnto(job: Install): Promise<void> {
     const modulesTar = spawn("tar", ["-c", "-C", modules, "--owner=0", "--group=0", "--numeric-owner", "."], { stdio: ["ignore", "pipe", "inherit"] });
     await sh(`mkdir -p ${q(`${tree}/usr/lib/modules`)}`);
     await remote.pipeTo(["tar", "-x", "--numeric-owner", "-p", "-C", `${tree}/usr/lib/modules`], modulesTar.stdout);
+    await remote.pipeTo(["sh", "-c", `cat > ${q(`${tree}/usr/lib/modules/${boot.release}/config`)}`], createReadStream(kernelConfig));
 
     say(`writing the ESP: systemd-boot, ${boot.release}'s kernel and initrd, the boot entry`);
     const files = espFiles(diskCommandLine(identity.root.uuid, generation), generation, { bootloader: `${tree}/${bootloaderInTree}`, kernel: boot.kernel, initrd: boot.initrd }, job.config.boot.loader.timeout);

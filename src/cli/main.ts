@@ -18,6 +18,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   image: async () => (await import("./image.js")).imageCommand,
   install: async () => (await import("./install.js")).installCommand,
   deploy: async () => (await import("./deploy.js")).deployCommand,
+  diff: async () => (await import("./deploy.js")).diffCommand,
   generations: async () => (await import("./deploy.js")).generationsCommand,
   rollback: async () => (await import("./deploy.js")).rollbackCommand,
   run: async () => (await import("./run.js")).runCommand,

@@ -151,3 +151,9 @@ function liveReporter(out: Output): BuildReporter {
     close: () => clearInterval(timer),
   };
 }
+
+/** Rows under a header, each column as wide as its widest cell, two spaces apart. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  return [header, ...rows].map((row) => `${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()}\n`).join("");
+}

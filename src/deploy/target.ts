@@ -12,7 +12,7 @@ import { Readable } from "node:stream";
 import { MachineError } from "../errors.js";
 import { shellQuote } from "../host/exec.js";
 import type { CopyResult, Remote } from "../host/ssh.js";
-import { blessedEntry, entryName, generationEspDir, parseEntryName, partitionTypes, trialEntry, type EntryFile, type GenerationMeta } from "../image/layout.js";
+import { blessedEntry, defaultEntry, entryName, generationEspDir, parseEntryName, partitionTypes, trialEntry, type EntryFile, type GenerationMeta } from "../image/layout.js";
 
 /** Where keel mounts the ESP when the machine does not (its config mounts it nowhere). */
 const espMountPoint = "/run/keel-deploy/esp";
@@ -21,7 +21,7 @@ export interface TargetState {
   readonly bootId: string;
   /** The generation the kernel command line booted (keel.generation=), or null. */
   readonly running: number | null;
-  /** Whether this boot is a trial (keel.trial). */
+  /** Whether this boot is a trial (keel.trial) that keel has not confirmed yet. */
   readonly trial: boolean;
   /** The UUID of the file system on /keel, which the boot entries find the root by. */
   readonly rootUuid: string;
@@ -45,6 +45,7 @@ const stateScript = `
 [ -d /keel/generations ] || { echo layout=none; exit 0; }
 echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"
 echo "cmdline=$(cat /proc/cmdline)"
+[ -e /run/keel/confirmed ] && echo confirmed=yes
 source=$(findmnt -no SOURCE /keel)
 uuid=$(findmnt -no UUID /keel)
 [ -n "$uuid" ] || uuid=$(blkid -s UUID -o value "$source")
@@ -94,7 +95,7 @@ export async function readState(remote: Remote): Promise<TargetState> {
   return {
     bootId: one("boot_id"),
     running: generation === undefined ? null : Number(generation),
-    trial: cmdline.includes("keel.trial"),
+    trial: cmdline.includes("keel.trial") && one("confirmed") !== "yes",
     rootUuid: one("root_uuid"),
     rootFree: Number(one("root_free")),
     espFree: Number(one("esp_free")),
@@ -136,16 +137,45 @@ export async function sendGeneration(
   state: TargetState,
   tree: string,
   number: number,
-  options: { readonly within: readonly string[]; readonly onProgress: (bytes: number) => void; readonly dryRun: boolean },
+  options: { readonly within: readonly string[]; readonly onProgress: (bytes: number) => void },
 ): Promise<CopyResult> {
   const incoming = incomingDir(number);
   const leftover = state.incoming.find((n) => n !== number);
-  if (leftover !== undefined && !options.dryRun) await remote.exec(["mv", "-T", incomingDir(leftover), incoming]);
-  const flags = ["--hard-links", "--numeric-ids", ...linkBases(state).map((n) => `--link-dest=/keel/generations/${n}`), ...(options.dryRun ? ["--dry-run"] : [])];
+  if (leftover !== undefined) await remote.exec(["mv", "-T", incomingDir(leftover), incoming]);
+  const flags = ["--hard-links", "--numeric-ids", ...linkBases(state).map((n) => `--link-dest=/keel/generations/${n}`)];
   const result = await remote.copyTo([`${tree}/`], `${incoming}/`, { delete: true, flags, within: options.within, onProgress: options.onProgress, timeout: 3_600_000 });
-  if (options.dryRun) return result;
   await remote.exec(["sh", "-c", `set -e\nsync -f ${q(incoming)}\nmv -T ${q(incoming)} /keel/generations/${number}\nsync -f /keel/generations`]);
   return result;
+}
+
+/**
+ * The generations `keel gc --target --keep N` removes: all but the N newest,
+ * never the running one nor the one that boots by default. A generation
+ * counts whether its tree or only its boot entry is left.
+ */
+export function generationsToRemove(state: Pick<TargetState, "running" | "generations" | "entries">, keep: number): number[] {
+  const all = [...new Set([...state.generations, ...state.entries.map((e) => e.generation)])].sort((a, b) => b - a);
+  const kept = new Set([...all.slice(0, keep), state.running, defaultEntry(state.entries)?.generation]);
+  return all.filter((g) => !kept.has(g)).sort((a, b) => a - b);
+}
+
+/**
+ * Removes generations from the machine, the ESP first (the entry, so that
+ * nothing boots what is going, then its kernel and initrd), then their trees
+ * and metadata, and the copies deploys left unfinished.
+ */
+export async function removeGenerations(remote: Remote, state: TargetState, numbers: readonly number[]): Promise<void> {
+  const gone = new Set(numbers);
+  const entries = state.entries.filter((e) => gone.has(e.generation)).map((e) => `${state.esp}/loader/entries/${e.name}`);
+  const esp = numbers.map((n) => `${state.esp}/${generationEspDir(n)}`);
+  const trees = [...numbers.flatMap((n) => [`/keel/generations/${n}`, `/keel/meta/${n}.json`]), ...state.incoming.map(incomingDir)];
+  const script = [
+    "set -e",
+    ...(entries.length === 0 ? [] : [`rm -f ${entries.map(q).join(" ")}`, `sync -f ${q(`${state.esp}/loader/entries`)}`]),
+    ...(esp.length === 0 ? [] : [`rm -rf ${esp.map(q).join(" ")}`, `sync -f ${q(state.esp)}`]),
+    ...(trees.length === 0 ? [] : [`rm -rf --one-file-system ${trees.map(q).join(" ")}`, "sync -f /keel"]),
+  ];
+  await remote.exec(["sh", "-c", script.join("\n")], { timeout: 600_000 });
 }
 
 /** Writes meta/<number>.json there (renamed into place). */

@@ -43,6 +43,14 @@ export interface CopyOptions extends Pick<ExecOptions, "log" | "timeout" | "sign
   readonly within?: readonly string[];
 }
 
+/** One line of rsync's --itemize-changes: what happens to a path in the destination. */
+export interface ItemizedChange {
+  /** rsync's %i: `>f+++++++++` a new file, `>f.st......` one whose size and time differ, `cL.c.......` a symlink pointing elsewhere, `*deleting` one only the destination has. */
+  readonly flags: string;
+  /** Relative to the copy's top; a directory's ends in /. */
+  readonly path: string;
+}
+
 export interface CopyResult {
   /** Regular files that were sent (unchanged ones are skipped). */
   readonly files: number;
@@ -50,6 +58,21 @@ export interface CopyResult {
   readonly bytes: number;
   /** What went over the connection, rsync's deltas and protocol included. */
   readonly sent: number;
+  /** The changes rsync itemized (with --itemize-changes among the flags; else none). */
+  readonly changes: readonly ItemizedChange[];
+}
+
+/** The --itemize-changes lines in rsync's output; a symlink's " -> target" is dropped. */
+export function itemizedChanges(output: string): ItemizedChange[] {
+  const changes: ItemizedChange[] = [];
+  for (const line of output.split("\n")) {
+    const match = /^(\*deleting|[<>ch.][fdLDS][^\s]{9})\s+(.+)$/.exec(line);
+    if (match === null) continue;
+    const flags = match[1] as string;
+    const name = match[2] as string;
+    changes.push({ flags, path: flags[1] === "L" ? name.replace(/ -> .*$/, "") : name });
+  }
+  return changes;
 }
 
 /** The longest path a unix socket may have (sockaddr_un's 108 bytes, with the terminating NUL). */
@@ -271,7 +294,7 @@ export class Remote {
     const result = await exec(argv, { log: options.log, timeout: options.timeout, signal: options.signal, env: this.spec.env, onOutput, nothrow: true });
     if (result.exitCode !== 0) throw this.failure(`rsync of ${what}`, result, options.timeout);
     const count = (label: string) => Number(new RegExp(`^${label}: ([\\d,.]+)`, "m").exec(result.stdout)?.[1]?.replace(/\D/g, "") ?? 0);
-    return { files: count("Number of regular files transferred"), bytes: count("Total transferred file size"), sent: count("Total bytes sent") };
+    return { files: count("Number of regular files transferred"), bytes: count("Total transferred file size"), sent: count("Total bytes sent"), changes: itemizedChanges(result.stdout) };
   }
 
   /** A ProcessError that names what failed where; ssh's own failure (255) says what to check. */

@@ -6,7 +6,7 @@
 import { defineModule } from "../config/module.js";
 import { mkOption } from "../config/option.js";
 import { mkIf } from "../config/properties.js";
-import { types } from "../config/types.js";
+import { strWith, types } from "../config/types.js";
 
 const healthCheck = types.submodule({
   command: mkOption({
@@ -30,6 +30,9 @@ const healthCheck = types.submodule({
   timeout: mkOption({ type: types.ints.positive, default: 30, description: "Seconds the check may take (it is retried until then)." }),
 });
 
+/** A tag as `--on @tag` names it. */
+const tagName = strWith("tag", (v) => (/^[\w.-]+$/.test(v) ? undefined : "has characters other than letters, digits, _, . and -"));
+
 export const options = {
   deploy: {
     targetHost: mkOption({
@@ -43,6 +46,12 @@ export const options = {
       default: [],
       description: "Extra options for ssh and rsync (KEEL_SSHOPTS and `keel deploy --ssh-opts` add to them), as NIX_SSHOPTS did.",
       example: ["-p", "8022"],
+    }),
+    tags: mkOption({
+      type: types.listOf(tagName),
+      default: [],
+      description: "Names for groups of machines: `keel deploy --on @office` deploys every system tagged office.",
+      example: ["office", "x86"],
     }),
     confirmTimeout: mkOption({
       type: types.ints.positive,

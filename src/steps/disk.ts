@@ -114,6 +114,6 @@ async function buildDisk(context: BuildContext, out: string, inputs: Inputs, sli
 
 export const diskStep = defineStep<DiskSlice, "rootfs" | "kernel" | "initrd">({
   kind: "disk",
-  version: 1,
+  version: 2,
   build: (context, out, { slice, inputs }) => buildDisk(context, out, inputs, slice),
 });

@@ -21,10 +21,13 @@ export interface ImageSlice {
   readonly etc: Readonly<Record<string, EtcFile>>;
 }
 
-/** What a generation's tree is made of: the root filesystem's tarball, the kernel's modules, a variant's own /etc files. */
+/** What a generation's tree is made of: the root filesystem's tarball, the kernel's modules and config, a variant's own /etc files. */
 export interface GenerationParts {
   readonly tarball: string;
   readonly modules: string;
+  /** The kernel's .config and its release (a file), kept in the tree as /usr/lib/modules/<release>/config (as Fedora does) for `keel diff`. */
+  readonly kernelConfig: string;
+  readonly kernelRelease: string;
   /** A directory of files to put over /etc, or null. */
   readonly etc: string | null;
 }
@@ -40,6 +43,7 @@ export function generationTreeCommands(parts: GenerationParts, tree: string): st
     `tar -xf ${q(parts.tarball)} -C ${q(tree)} --exclude='./dev/*'`,
     `mkdir -p ${q(`${tree}/usr/lib/modules`)}`,
     `cp -R --preserve=mode,timestamps ${q(`${parts.modules}/.`)} ${q(`${tree}/usr/lib/modules/`)}`,
+    `cp --preserve=mode,timestamps ${q(parts.kernelConfig)} ${q(`${tree}/usr/lib/modules/`)}"$(cat ${q(parts.kernelRelease)})/config"`,
     ...(parts.etc === null ? [] : [`cp -R --preserve=mode ${q(`${parts.etc}/.`)} ${q(`${tree}/etc/`)}`]),
   ];
 }
@@ -48,7 +52,12 @@ type GenerationInputs = { readonly rootfs: string; readonly kernel: string };
 
 /** Where a generation's root filesystem tarball and kernel modules are, in the rootfs and kernel outputs (or a system's links to them). */
 export function generationSources(inputs: GenerationInputs): Omit<GenerationParts, "etc"> {
-  return { tarball: path.join(inputs.rootfs, "rootfs.tar"), modules: path.join(inputs.kernel, "lib/modules") };
+  return {
+    tarball: path.join(inputs.rootfs, "rootfs.tar"),
+    modules: path.join(inputs.kernel, "lib/modules"),
+    kernelConfig: path.join(inputs.kernel, "config"),
+    kernelRelease: path.join(inputs.kernel, "release"),
+  };
 }
 
 /**
@@ -93,6 +102,6 @@ async function buildImage(context: BuildContext, out: string, inputs: Generation
 
 export const imageStep = defineStep<ImageSlice, "rootfs" | "kernel">({
   kind: "image",
-  version: 5,
+  version: 6,
   build: (context, out, { slice, inputs }) => buildImage(context, out, inputs, slice),
 });

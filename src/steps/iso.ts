@@ -105,6 +105,6 @@ async function buildIso(context: BuildContext, out: string, inputs: Inputs, slic
 
 export const isoStep = defineStep<IsoSlice, "rootfs" | "kernel" | "initrd">({
   kind: "iso",
-  version: 2,
+  version: 3,
   build: (context, out, { slice, inputs }) => buildIso(context, out, inputs, slice),
 });

@@ -126,8 +126,9 @@ describe("Remote, against a real sshd", () => {
     writeFileSync(path.join(source, "small"), "small\n");
     const there = path.join(scratch, "there 'remote'");
     const progress: number[] = [];
-    const { sent, ...copied } = await remote.copyTo([`${source}/`], there, { onProgress: (bytes) => progress.push(bytes) });
+    const { sent, changes, ...copied } = await remote.copyTo([`${source}/`], there, { onProgress: (bytes) => progress.push(bytes) });
     assert.deepEqual(copied, { files: 2, bytes: 100_006 });
+    assert.deepEqual(changes, [], "nothing itemized unless asked");
     assert.ok(sent >= 100_006 && sent < 110_000, `the bytes that travelled, rsync's protocol included: ${sent}`);
     assert.equal(progress.at(-1), 100_006);
     assert.equal(readFileSync(path.join(there, "sub dir", "it's a file"), "utf8").length, 100_000);

@@ -415,17 +415,17 @@ describe("the VM variant", () => {
 });
 
 describe("a generation's tree", () => {
-  it("the root filesystem, the kernel's modules as root-owned /usr/lib/modules and the VM's own /etc files; what mmdebstrap wrote stays", async () => {
+  it("the root filesystem, the kernel's modules and config as root-owned /usr/lib/modules and the VM's own /etc files; what mmdebstrap wrote stays", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "keel-modules-"));
     try {
-      execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc ${dir}/rootfs ${dir}/tree && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && echo box > ${dir}/root/etc/hostname && tar -cf ${dir}/rootfs/rootfs.tar -C ${dir}/root ./etc`]);
+      execFileSync("sh", ["-c", `mkdir -p ${dir}/kernel/lib/modules/6.1.0-test/kernel ${dir}/root/etc ${dir}/rootfs ${dir}/tree && echo x > ${dir}/kernel/lib/modules/6.1.0-test/kernel/a.ko && echo CONFIG_X=y > ${dir}/kernel/config && echo 6.1.0-test > ${dir}/kernel/release && echo box > ${dir}/root/etc/hostname && tar -cf ${dir}/rootfs/rootfs.tar -C ${dir}/root ./etc`]);
       const inputs = { rootfs: path.join(dir, "rootfs"), kernel: path.join(dir, "kernel") };
       assert.equal((await generationParts(inputs, {}, path.join(dir, "none"))).etc, null, "no /etc files of its own: nothing to copy");
       const parts = await generationParts(inputs, { "keel/only-in-vm": { text: "vm\n", source: null, mode: "0600", sourceHash: null } }, path.join(dir, "overlay"));
       const tree = path.join(dir, "tree");
       // As root the commands run as they are; as an ordinary user keel runs them in a user namespace.
-      const script = [...generationTreeCommands(parts, tree), `cd ${shellQuote(tree)}`, "stat -c '%u:%g %s' usr/lib/modules/6.1.0-test/kernel/a.ko", "stat -c %a etc/keel/only-in-vm", "cat etc/hostname etc/keel/only-in-vm"].join(" && ");
-      assert.equal(execFileSync("unshare", ["--map-root-user", "sh", "-c", script], { encoding: "utf8" }), "0:0 2\n600\nbox\nvm\n");
+      const script = [...generationTreeCommands(parts, tree), `cd ${shellQuote(tree)}`, "stat -c '%u:%g %s' usr/lib/modules/6.1.0-test/kernel/a.ko", "stat -c %a etc/keel/only-in-vm", "cat etc/hostname etc/keel/only-in-vm usr/lib/modules/6.1.0-test/config"].join(" && ");
+      assert.equal(execFileSync("unshare", ["--map-root-user", "sh", "-c", script], { encoding: "utf8" }), "0:0 2\n600\nbox\nvm\nCONFIG_X=y\n");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { evaluateSystem, type ResolvedSystem } from "../../src/config/project.ts";
-import { linkBases, nextGeneration } from "../../src/deploy/target.ts";
+import { generationsToRemove, linkBases, nextGeneration } from "../../src/deploy/target.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { parseEntryName } from "../../src/image/layout.ts";
 import { defineModule } from "../../src/index.ts";
@@ -39,6 +39,24 @@ describe("the next generation's number", () => {
     assert.equal(nextGeneration({ generations: [1, 2, 3], entries: entries("keel-1.conf", "keel-2.conf", "keel-3+0-1.conf") }), 4);
     assert.equal(nextGeneration({ generations: [1, 7], entries: entries("keel-1.conf") }), 8, "a generation whose entry was never written");
     assert.equal(nextGeneration({ generations: [1], entries: entries("keel-1.conf", "keel-5+0-1.conf") }), 6, "an entry whose generation was removed");
+  });
+});
+
+describe("the generations keel gc --target --keep N removes", () => {
+  const entries = (...names: string[]) => names.map((n) => parseEntryName(n) ?? assert.fail(n));
+  it("are all but the N newest", () => {
+    assert.deepEqual(generationsToRemove({ running: 5, generations: [1, 2, 3, 4, 5], entries: entries("keel-1.conf", "keel-2.conf", "keel-3.conf", "keel-4.conf", "keel-5.conf") }, 2), [1, 2, 3]);
+    assert.deepEqual(generationsToRemove({ running: 2, generations: [1, 2], entries: entries("keel-1.conf", "keel-2.conf") }, 5), []);
+  });
+  it("never the running one nor the one that boots by default", () => {
+    // Rolled back to 2: 3 and 4 are set aside (no tries left), 2 runs and is the default.
+    const state = { running: 2, generations: [1, 2, 3, 4], entries: entries("keel-1.conf", "keel-2.conf", "keel-3+0.conf", "keel-4+0.conf") };
+    assert.deepEqual(generationsToRemove(state, 1), [1, 3]);
+    // Deployed with --mode boot: 3 is the default, 2 runs.
+    assert.deepEqual(generationsToRemove({ running: 2, generations: [1, 2, 3], entries: entries("keel-1.conf", "keel-2.conf", "keel-3.conf") }, 1), [1]);
+  });
+  it("include generations of which only the tree or only the entry is left", () => {
+    assert.deepEqual(generationsToRemove({ running: 4, generations: [1, 3, 4], entries: entries("keel-2.conf", "keel-4.conf") }, 1), [1, 2, 3]);
   });
 });
 
