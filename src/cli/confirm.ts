@@ -34,3 +34,39 @@ async function readAnswer(): Promise<string> {
     lines.close();
   }
 }
+
+/**
+ * A secret (a sudo password) from the terminal without echoing it, or the
+ * first line of standard input when that is not a terminal (as `sudo -S`
+ * reads one).
+ */
+export async function askSecret(context: Context, prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (stdin.isTTY !== true) return readAnswer();
+  context.out.stderr(prompt);
+  stdin.setRawMode(true);
+  stdin.resume();
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let secret = "";
+      const onData = (chunk: Buffer) => {
+        for (const c of chunk.toString("utf8")) {
+          if (c === "\r" || c === "\n" || c === "\u0004") {
+            stdin.removeListener("data", onData);
+            return resolve(secret);
+          }
+          if (c === "\u0003") {
+            stdin.removeListener("data", onData);
+            return reject(new UsageError("keel: interrupted at the password prompt."));
+          }
+          secret = c === "\u007f" ? secret.slice(0, -1) : secret + c;
+        }
+      };
+      stdin.on("data", onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    context.out.stderr("\n");
+  }
+}

@@ -40,7 +40,7 @@ import { defineCommand, secondsOption, systemArgument, type Context } from "./co
 import { formatDiff } from "./diff.js";
 import { formatBytes, formatTable, rate } from "./output.js";
 import { planFor, realizeShowingProgress, storeOption, type PlannedSystem } from "./planning.js";
-import { describeGeneration, targetOptions, targetRemote } from "./target.js";
+import { describeGeneration, gainRoot, openTarget, targetOptions, targetRemote } from "./target.js";
 
 const modes = ["switch", "boot", "test"] as const;
 type Mode = (typeof modes)[number];
@@ -308,7 +308,7 @@ async function deployOne(
 ): Promise<number> {
   const started = performance.now();
   const planned = await planFor(context, system, values.store);
-  const remote = targetRemote(context, command, planned.evaluated.config, values);
+  const remote = await openTarget(context, command, planned.evaluated.config, values);
   const machine: Machine = { system, planned, remote, say: (text) => context.out.stderr(`keel ${command}: ${text}\n`), show: (text) => context.out.stdout(text) };
   try {
     await readState(remote);
@@ -365,9 +365,17 @@ async function deployMany(
     await Promise.all(
       machines.map(async (m) => {
         const started = performance.now();
-        await readState(m.remote).catch((error: unknown) => outcomes.set(m.system, failed(m.system, m.remote.where, error, started)));
+        await gainRoot(context, "deploy", m.remote)
+          .then(() => readState(m.remote))
+          .catch((error: unknown) => {
+            const outcome = failed(m.system, m.remote.where, error, started);
+            m.say(`error: ${outcome.why}`);
+            outcomes.set(m.system, outcome);
+          });
       }),
     );
+    const notStarted = (m: Machine): Outcome => ({ system: m.system, where: m.remote.where, ok: false, result: "not started (--fail-fast)", generation: null, seconds: 0, sent: null });
+    if (values["fail-fast"] === true && outcomes.size > 0) for (const m of machines) if (!outcomes.has(m.system)) outcomes.set(m.system, notStarted(m));
     const built = new Map<string, string>();
     for (const m of machines.filter((m) => !outcomes.has(m.system))) {
       m.say("building");
@@ -388,7 +396,7 @@ async function deployMany(
       (outcome) => values["fail-fast"] === true && !outcome.ok,
     );
     for (const [i, m] of ready.entries()) {
-      outcomes.set(m.system, results[i] ?? { system: m.system, where: m.remote.where, ok: false, result: "not started (--fail-fast)", generation: null, seconds: 0, sent: null });
+      outcomes.set(m.system, results[i] ?? notStarted(m));
     }
   } finally {
     await Promise.all(machines.map((m) => m.remote.disconnect()));
@@ -451,7 +459,7 @@ export const generationsCommand = defineCommand({
   examples: [["keel generations aethelred --target-host root@localhost --ssh-opts '-p 8022'", "The office machine's generations, through a tunnel."]],
   async run(context, { values, positionals }) {
     const planned = await planFor(context, positionals[0] ?? "", values.store);
-    const remote = targetRemote(context, "generations", planned.evaluated.config, values);
+    const remote = await openTarget(context, "generations", planned.evaluated.config, values);
     try {
       const state = await readState(remote);
       const sizes = (await remote.exec(["sh", "-c", `cd /keel/generations && du -sb ${state.generations.join(" ")}`])).stdout;
@@ -491,7 +499,7 @@ export const rollbackCommand = defineCommand({
     const say = (text: string) => context.out.stderr(`keel rollback: ${text}\n`);
     const planned = await planFor(context, positionals[0] ?? "", values.store);
     const config = planned.evaluated.config;
-    const remote = targetRemote(context, "rollback", config, values);
+    const remote = await openTarget(context, "rollback", config, values);
     try {
       const state = await readState(remote);
       const running = state.running ?? 0;

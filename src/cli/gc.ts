@@ -4,7 +4,7 @@ import { Store, storeDir } from "../store/store.js";
 import { defineCommand, type Context } from "./command.js";
 import { formatBytes } from "./output.js";
 import { planFor, storeOption } from "./planning.js";
-import { targetOptions, targetRemote } from "./target.js";
+import { openTarget, targetOptions } from "./target.js";
 
 export const gcCommand = defineCommand({
   name: "gc",
@@ -60,7 +60,7 @@ async function machineGc(
     throw new UsageError(`keel gc --target ${system}: ${values.keep === undefined ? "how many generations to keep?" : `--keep ${values.keep} is not a number of generations`}.\nFix: give --keep N, N at least 1 (the running and default generations are always kept).`);
   }
   const planned = await planFor(context, system, values.store);
-  const remote = targetRemote(context, "gc", planned.evaluated.config, values);
+  const remote = await openTarget(context, "gc", planned.evaluated.config, values);
   try {
     const state = await readState(remote);
     if (state.trial) {

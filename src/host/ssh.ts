@@ -161,11 +161,52 @@ export function ensureControlDir(dir: string): void {
   }
 }
 
+/** How commands there get root: sudo without a password (NOPASSWD), or with this one, given on sudo's standard input. */
+export interface Sudo {
+  readonly password: string | null;
+}
+
+/**
+ * The bash text that feeds the sudo password to ssh's standard input ahead
+ * of rsync's protocol (rsync's -e runs it with ssh's arguments). bash becomes
+ * ssh, so that rsync sees its end; a shell waiting for a pipeline would hold
+ * rsync's pipe open.
+ */
+const passwordFirst = 'exec ssh "$@" < <(printf "%s\\n" "$KEEL_SUDO_PASSWORD"; exec cat)';
+
 export class Remote {
   readonly controlDir: string;
+  private sudo: Sudo | undefined;
 
   constructor(readonly spec: RemoteSpec) {
     this.controlDir = spec.controlDir ?? defaultControlDir(spec.env ?? process.env);
+  }
+
+  /**
+   * From now on every command, pipe and copy there runs as root through
+   * sudo. With a password, each sudo is given it on its standard input ahead
+   * of the command's own (-k: sudo always reads it, so it never reaches the
+   * command), and the user is asked for it once.
+   */
+  elevate(sudo: Sudo): void {
+    this.sudo = sudo;
+  }
+
+  /** argv as it runs there: through sudo when elevated. */
+  private asRoot(argv: readonly string[]): readonly string[] {
+    if (this.sudo === undefined) return argv;
+    return ["sudo", ...(this.sudo.password === null ? ["-n"] : ["-k", "-S", "-p", ""]), "--", ...argv];
+  }
+
+  /** What goes to a command's standard input before its own: the sudo password's line, if any. */
+  private get passwordLine(): string {
+    return this.sudo?.password == null ? "" : `${this.sudo.password}\n`;
+  }
+
+  /** The environment of local processes that talk to the host (rsync's -e reads the password from it). */
+  private get env(): NodeJS.ProcessEnv | undefined {
+    const password = this.sudo?.password;
+    return password == null ? this.spec.env : { ...(this.spec.env ?? process.env), KEEL_SUDO_PASSWORD: password };
   }
 
   /** How messages name the host. */
@@ -198,7 +239,8 @@ export class Remote {
   /** Runs argv there; a failure names the remote command, not ssh's options. */
   async exec(argv: readonly string[], options: RemoteExecOptions = {}): Promise<ExecResult> {
     ensureControlDir(this.controlDir);
-    const result = await exec(this.sshArgv(remoteCommand(argv)), { ...options, env: this.spec.env, nothrow: true });
+    const input = this.passwordLine;
+    const result = await exec(this.sshArgv(remoteCommand(this.asRoot(argv))), { ...options, env: this.spec.env, nothrow: true, ...(input === "" ? {} : { input }) });
     if (result.exitCode === 0 || options.nothrow) return result;
     throw this.failure(`\`${showCommand(argv)}' on ${this.where}`, result, options.timeout);
   }
@@ -231,7 +273,8 @@ export class Remote {
       ...(options.onProgress === undefined ? [] : ["--info=progress2"]),
       ...(options.delete ? ["--delete"] : []),
       ...(options.flags ?? []),
-      "-e", ["ssh", ...this.sshOptions()].map(rsyncQuote).join(" "),
+      ...(this.sudo === undefined ? [] : [`--rsync-path=${remoteCommand(this.asRoot(["rsync"]))}`]),
+      "-e", [...(this.passwordLine === "" ? ["ssh"] : ["bash", "-c", passwordFirst, "bash"]), ...this.sshOptions()].map(rsyncQuote).join(" "),
       "--",
       ...(direction === "to" ? [...sources, there(destination)] : [...sources.map(there), destination]),
     ];
@@ -243,8 +286,9 @@ export class Remote {
    */
   async pipeTo(argv: readonly string[], source: Readable, onBytes: (bytes: number) => void = () => undefined): Promise<void> {
     ensureControlDir(this.controlDir);
-    const [program, ...args] = this.sshArgv(remoteCommand(argv)) as [string, ...string[]];
+    const [program, ...args] = this.sshArgv(remoteCommand(this.asRoot(argv))) as [string, ...string[]];
     const child = spawn(program, args, { env: this.spec.env, stdio: ["pipe", "ignore", "pipe"] });
+    child.stdin.write(this.passwordLine);
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString("utf8")).slice(-16 * 1024)));
     const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
@@ -291,7 +335,7 @@ export class Remote {
           if (progress) onProgress(Number(progress[1]?.replace(/\D/g, "")), Number(progress[2]));
         }
       });
-    const result = await exec(argv, { log: options.log, timeout: options.timeout, signal: options.signal, env: this.spec.env, onOutput, nothrow: true });
+    const result = await exec(argv, { log: options.log, timeout: options.timeout, signal: options.signal, env: this.env, onOutput, nothrow: true });
     if (result.exitCode !== 0) throw this.failure(`rsync of ${what}`, result, options.timeout);
     const count = (label: string) => Number(new RegExp(`^${label}: ([\\d,.]+)`, "m").exec(result.stdout)?.[1]?.replace(/\D/g, "") ?? 0);
     return { files: count("Number of regular files transferred"), bytes: count("Total transferred file size"), sent: count("Total bytes sent"), changes: itemizedChanges(result.stdout) };

@@ -7,7 +7,9 @@
 // and what keel said. The systems are the seed's qemu (Debian's kernel: no
 // kernel build) with the test's key for root and a 60 s confirmation timeout:
 // v1 (the image), v2 (a package and an /etc file more), sick (a health check
-// that fails), nossh (no sshd: unreachable), panic (a kernel panic at boot).
+// that fails), nossh (no sshd: unreachable), panic (a kernel panic at boot),
+// away (v1 on a port where nothing answers). v2 and sick are tagged lab. A
+// user `deployer` with sudo and a password deploys v2, as a non-root user.
 import assert from "node:assert/strict";
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -28,6 +30,8 @@ const disk = path.join(scratch, "machine.qcow2");
 const key = path.join(scratch, "key");
 /** The machine's host key is learnt once, then checked strictly by keel and the test alike. */
 const knownHosts = path.join(scratch, "known_hosts");
+/** The password of the machine's user `deployer`, given to keel on its standard input (as sudo -S reads it). */
+const password = "deploy-with-sudo";
 
 describe("keel deploy to a machine: trial boots, health checks, rollback, faults", () => {
   let dir = "";
@@ -62,6 +66,8 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
 
   before(async () => {
     port = await freePort();
+    const closedPort = await freePort();
+    const hash = execFileSync("openssl", ["passwd", "-6", "-salt", "keeltest", password], { encoding: "utf8" }).trim();
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
     const publicKey = readFileSync(`${key}.pub`, "utf8").trim();
     dir = path.join(scratch, "project");
@@ -73,20 +79,21 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
         `import qemu from ${JSON.stringify(path.join(root, "examples/seed/qemu.ts"))};\n` +
         `const v1 = defineModule({ imports: [qemu],\n` +
         `  fileSystems: { "/": { device: mkForce("/dev/disk/by-uuid/6a1f7c3e-2b4d-4e5f-8a9b-0c1d2e3f4a5b") }, "/boot": { device: "/dev/disk/by-uuid/DEAD-0001", fsType: "vfat" } },\n` +
-        `  users: { users: { root: { openssh: { authorizedKeys: { keys: [${JSON.stringify(publicKey)}] } } } } },\n` +
-        `  deploy: { confirmTimeout: ${confirmTimeout} },\n});\n` +
-        `const v2 = defineModule({ imports: [v1], packages: ["tree"], environment: { etc: { "keel-test.conf": { text: "v2\\n" } } } });\n` +
-        `const sick = defineModule({ imports: [v1], deploy: { healthChecks: { app: { command: "echo app is down; false", timeout: 4 } } } });\n` +
+        `  packages: ["sudo"],\n` +
+        `  users: { users: {\n` +
+        `    root: { openssh: { authorizedKeys: { keys: [${JSON.stringify(publicKey)}] } } },\n` +
+        `    deployer: { isNormalUser: true, extraGroups: ["sudo"], hashedPassword: ${JSON.stringify(hash)}, openssh: { authorizedKeys: { keys: [${JSON.stringify(publicKey)}] } } },\n` +
+        `  } },\n` +
+        `  deploy: { confirmTimeout: ${confirmTimeout}, targetHost: "root@127.0.0.1", sshOptions: ${JSON.stringify(sshOpts().split(" "))} },\n});\n` +
+        `const v2 = defineModule({ imports: [v1], packages: ["tree"], environment: { etc: { "keel-test.conf": { text: "v2\\n" } } }, deploy: { tags: ["lab"] } });\n` +
+        `const sick = defineModule({ imports: [v1], deploy: { tags: ["lab"], healthChecks: { app: { command: "echo app is down; false", timeout: 4 } } } });\n` +
+        `const away = defineModule({ imports: [v1], deploy: { sshOptions: mkForce(["-p", "${closedPort}", "-o", "ConnectTimeout=5"]) } });\n` +
         `const nossh = defineModule({ imports: [v1], services: { openssh: { enable: mkForce(false) } } });\n` +
         `const panic = defineModule({ imports: [v1], systemd: { services: { crash: { wantedBy: ["sysinit.target"], unitConfig: { DefaultDependencies: false }, serviceConfig: { Type: "oneshot" }, script: "echo c > /proc/sysrq-trigger" } } } });\n` +
-        `export default defineProject({ systems: { v1, v2, sick, nossh, panic } });\n`,
+        `export default defineProject({ systems: { v1, v2, sick, nossh, panic, away } });\n`,
     );
-    // v1, sick and panic have the seed qemu's packages: its pin applies. v2's and nossh's are resolved by keel lock.
+    // The seed qemu's pin, for the Debian snapshot; keel lock resolves each system's packages from it.
     writeSeedLock(dir, "v1");
-    const lockFile = path.join(dir, "keel.lock");
-    const lock = JSON.parse(readFileSync(lockFile, "utf8")) as { systems: Record<string, unknown> };
-    lock.systems.sick = lock.systems.panic = lock.systems.v1;
-    writeFileSync(lockFile, `${JSON.stringify(lock, null, 2)}\n`);
     const locked = await keel(["lock"], dir);
     assert.equal(locked.code, 0, locked.stderr);
 
@@ -97,6 +104,8 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
     await on(
       "mkdir -p /var/lib/keeltest /home/alice && head -c 1048576 /dev/urandom > /var/lib/keeltest/data && head -c 65536 /dev/urandom > /home/alice/notes && echo kept > /root/kept && sync",
     );
+    // deployer has used sudo before (Debian's sudo leaves ~/.sudo_as_admin_successful at the first use): a deploy changes nothing there.
+    await on(`su deployer -c "printf '%s\\n' ${password} | sudo -S -p '' true"`);
     state = await userState();
   });
 
@@ -105,21 +114,29 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  test("the happy path: --dry-run changes nothing; v2 (a package and an /etc file) is generation 2, under 5% of the system sent; the machine keeps its state", async () => {
-    const dry = await deploy("v2", ["--dry-run"]);
-    assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stderr, /dry run: generation 2 would send \d+ changed files, .*; nothing was changed on root@127\.0\.0\.1\./);
-    assert.equal((await on("ls -a /keel/generations")).trim().split("\n").join(" "), ". .. 1", "a dry run leaves no copy");
+  test("the happy path, by a user with sudo: keel diff shows v2's package and /etc file; v2 is generation 2, under 5% of the system sent; the machine keeps its state", async () => {
+    const asDeployer = ["--target-host", "deployer@127.0.0.1", "--ssh-opts", sshOpts()];
+    // The password once on standard input: a second question would read nothing, and sudo would refuse.
+    const diff = await keel(["diff", "v2", ...asDeployer], dir, undefined, `${password}\n`);
+    console.log(`# keel diff v2 (as deployer, through sudo):\n${diff.stdout.trimEnd().replace(/^/gm, "#   ")}`);
+    assert.equal(diff.code, 0, diff.stderr);
+    assert.match(diff.stdout, /^packages: 1 added, 0 removed, 0 upgraded\n {2}\+ tree \S+\n/m);
+    assert.match(diff.stdout, /^kernel: \S+ \(release unchanged\)\n {2}config: unchanged$/m);
+    assert.match(diff.stdout, /^ {2}--- \/dev\/null\n {2}\+\+\+ b\/etc\/keel-test\.conf\n {2}@@ -0,0 \+1 @@\n {2}\+v2$/m);
+    assert.match(diff.stdout, /^files: \d+ changed, \d+ added, \d+ removed.*; a copy sends \S+ \S+ before rsync's deltas/m);
+    assert.match(diff.stderr, /nothing was changed on deployer@127\.0\.0\.1\./);
+    assert.equal((await on("ls -a /keel/generations")).trim().split("\n").join(" "), ". .. 1", "a diff leaves no copy");
 
-    const deployed = await deploy("v2");
-    report(`keel deploy v2: ${deployed.seconds.toFixed(1)} s`, deployed.stderr);
+    const deployed = await keel(["deploy", "v2", ...asDeployer], dir, undefined, `${password}\n`);
+    report(`keel deploy v2 as deployer: ${deployed.seconds.toFixed(1)} s`, deployed.stderr);
     assert.equal(deployed.code, 0, deployed.stderr);
     const sent = /copied generation 2: \S+ \S+ sent for \d+ changed files \(([\d.]+)% of the system's/.exec(deployed.stderr);
     assert.ok(sent, deployed.stderr);
     assert.ok(Number(sent[1]) < 5, `${sent[1]}% of the system was sent`);
     assert.match(deployed.stderr, /^ {2}ok {3}the system reached its target$/m);
     assert.match(deployed.stderr, /^ {2}ok {3}ssh\.service is active$/m);
-    assert.match(deployed.stderr, /deployed v2 to root@127\.0\.0\.1: generation 2 runs and is the default\./);
+    assert.match(deployed.stderr, /deployed v2 to deployer@127\.0\.0\.1: generation 2 runs and is the default\./);
+    assert.equal(await on("stat -c %U:%G /keel/generations/2/usr/bin/tree /keel/meta/2.json"), "root:root\nroot:root\n", "sudo made root's files");
 
     assert.equal((await running()).generation, 2);
     assert.equal(await on("cat /etc/keel-test.conf; command -v tree"), "v2\n/usr/bin/tree\n");
@@ -133,6 +150,29 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
     assert.match(listed, /^2 .* v2 .* running, default$/m);
     const own = /^2 .*\s([\d.]+) (B|KiB|MiB|GiB)\s+running, default$/m.exec(listed);
     assert.ok(own !== null && (own[2] !== "GiB" && (own[2] !== "MiB" || Number(own[1]) < 62)), `generation 2 takes under 10% of the system's space of its own: ${own?.[0]}`);
+  });
+
+  test("--on @lab,away --dry-run: each lab machine shows its diff, away cannot be reached and fails alone; --fail-fast starts nothing after it", async () => {
+    const fleet = await keel(["deploy", "--on", "@lab,away", "--dry-run", "--json"], dir);
+    assert.equal(fleet.code, 1, fleet.stderr);
+    const events = fleet.stdout.trim().split("\n").map((line) => JSON.parse(line) as { type: string; system?: string; ok?: boolean; result?: string; why?: string; text?: string });
+    const results = events.filter((e) => e.type === "result");
+    console.log(`# keel deploy --on @lab,away --dry-run --json, its results:\n${results.map((r) => `#   ${JSON.stringify(r)}`).join("\n")}`);
+    assert.deepEqual(results.map((r) => [r.system, r.ok, r.result]), [["v2", true, "dry run"], ["sick", true, "dry run"], ["away", false, "failed"]]);
+    assert.match(results[2]?.why ?? "", /127\.0\.0\.1/);
+    const diffOf = (system: string) => events.find((e) => e.type === "diff" && e.system === system)?.text ?? "";
+    assert.match(diffOf("v2"), /^packages: unchanged$/m, "v2 against itself");
+    assert.match(diffOf("sick"), /^packages: 0 added, 1 removed, 0 upgraded\n {2}- tree /m, "sick has no tree");
+
+    const fast = await keel(["deploy", "--on", "away,v2", "--dry-run", "--fail-fast"], dir);
+    console.log(`# keel deploy --on away,v2 --dry-run --fail-fast:\n${fast.stdout.trimEnd().replace(/^/gm, "#   ")}`);
+    assert.equal(fast.code, 1, fast.stderr);
+    assert.match(fast.stdout, /^MACHINE +TARGET +GEN +RESULT +TIME +SENT$/m);
+    assert.match(fast.stdout, /^away +root@127\.0\.0\.1 +- +failed /m);
+    assert.match(fast.stdout, /^v2 +root@127\.0\.0\.1 +- +not started \(--fail-fast\)/m);
+    assert.match(fast.stderr, /^away \| error: /m);
+    assert.equal((await running()).generation, 2);
+    assert.equal((await on("ls -a /keel/generations")).trim().split("\n").join(" "), ". .. 1 2", "dry runs leave no copy");
   });
 
   test("the connection dropped in the middle of the copy: the machine is as it was; the re-run resumes it; then the declared health check fails and the machine rolls back", async () => {
@@ -261,6 +301,21 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
     assert.equal((await running()).generation, 8);
     assert.doesNotMatch(await entries(), /keel-9/);
     await on("rm /keel/fill");
+    assert.equal(await userState(), state);
+  });
+
+  test("keel gc --target v1 --keep 1: every generation but the running one goes, ESP first, with the unfinished copy", async () => {
+    const gc = (more: readonly string[]) => keel(["gc", "--target", "v1", "--keep", "1", ...more], dir);
+    const dry = await gc(["--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /^would remove generations 1, 2, 3, 4, 5, 6, 7( and 1 unfinished copy)? from root@127\.0\.0\.1; kept 8$/m);
+    const before = await on("ls /keel/generations /boot/EFI/keel | tr '\\n' ' '");
+    const done = await gc([]);
+    console.log(`# keel gc --target v1 --keep 1 (before: ${before.trim()}): ${done.stdout.trim()}`);
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stdout, /^removed generations 1, 2, 3, 4, 5, 6, 7( and 1 unfinished copy)? from root@127\.0\.0\.1, freed \S+ \S+ on the ESP and \S+ \S+ on \/keel; kept 8$/m);
+    assert.equal((await on("ls -a /keel/generations /boot/EFI/keel /boot/loader/entries | tr '\\n' ' '")).replace(/\s+/g, " ").trim(), "/boot/EFI/keel: . .. 8 /boot/loader/entries: . .. keel-8.conf /keel/generations: . .. 8");
+    assert.equal((await running()).generation, 8);
     assert.equal(await userState(), state);
   });
 });

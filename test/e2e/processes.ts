@@ -29,11 +29,14 @@ export interface Result {
  * terminal (stdin is not one, so a confirmation needs --yes). `watch` sees
  * its standard error so far as it grows, and may kill it (a fault).
  */
-export function keelIn(env: NodeJS.ProcessEnv): (args: readonly string[], cwd: string, watch?: (stderr: string, child: ChildProcess) => void) => Promise<Result> {
-  return (args, cwd, watch) => {
+export function keelIn(env: NodeJS.ProcessEnv): (args: readonly string[], cwd: string, watch?: (stderr: string, child: ChildProcess) => void, input?: string) => Promise<Result> {
+  return (args, cwd, watch, input) => {
     const started = performance.now();
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [path.join(root, "bin/keel.js"), ...args], { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [path.join(root, "bin/keel.js"), ...args], { cwd, env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+      // Standard input ends at once, after `input` if given (as /dev/null would, without it).
+      child.stdin.on("error", () => undefined);
+      child.stdin.end(input ?? "");
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
