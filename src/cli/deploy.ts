@@ -38,7 +38,7 @@ import { systemDiff } from "../deploy/diff.js";
 import { runLimited, selectSystems } from "../deploy/fleet.js";
 import { defineCommand, secondsOption, systemArgument, type Context } from "./command.js";
 import { formatDiff } from "./diff.js";
-import { formatBytes, formatTable, rate } from "./output.js";
+import { formatBytes, formatTable, liveLines, rate } from "./output.js";
 import { planFor, realizeShowingProgress, storeOption, type PlannedSystem } from "./planning.js";
 import { describeGeneration, gainRoot, openTarget, targetOptions, targetRemote } from "./target.js";
 
@@ -194,17 +194,30 @@ async function ship(machine: Machine, built: string, activation: Activation, sta
   const sent = `${formatBytes(copied.sent)} sent for ${copied.files} changed files (${((copied.sent / copied.size) * 100).toFixed(1)}% of the system's ${formatBytes(copied.size)}) in ${copied.seconds.toFixed(1)} s, ${formatBytes(copied.sent / Math.max(copied.seconds, 0.001))}/s`;
   say(`copied generation ${number}: ${sent}`);
   const meta: GenerationMeta = { system, hash: planned.plan.top.hash, release: boot.release, date: new Date().toISOString() };
-  await writeMeta(remote, number, meta);
-  say(`writing generation ${number}'s kernel ${boot.release} and initrd to the ESP (${state.esp})`);
-  await writeBootFiles(remote, state, number, boot);
   const generation: Generation = { number, system, kernelParams: config.boot.kernelParams };
   const commandLine = diskCommandLine(state.rootUuid, generation);
+  const entry = activation.mode === "boot" ? { name: entryName(number), text: loaderEntry(commandLine, generation) } : { name: entryName(number, 1), text: trialEntry(loaderEntry(commandLine, generation)) };
+  let writingEntry = false;
+  try {
+    await writeMeta(remote, number, meta);
+    say(`writing generation ${number}'s kernel ${boot.release} and initrd to the ESP (${state.esp})`);
+    await writeBootFiles(remote, state, number, boot);
+    writingEntry = true;
+    await writeEntry(remote, state, number, entry.name, entry.text);
+  } catch (error) {
+    if (!(error instanceof ProcessError)) throw error;
+    const boots = writingEntry
+      ? `it boots ${describeGeneration(state, state.running)}, or, if its entry was written in full, generation ${number} ${activation.mode === "boot" ? "(--mode boot)" : `once as a trial that falls back to generation ${state.running}`}`
+      : `no boot entry names generation ${number} yet: it boots ${describeGeneration(state, state.running)}`;
+    throw new MachineError(
+      `keel deploy: ${remote.where} stopped answering while generation ${number}'s boot files were written (${error.outputTail.trim().split("\n").pop() ?? `exit code ${error.exitCode}`}).\n` +
+        `The machine is safe: ${boots}.\nFix: once it answers again (it may have lost power or its network), run keel deploy again.`,
+    );
+  }
   if (activation.mode === "boot") {
-    await writeEntry(remote, state, number, entryName(number), loaderEntry(commandLine, generation));
     say(`generation ${number} is the default from the next boot on; ${remote.where} still runs generation ${state.running} (--mode boot). ${elapsed(started)}`);
     return outcome(true, "default from the next boot", number, copied.sent);
   }
-  await writeEntry(remote, state, number, entryName(number, 1), trialEntry(loaderEntry(commandLine, generation)));
   const result = await trialBoot({ remote, say, state, generation: number, config, bootTimeout: activation.bootTimeout });
   if (!result.ok) return outcome(false, result.running === null ? "failed" : `rolled back to ${result.running}`, result.running, copied.sent, rolledBack(result, state.running));
   await confirmTrial(remote);
@@ -342,9 +355,13 @@ async function deployMany(
   const json = values.json === true;
   const event = (e: object) => context.out.stdout(`${JSON.stringify(e)}\n`);
   const width = Math.max(...systems.map((s) => s.length));
-  const line = (system: string) => (text: string) => (json ? event({ type: "progress", system, text }) : context.out.stderr(`${system.padEnd(width)} | ${text}\n`));
+  // Plain lines, `system | text`; while the machines are deployed side by side on a terminal, a line each redrawn in place.
+  let sink = (system: string, text: string) => (json ? event({ type: "progress", system, text }) : context.out.stderr(`${system.padEnd(width)} | ${text}\n`));
+  const line = (system: string) => (text: string) => sink(system, text);
   const machines: Machine[] = [];
   const outcomes = new Map<string, Outcome>();
+  /** Dry runs' diffs, shown together after the machines are done (not through their live lines). */
+  const diffs: string[] = [];
   const failed = (system: string, where: string, error: unknown, started: number): Outcome => ({
     system,
     where,
@@ -359,7 +376,7 @@ async function deployMany(
     for (const system of systems) {
       const planned = await planFor(context, system, values.store);
       const remote = targetRemote(context, "deploy", planned.evaluated.config, values);
-      machines.push({ system, planned, remote, say: line(system), show: json ? (text) => event({ type: "diff", system, text }) : (text) => context.out.stdout(text) });
+      machines.push({ system, planned, remote, say: line(system), show: json ? (text) => event({ type: "diff", system, text }) : (text) => diffs.push(text) });
     }
     // Every machine is asked first, so that one that cannot be reached is known before the builds.
     await Promise.all(
@@ -384,6 +401,7 @@ async function deployMany(
       built.set(m.system, realized.path);
     }
     const ready = machines.filter((m) => built.has(m.system));
+    if (context.out.interactive === true && !json) sink = liveLines(context.out, systems);
     const results = await runLimited(
       ready,
       jobs,
@@ -405,6 +423,9 @@ async function deployMany(
   const all = systems.map((s) => outcomes.get(s) as Outcome);
   if (json) for (const o of all) event({ type: "result", ...o });
   else {
+    for (const diff of diffs) context.out.stdout(`${diff}\n`);
+    // A terminal's live lines showed only the first line of each failure.
+    if (context.out.interactive === true) for (const o of all.filter((o) => o.why !== undefined)) context.out.stderr(`error: ${o.system}: ${o.why}\n`);
     const rows = all.map((o) => [o.system, o.where, o.generation === null ? "-" : String(o.generation), o.result, `${o.seconds.toFixed(1)} s`, o.sent === null ? "-" : formatBytes(o.sent)]);
     context.out.stdout(formatTable(["MACHINE", "TARGET", "GEN", "RESULT", "TIME", "SENT"], rows));
   }
@@ -464,11 +485,15 @@ export const generationsCommand = defineCommand({
       const state = await readState(remote);
       const sizes = (await remote.exec(["sh", "-c", `cd /keel/generations && du -sb ${state.generations.join(" ")}`])).stdout;
       const size = new Map(sizes.split("\n").filter(Boolean).map((line) => [Number(line.split("\t")[1]), Number(line.split("\t")[0])]));
+      // A generation keel did not deploy (the image's or install's first) has no meta: its tree names its kernel.
+      const unknown = state.generations.filter((g) => !state.meta.has(g));
+      const kernels = unknown.length === 0 ? "" : (await remote.exec(["sh", "-c", `cd /keel/generations && for g in ${unknown.join(" ")}; do echo "$g $(ls "$g/usr/lib/modules" | head -n 1)"; done`])).stdout;
+      const release = new Map(kernels.split("\n").filter(Boolean).map((line) => [Number(line.split(" ")[0]), line.split(" ")[1] || "-"]));
       const fallback = defaultEntry(state.entries)?.generation;
       const rows = state.generations.map((g) => {
         const meta = state.meta.get(g);
         const flags = [g === state.running ? "running" : "", g === fallback ? "default" : "", entryState(state, g)].filter(Boolean).join(", ");
-        return [String(g), meta?.date.slice(0, 19).replace("T", " ") ?? "-", meta?.system ?? "-", meta?.hash.slice(0, 12) ?? "-", meta?.release ?? "-", formatBytes(size.get(g) ?? 0), flags];
+        return [String(g), meta?.date.slice(0, 19).replace("T", " ") ?? "-", meta?.system ?? "-", meta?.hash.slice(0, 12) ?? "-", meta?.release ?? release.get(g) ?? "-", formatBytes(size.get(g) ?? 0), flags];
       });
       const header = ["GEN", "DATE (UTC)", "SYSTEM", "HASH", "KERNEL", "OWN SIZE", ""];
       context.out.stdout(formatTable(header, rows));

@@ -157,3 +157,21 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   return [header, ...rows].map((row) => `${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()}\n`).join("");
 }
+
+/**
+ * One line per name on a terminal, `name | text`, each redrawn in place as
+ * its text changes (only a text's first line shows); what was drawn last
+ * stays on the screen.
+ */
+export function liveLines(out: Output, names: readonly string[]): (name: string, text: string) => void {
+  const width = Math.max(...names.map((n) => n.length));
+  const texts = new Map(names.map((n) => [n, ""]));
+  let drawn = 0;
+  return (name, text) => {
+    texts.set(name, text);
+    const columns = process.stderr.columns ?? 100;
+    const lines = names.map((n) => `${n.padEnd(width)} | ${(texts.get(n) ?? "").split("\n")[0] ?? ""}`.slice(0, columns - 1));
+    out.stderr(`${drawn > 0 ? `\x1b[${drawn}A` : ""}${lines.map((l) => `\x1b[2K${l}\n`).join("")}`);
+    drawn = lines.length;
+  };
+}

@@ -33,11 +33,11 @@ export interface Machine {
 }
 
 /**
- * Boots `disk` under OVMF with 1 GiB and 2 vCPUs; `scratch` holds its EFI
- * variables (kept across boots of the same name) and console log. An
+ * Boots `disk` under OVMF with 1 GiB and `cpus` vCPUs; `scratch` holds its
+ * EFI variables (kept across boots of the same name) and console log. An
  * i6300esb watchdog stands in for a board's.
  */
-export function boot(scratch: string, name: string, disk: string, device: keyof typeof attachments, port: number): Machine {
+export function boot(scratch: string, name: string, disk: string, device: keyof typeof attachments, port: number, cpus = 2): Machine {
   const vars = path.join(scratch, `${name}-efivars.fd`);
   copyFileSync(ovmf.vars, vars);
   const console = path.join(scratch, `${name}-console.log`);
@@ -45,7 +45,7 @@ export function boot(scratch: string, name: string, disk: string, device: keyof 
   const child = spawn(
     "qemu-system-x86_64",
     [
-      ...["-machine", "q35,accel=tcg", "-m", "1024", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none"],
+      ...["-machine", "q35,accel=tcg", "-m", "1024", "-smp", String(cpus), "-nodefaults", "-no-user-config", "-display", "none"],
       ...["-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${ovmf.code}`, "-drive", `if=pflash,format=raw,unit=1,file=${vars}`],
       ...["-drive", `file=${disk},${attached.drive},if=none,id=disk0`, ...attached.devices.flatMap((d) => ["-device", d])],
       ...["-netdev", `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`, "-device", "virtio-net-pci,netdev=net0", "-device", "i6300esb"],

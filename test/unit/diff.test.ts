@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { fileChanges, installedPackages, kernelConfigChanges, kernelOptions, packageChanges, unitName } from "../../src/deploy/diff.ts";
 import { runLimited, selectSystems } from "../../src/deploy/fleet.ts";
+import { liveLines } from "../../src/cli/output.ts";
 import { UsageError } from "../../src/errors.ts";
 import { itemizedChanges } from "../../src/host/ssh.ts";
 
@@ -113,5 +114,14 @@ describe("deploys side by side", () => {
     const results = await runLimited([1, 2, 3, 4], 1, async (n) => (started.push(n), n), (n) => n === 2);
     assert.deepEqual(started, [1, 2]);
     assert.deepEqual(results, [1, 2, undefined, undefined]);
+  });
+  it("on a terminal, a line per machine, redrawn in place, only a message's first line", () => {
+    let screen = "";
+    const set = liveLines({ stdout: () => undefined, stderr: (text) => (screen += text), interactive: true }, ["aethelred", "qemu"]);
+    set("qemu", "copying generation 3: 1.0 MiB");
+    set("aethelred", "error: generation 4 failed the check `web':\n  502");
+    const frames = screen.split("\x1b[2A");
+    assert.equal(frames.length, 2, "the second drawing goes back up over the first");
+    assert.equal(frames[1], "\x1b[2Kaethelred | error: generation 4 failed the check `web':\n\x1b[2Kqemu      | copying generation 3: 1.0 MiB\n");
   });
 });
