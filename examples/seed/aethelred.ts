@@ -20,7 +20,7 @@ export default defineModule({
     },
   },
   packages: ["build-essential", "git"],
-  deploy: { targetHost: "root@192.168.2.3" },
+  deploy: { targetHost: "root@192.168.2.3", tags: ["office"] },
   // A VM standing in for it (`keel run aethelred --firmware uefi --forward 8022:22`) gets its disk as NVMe, as the box has.
   virtualisation: { diskInterface: "nvme" },
 });

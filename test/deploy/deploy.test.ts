@@ -110,6 +110,7 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
     // deployer has used sudo before (Debian's sudo leaves ~/.sudo_as_admin_successful at the first use): a deploy changes nothing there.
     await on(`su deployer -c "printf '%s\\n' ${password} | sudo -S -p '' true"`);
     state = await userState();
+    console.log(`# before the first deploy: sha256 of /var/lib/keeltest and /home, the machine id, the host key:\n${state.trimEnd().replace(/^/gm, "#   ")}`);
   });
 
   after(async () => {
@@ -322,6 +323,8 @@ describe("keel deploy to a machine: trial boots, health checks, rollback, faults
     assert.match(done.stdout, /^removed generations 1, 2, 3, 4, 5, 6, 7( and 1 unfinished copy)? from root@127\.0\.0\.1, freed \S+ \S+ on the ESP and \S+ \S+ on \/keel; kept 8$/m);
     assert.equal((await on("ls -a /keel/generations /boot/EFI/keel /boot/loader/entries | tr '\\n' ' '")).replace(/\s+/g, " ").trim(), "/boot/EFI/keel: . .. 8 /boot/loader/entries: . .. keel-8.conf /keel/generations: . .. 8");
     assert.equal((await running()).generation, 8);
-    assert.equal(await userState(), state);
+    const last = await userState();
+    console.log(`# after every case, on generation 8:\n${last.trimEnd().replace(/^/gm, "#   ")}`);
+    assert.equal(last, state);
   });
 });
