@@ -26,6 +26,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   vm: async () => (await import("./vm.js")).vmCommand,
   flash: async () => (await import("./flash.js")).flashCommand,
   shell: async () => (await import("./shell.js")).shellCommand,
+  kernel: async () => (await import("./kernel.js")).kernelCommand,
   log: async () => (await import("./log.js")).logCommand,
   gc: async () => (await import("./gc.js")).gcCommand,
   doctor: async () => (await import("./doctor.js")).doctorCommand,

@@ -1,4 +1,5 @@
 // What build, log and shell share: the system evaluated, planned and placed in a store.
+import path from "node:path";
 import { realizePlan } from "../steps/realize.js";
 import { evaluateSystem, type EvaluateOptions, type EvaluatedSystem } from "../config/project.js";
 import { hostFacts } from "../host/facts.js";
@@ -37,7 +38,15 @@ export async function planFor(context: Context, system: string, store: string | 
   const evaluated = evaluateSystem(project, system, options);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
   const base = options.vm ? evaluateSystem(project, system).config : undefined;
-  const plan = planSystem(system, evaluated.config, hostFacts(system, evaluated.config, project), base === undefined ? {} : { base });
+  const host = hostFacts(system, evaluated.config, project);
+  const source = host.kernelSource;
+  if (source?.kind === "tree" && source.override) {
+    context.out.stderr(
+      `keel: the input \`${source.input}' is the tree ${source.path} (${path.basename(source.override.file)}${source.override.from ? `; keel.lock pins ${source.override.from}` : ""}); ` +
+        `\`keel kernel checkout ${system} --reset' builds from keel.lock's again.\n`,
+    );
+  }
+  const plan = planSystem(system, evaluated.config, host, base === undefined ? {} : { base });
   return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 

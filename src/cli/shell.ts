@@ -31,16 +31,24 @@ async function rootfsShell(context: Context, planned: PlannedSystem, system: str
   }
 }
 
+/** A system's kernel build as keel configures it: the source (fetched if needed), the build directory, the environment. */
+export interface KernelBuildTree {
+  readonly tree: KbuildTree;
+  readonly slice: SourceKernelSlice;
+  readonly env: NodeJS.ProcessEnv;
+}
+
 /**
- * The kernel's persistent build directory, configured as the next build will
- * be, with the environment keel builds in: `make` there is keel's build.
+ * The source and the persistent build directory of a kernel from source,
+ * the build directory configured as the next build will be; `stopped`
+ * holds the exit code when Ctrl-C stopped fetching the source.
  */
-async function kernelShell(context: Context, planned: PlannedSystem, system: string, command: readonly string[]): Promise<number> {
+export async function configuredKernelTree(context: Context, planned: PlannedSystem, system: string, command: string): Promise<KernelBuildTree | { readonly stopped: number }> {
   const { plan, store, evaluated } = planned;
   const kernel = stepOf(plan, "kernel");
   if (evaluated.config.boot.kernel.source === null) {
     throw new UsageError(
-      `keel shell: \`${system}' boots Debian's prebuilt kernel (boot.kernel.source is null), so there is no kernel build to enter.\n` +
+      `${command}: \`${system}' boots Debian's prebuilt kernel (boot.kernel.source is null), so there is no kernel build to enter.\n` +
         "Fix: set boot.kernel.source to a kernel source input (see `inputs` in keel.config.ts).",
     );
   }
@@ -48,7 +56,7 @@ async function kernelShell(context: Context, planned: PlannedSystem, system: str
   const source = plan.steps.find((s) => s.id === "source");
   if (source !== undefined) {
     const realized = await realizeShowingProgress(context, { ...planned, plan: subPlan(plan, source) }, false);
-    if ("exitCode" in realized) return realized.exitCode;
+    if ("exitCode" in realized) return { stopped: realized.exitCode };
   }
   const local = kernel.local as SourceKernelLocal;
   const tree: KbuildTree = { src: source ? store.pathOf(source.hash, source.name) : (local.tree as string), obj: store.workspaceOf(local.workspace) };
@@ -56,6 +64,17 @@ async function kernelShell(context: Context, planned: PlannedSystem, system: str
   const env = kbuildEnv(context.env, tree, slice.arch);
   const setup = { log: path.join(tree.obj, "keel-shell.log"), debs: path.join(store.root, "debs"), env, baseEnv: context.env, signal: new AbortController().signal, onCommand: (line: string) => context.out.stderr(`$ ${line}\n`) };
   await configureKernel(setup, tree, slice, local);
+  return { tree, slice, env };
+}
+
+/**
+ * The kernel's persistent build directory, configured as the next build will
+ * be, with the environment keel builds in: `make` there is keel's build.
+ */
+async function kernelShell(context: Context, planned: PlannedSystem, system: string, command: readonly string[]): Promise<number> {
+  const configured = await configuredKernelTree(context, planned, system, "keel shell");
+  if ("stopped" in configured) return configured.stopped;
+  const { tree, env } = configured;
   context.out.stderr(
     `keel: ${tree.obj} is ${system}'s kernel build directory (source: ${tree.src}), configured as keel builds it.\n` +
       `keel: \`make' here is keel's build: MAKEFLAGS='${env.MAKEFLAGS}', ccache in ${env.CCACHE_DIR}.\n` +

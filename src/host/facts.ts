@@ -6,6 +6,7 @@ import type { Project, ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
 import { systemRequest } from "../inputs/debian.js";
 import { lockPath, pinned, pinnedDebian, readLock, type LockFile } from "../inputs/lock.js";
+import { overridePath, readOverrides } from "../inputs/override.js";
 import { isUrl, localPath } from "../inputs/resolve.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
 import type { HostFacts, KernelSource } from "../plan/plan.js";
@@ -77,16 +78,20 @@ function kernelSource(config: ResolvedSystem, project: Project, lock: LockFile):
   const spec = input === null ? undefined : project.inputs[input];
   if (input === null || spec === undefined) return undefined;
   const projectDir = path.dirname(project.file);
-  if (spec.type === "path") {
-    const tree = localPath(spec.path, projectDir);
+  const override = readOverrides(project.file)[input];
+  if (spec.type === "path" || override !== undefined) {
+    const tree = localPath(override?.path ?? (spec as { path: string }).path, projectDir);
     if (!existsSync(path.join(tree, "Makefile")) || !existsSync(path.join(tree, "Kconfig"))) {
       throw new ConfigError(
         `The input \`${input}' is the path ${tree}, which is not a kernel source tree (no Makefile and Kconfig at its top).
 ` +
-          `Fix: correct \`path\` of the input \`${input}' in ${project.file}.`,
+          (override
+            ? `Fix: run \`keel kernel checkout <system> --reset\` to build from keel.lock's source again, or correct \`path\` in ${overridePath(project.file)}.`
+            : `Fix: correct \`path\` of the input \`${input}' in ${project.file}.`),
       );
     }
-    return { kind: "tree", input, path: tree, fingerprint: treeFingerprint(tree) };
+    const overridden = override ? { override: { file: overridePath(project.file), ...(override.from ? { from: override.from } : {}) } } : {};
+    return { kind: "tree", input, path: tree, fingerprint: treeFingerprint(tree), ...overridden };
   }
   const locked = pinned(input, spec, lock, lockPath(project.file));
   const location = locked.type === "tarball" && !isUrl(locked.url) ? localPath(locked.url, projectDir) : locked.url;

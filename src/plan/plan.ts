@@ -49,7 +49,14 @@ export interface HostFacts {
 /** A kernel source: pinned (fetched into the store once) or a tree used in place. */
 export type KernelSource =
   | { readonly kind: "pinned"; readonly input: string; readonly locked: LockedInput; readonly location: string }
-  | { readonly kind: "tree"; readonly input: string; readonly path: string; readonly fingerprint: string };
+  | {
+      readonly kind: "tree";
+      readonly input: string;
+      readonly path: string;
+      readonly fingerprint: string;
+      /** Set when keel.override.json replaces a pinned input by this tree (`keel kernel checkout`). */
+      readonly override?: { readonly file: string; readonly from?: string };
+    };
 
 interface StepSpec<Slice, Role extends string, Optional extends string, Local> {
   readonly id: string;
@@ -129,7 +136,8 @@ function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): S
   const baseIsFile = !isNamedBaseConfig(kernel.baseConfig);
   const debian = kernel.baseConfig === "debian" ? debianKernel(system, host) : undefined;
   const local: SourceKernelLocal = {
-    workspace: `kernel-${source.input}-${host.arch}-${system}`,
+    // A tree has its own build directory, so that returning to the pinned source finds its build as it was.
+    workspace: `kernel-${source.input}-${host.arch}-${system}${source.kind === "tree" ? `-tree-${createHash("sha256").update(source.path).digest("hex").slice(0, 8)}` : ""}`,
     ...(source.kind === "tree" ? { tree: source.path } : {}),
     ...(baseIsFile ? { baseConfigFile: kernel.baseConfig } : {}),
     fragments: kernel.configFragments,

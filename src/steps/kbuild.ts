@@ -18,6 +18,8 @@ import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings,
 import type { DebSource } from "./debs.js";
 import { debianKernelConfig, type DebianKernelSlice } from "./kernel.js";
 import { defineStep } from "./step.js";
+import type { ConfigChain } from "../kernel/config-chain.js";
+import { clangDatabase, type CompileCommand } from "../kernel/compdb.js";
 
 export interface SourceKernelSlice {
   /** The fingerprint of a tree used in place (a path input); null when the source step is the tree. */
@@ -51,6 +53,8 @@ export interface KbuildTree {
 
 const settingsFile = "keel-settings.config";
 const statsFile = "keel-ccache-stats.log";
+/** The stages of the .config (src/kernel/config-chain.ts), in the build directory and in the step's output. */
+export const chainFile = "config-chain.json";
 
 /**
  * The environment keel runs Kbuild in: ccache set up for it, the fixed
@@ -67,7 +71,7 @@ export function kbuildEnv(env: NodeJS.ProcessEnv, tree: KbuildTree, arch: string
 }
 
 /** The directory under arch/ that Kbuild builds a Debian architecture from. */
-function kbuildSrcarch(debianArch: string): string {
+export function kbuildSrcarch(debianArch: string): string {
   const arch = kbuildArch(debianArch);
   return arch === "x86_64" || arch === "i386" ? "x86" : arch;
 }
@@ -116,14 +120,24 @@ export async function configureKernel(
   if (slice.baseConfig === "defconfig" || slice.baseConfig === "tinyconfig") await run(context, makeArgv(tree, slice.baseConfig));
   else if (slice.debian !== null && local.debian !== undefined) await debianKernelConfig(context, path.join(tree.obj, "keel-debian"), slice.debian, local.debian, config);
   else await copyFile(local.baseConfigFile as string, config);
+  const baseText = await readFile(config, "utf8");
   const settings = path.join(tree.obj, settingsFile);
   await writeFile(settings, settingsFragment(slice.settings));
   await run(context, [path.join(tree.src, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree.obj, config, ...local.fragments, settings], { cwd: tree.obj });
+  const merged = await readFile(config, "utf8");
   await run(context, makeArgv(tree, "olddefconfig"));
   const text = await readFile(config, "utf8");
+  const chain: ConfigChain = {
+    base: { label: typeof slice.baseConfig === "string" ? slice.baseConfig : (local.baseConfigFile as string), config: baseText },
+    fragments: await Promise.all(local.fragments.map(async (name) => ({ name, text: await readFile(name, "utf8") }))),
+    settings: await readFile(settings, "utf8"),
+    merged,
+    final: text,
+  };
+  await writeFile(path.join(tree.obj, chainFile), `${JSON.stringify(chain)}\n`);
   const final = parseConfig(text);
   const requested = new Map<string, string>();
-  for (const file of [...local.fragments, settings]) for (const [name, value] of parseConfig(await readFile(file, "utf8"))) requested.set(name, value);
+  for (const stage of [...chain.fragments.map((f) => f.text), chain.settings]) for (const [name, value] of parseConfig(stage)) requested.set(name, value);
   const unmet = unmetSettings(requested, final);
   if (unmet.length > 0) {
     const files = await kconfigFiles(tree.src, kbuildSrcarch(slice.arch));
@@ -170,6 +184,10 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
   await rm(stats, { force: true });
   const counter = progressCounter(kbuild, expected);
   await run(kbuild, makeArgv(tree), { onOutput: counter.onOutput });
+  // Kbuild's own database of this configuration's compile commands, made readable by clang tools.
+  await run(kbuild, makeArgv(tree, "compile_commands.json"));
+  const database = path.join(tree.obj, "compile_commands.json");
+  await writeFile(database, `${JSON.stringify(clangDatabase(JSON.parse(await readFile(database, "utf8")) as CompileCommand[]), null, 2)}\n`);
   if (counter.count() > (expected ?? 0) / 2) {
     await mkdir(path.dirname(history), { recursive: true });
     await writeFile(history, `${counter.count()}\n`);
@@ -179,6 +197,7 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
   await copyFile(path.join(tree.obj, image), path.join(out, "vmlinuz"));
   await copyFile(path.join(tree.obj, "System.map"), path.join(out, "System.map"));
   await writeFile(path.join(out, "config"), configText);
+  await copyFile(path.join(tree.obj, chainFile), path.join(out, chainFile));
   await writeFile(path.join(out, "release"), `${release}\n`);
   const modules = path.join(out, "lib/modules", release);
   if (final.get("MODULES") === "y") {
@@ -203,7 +222,7 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
 /** Reads the source step's tree, or a tree used in place (a path input) when there is no source step. */
 export const sourceKernelStep = defineStep<SourceKernelSlice, never, "source", SourceKernelLocal>({
   kind: "kernel-source",
-  version: 1,
+  version: 2,
   workspace: (local) => local.workspace,
   build(context, out, { slice, inputs, local, workspace }) {
     const src = inputs.source ?? local.tree;

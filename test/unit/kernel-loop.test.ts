@@ -1,0 +1,167 @@
+// The pure parts of the kernel developer's loop: the Kconfig database behind
+// `keel kernel explain`, the config chain behind `config --diff`, the compile
+// database for clangd, the run's QEMU command line and console, the override file.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { readOverrides, writeOverride } from "../../src/inputs/override.ts";
+import { clangCommand, clangdConfig } from "../../src/kernel/compdb.ts";
+import { chainChanges, provenance, type ConfigChain } from "../../src/kernel/config-chain.ts";
+import { readKconfig } from "../../src/kernel/kconfig-db.ts";
+import { ConsoleReader, kernelRunArgv, runInit, runMarkers } from "../../src/kernel/run.ts";
+
+function tree(files: Record<string, string>): string {
+  const root = mkdtempSync(path.join(os.tmpdir(), "keel-kconfig-"));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
+    writeFileSync(path.join(root, name), text);
+  }
+  return root;
+}
+
+describe("the Kconfig database", () => {
+  const root = tree({
+    Kconfig: 'mainmenu "Linux"\nsource "drivers/Kconfig"\nsource "arch/$(SRCARCH)/Kconfig"\n',
+    "arch/x86/Kconfig": "config X86\n\tdef_bool y\n\tselect HAVE_PCI\n",
+    "arch/arm64/Kconfig": "config ARM64\n\tdef_bool y\n",
+    "drivers/Kconfig": [
+      'menuconfig BLK_DEV\n\tbool "Block devices"\n\tdefault y\n',
+      "if BLK_DEV",
+      "",
+      "config VIRTIO_BLK",
+      '\ttristate "Virtio block driver"',
+      "\tdepends on VIRTIO",
+      "\tselect SG_POOL",
+      "\timply BLK_MQ if PCI",
+      "\thelp",
+      "\t  This is the virtual block driver for virtio.",
+      "",
+      "\t  Indented:",
+      "\t    kept",
+      "",
+      "endif",
+      'menu "Other"',
+      "\tdepends on NET",
+      "config HAVE_PCI",
+      "\tbool",
+      "endmenu",
+      "",
+    ].join("\n"),
+  });
+  const db = readKconfig(root, { SRCARCH: "x86" });
+
+  it("reads an entry with its prompt, type, help and the if block around it", () => {
+    const [entry] = db.entries.get("VIRTIO_BLK") ?? [];
+    assert.equal(entry?.type, "tristate");
+    assert.equal(entry?.prompt, "Virtio block driver");
+    assert.equal(entry?.file, "drivers/Kconfig");
+    assert.equal(entry?.line, 7);
+    assert.deepEqual(entry?.depends, ["BLK_DEV", "VIRTIO"]);
+    assert.equal(entry?.help, "This is the virtual block driver for virtio.\n\nIndented:\n  kept");
+    assert.deepEqual(entry?.implies, [{ value: "BLK_MQ", condition: "PCI" }]);
+  });
+
+  it("follows source with the architecture's variables, indexes selects in reverse, and gives a menu's depends to its entries", () => {
+    assert.equal(db.entries.has("X86"), true);
+    assert.equal(db.entries.has("ARM64"), false);
+    assert.deepEqual(db.selectedBy.get("HAVE_PCI"), [{ by: "X86", condition: null }]);
+    assert.deepEqual(db.selectedBy.get("SG_POOL"), [{ by: "VIRTIO_BLK", condition: null }]);
+    assert.deepEqual(db.impliedBy.get("BLK_MQ"), [{ by: "VIRTIO_BLK", condition: "PCI" }]);
+    assert.deepEqual(db.entries.get("HAVE_PCI")?.[0]?.depends, ["NET"]);
+    assert.deepEqual(db.entries.get("X86")?.[0]?.defaults, [{ value: "y", condition: null }]);
+  });
+});
+
+describe("the config chain", () => {
+  const chain: ConfigChain = {
+    base: { label: "tinyconfig", config: "# CONFIG_VIRTIO_BLK is not set\nCONFIG_PRINTK=y\n" },
+    fragments: [{ name: "/p/kvm.config", text: "CONFIG_VIRTIO_BLK=m\n" }],
+    settings: "CONFIG_VIRTIO_BLK=y\nCONFIG_SMP=y\n",
+    merged: "CONFIG_VIRTIO_BLK=y\nCONFIG_PRINTK=y\nCONFIG_SMP=y\n",
+    final: "CONFIG_VIRTIO_BLK=y\nCONFIG_PRINTK=y\nCONFIG_SMP=y\nCONFIG_SG_POOL=y\n",
+  };
+
+  it("gives each change to the last stage that names the option, the rest to olddefconfig", () => {
+    assert.deepEqual(chainChanges(chain), [
+      { stage: "/p/kvm.config", changes: [] },
+      { stage: "boot.kernel.settings", changes: [{ name: "SMP", from: "n", to: "y" }, { name: "VIRTIO_BLK", from: "n", to: "y" }] },
+      { stage: "olddefconfig", changes: [{ name: "SG_POOL", from: "n", to: "y" }] },
+    ]);
+  });
+
+  it("says which stage decided a value, and what every stage asked", () => {
+    assert.deepEqual(provenance(chain, "VIRTIO_BLK"), {
+      value: "y",
+      stage: "boot.kernel.settings",
+      base: "n",
+      requested: [{ stage: "/p/kvm.config", value: "m" }, { stage: "boot.kernel.settings", value: "y" }],
+    });
+    assert.equal(provenance(chain, "PRINTK").stage, "tinyconfig");
+    assert.equal(provenance(chain, "SG_POOL").stage, "olddefconfig");
+  });
+});
+
+describe("the compile database for clang tools", () => {
+  it("drops the ccache wrapper and GCC-only flags, keeping the rest word for word", () => {
+    const command = "ccache gcc -Wp,-MMD,kernel/.fork.o.d -nostdinc -mno-fp-ret-in-387 -mskip-rax-setup -fconserve-stack -DKBUILD_MODNAME='\"fork\"' -c -o kernel/fork.o /src/kernel/fork.c";
+    assert.equal(clangCommand(command), "gcc -Wp,-MMD,kernel/.fork.o.d -nostdinc -DKBUILD_MODNAME='\"fork\"' -c -o kernel/fork.o /src/kernel/fork.c");
+  });
+
+  it("writes a .clangd naming the build directory", () => {
+    assert.match(clangdConfig("/s/builds/k"), /CompilationDatabase: "\/s\/builds\/k"/);
+  });
+});
+
+describe("keel kernel run", () => {
+  it("boots with the console on stdio, no reboot on panic, quiet unless interactive", () => {
+    const argv = kernelRunArgv({ kernel: "/k/vmlinuz", initrd: "/t/initrd.img", accel: "tcg", memory: 256, interactive: false, append: ["foo=1"] });
+    assert.deepEqual(argv.slice(0, 3), ["qemu-system-x86_64", "-machine", "pc,accel=tcg"]);
+    assert.equal(argv[argv.indexOf("-append") + 1], "console=ttyS0 panic=-1 rdinit=/init quiet foo=1");
+    assert.ok(argv.includes("-no-reboot"));
+    assert.deepEqual(argv.slice(-2), ["-serial", "stdio"]);
+    const shell = kernelRunArgv({ kernel: "/k", initrd: "/i", accel: "kvm", memory: 256, interactive: true, append: [] });
+    assert.ok(shell.includes("host") && !shell[shell.indexOf("-append") + 1]?.includes("quiet"));
+  });
+
+  it("passes on the command's output only, reads its exit code, and never takes its output for the kernel's trouble", () => {
+    const m = runMarkers("abc");
+    const seen: string[] = [];
+    const reader = new ConsoleReader("abc", (line) => seen.push(line));
+    reader.feed(`[    0.5] booting\r\n${m.begin}\r\nhello\r\nWARNING: mine`);
+    reader.feed(`\r\n${m.end} 3\r\n`);
+    assert.deepEqual(seen, ["hello", "WARNING: mine"]);
+    assert.deepEqual(reader.finish(), { exitCode: 3, trouble: undefined });
+  });
+
+  it("reports a panic at boot with the trace after it", () => {
+    const reader = new ConsoleReader("abc", () => undefined);
+    reader.feed("Kernel panic - not syncing: VFS: Unable to mount root fs\nCPU: 0 PID: 1\nCall Trace:\n");
+    const outcome = reader.finish();
+    assert.equal(outcome.exitCode, undefined);
+    assert.match(outcome.trouble ?? "", /^Kernel panic - not syncing: VFS[\s\S]*Call Trace:/);
+  });
+
+  it("has an init that prints the kernel log when the kernel complained", () => {
+    assert.match(runInit(), /dmesg \| grep -qE '.*Oops/);
+  });
+});
+
+describe("keel.override.json", () => {
+  it("is written, read and removed with its last input", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "keel-override-"));
+    const project = path.join(dir, "keel.config.ts");
+    assert.deepEqual(readOverrides(project), {});
+    await writeOverride(project, "linux", { path: "./linux", from: "linux-source-6.1 6.1.192-2" });
+    assert.deepEqual(readOverrides(project), { linux: { path: "./linux", from: "linux-source-6.1 6.1.192-2" } });
+    await writeOverride(project, "linux", undefined);
+    assert.throws(() => readFileSync(path.join(dir, "keel.override.json")), /ENOENT/);
+  });
+
+  it("refuses a malformed file, naming it and the fix", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "keel-override-"));
+    writeFileSync(path.join(dir, "keel.override.json"), '{"inputs":{"linux":{"dir":"x"}}}');
+    assert.throws(() => readOverrides(path.join(dir, "keel.config.ts")), /keel\.override\.json' is not a valid keel\.override\.json:[\s\S]*Fix: write/);
+  });
+});
