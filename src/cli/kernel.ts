@@ -9,7 +9,7 @@ import path from "node:path";
 import { UsageError } from "../errors.js";
 import { exec, runInteractive } from "../host/exec.js";
 import { busyboxPath } from "../host/facts.js";
-import { probeKvmOnce } from "../host/kvm.js";
+import { chooseAccelerator } from "../host/kvm.js";
 import { cacheDir } from "../config/load.js";
 import { describeLocked } from "../inputs/lock.js";
 import { readOverrides, writeOverride } from "../inputs/override.js";
@@ -19,12 +19,11 @@ import { readKconfig } from "../kernel/kconfig-db.js";
 import { ConsoleReader, kernelRunArgv, runRequest, runUserland } from "../kernel/run.js";
 import { subPlan } from "../plan/plan.js";
 import { cpioArchive } from "../steps/cpio.js";
-import { chainFile, kbuildSrcarch, type SourceKernelLocal } from "../steps/kbuild.js";
+import { chainFile, kbuildSrcarch } from "../steps/kbuild.js";
 import { parseConfig, symbolsOf } from "../steps/kconfig.js";
-import type { Accelerator } from "../vm/qemu.js";
 import { defineCommand, secondsOption, type Context } from "./command.js";
 import { planFor, realizeShowingProgress, stepOf, storeOption, type PlannedSystem } from "./planning.js";
-import { configuredKernelTree } from "./shell.js";
+import { configuredKernelTree, kbuildTreeOf, sourceKernelLocal } from "./shell.js";
 
 const actions = ["code", "checkout", "run", "config", "explain"] as const;
 
@@ -33,23 +32,12 @@ async function builtKernel(context: Context, planned: PlannedSystem): Promise<{ 
   return realizeShowingProgress(context, { ...planned, plan: subPlan(planned.plan, stepOf(planned.plan, "kernel")) }, false);
 }
 
-function sourceKernel(planned: PlannedSystem, system: string, action: string): SourceKernelLocal {
-  if (planned.evaluated.config.boot.kernel.source === null) {
-    throw new UsageError(
-      `keel kernel ${action}: \`${system}' boots Debian's prebuilt kernel (boot.kernel.source is null): there is no source to ${action === "checkout" ? "check out" : "read"}.\n` +
-        "Fix: set boot.kernel.source to a kernel source input (see `inputs` in keel.config.ts), e.g. import kernels.small in the seed's qemu.ts.",
-    );
-  }
-  return stepOf(planned.plan, "kernel").local as SourceKernelLocal;
-}
-
 async function code(context: Context, planned: PlannedSystem, system: string): Promise<number> {
-  const local = sourceKernel(planned, system, "code");
+  sourceKernelLocal(planned, system, "keel kernel code");
   const built = await builtKernel(context, planned);
   if ("exitCode" in built) return built.exitCode;
   const source = planned.plan.steps.find((s) => s.id === "source");
-  const src = source ? planned.store.pathOf(source.hash, source.name) : (local.tree as string);
-  const obj = planned.store.workspaceOf(local.workspace);
+  const { src, obj } = kbuildTreeOf(planned);
   const database = path.join(obj, "compile_commands.json");
   const entries = (JSON.parse(await readFile(database, "utf8")) as unknown[]).length;
   const clangd = path.join(src, ".clangd");
@@ -66,7 +54,7 @@ async function code(context: Context, planned: PlannedSystem, system: string): P
 }
 
 async function checkout(context: Context, planned: PlannedSystem, system: string, dir: string | undefined, reset: boolean): Promise<number> {
-  sourceKernel(planned, system, "checkout");
+  sourceKernelLocal(planned, system, "keel kernel checkout");
   const project = await context.project();
   const input = planned.evaluated.config.boot.kernel.source as string;
   const sharing = [...project.systems.keys()].filter((s) => s !== system);
@@ -111,7 +99,7 @@ async function checkout(context: Context, planned: PlannedSystem, system: string
   await writeOverride(project.file, input, { path: relative.startsWith("..") ? target : `./${relative}`, from });
   // The tree's own build directory, as the next plan names it.
   const replanned = await planFor(context, system, undefined);
-  const obj = replanned.store.workspaceOf((stepOf(replanned.plan, "kernel").local as SourceKernelLocal).workspace);
+  const { obj } = kbuildTreeOf(replanned);
   await writeFile(path.join(target, ".clangd"), clangdConfig(obj));
   await writeFile(path.join(target, ".git/info/exclude"), ".clangd\n", { flag: "a" });
   context.out.stderr(
@@ -127,12 +115,8 @@ async function runKernel(context: Context, planned: PlannedSystem, command: stri
   if ("exitCode" in built) return built.exitCode;
   await planned.store.close();
   const kernel = path.join(built.path, "vmlinuz");
-  let accel: Accelerator = "kvm";
-  const probe = await probeKvmOnce(kernel, path.join(cacheDir(context.env), "kvm-probe.json"));
-  if (!probe.usable) {
-    accel = "tcg";
-    context.out.stderr(`keel: KVM is not usable (${probe.reason}); using TCG (software emulation), which is slower.\n`);
-  }
+  const { accel, notice } = await chooseAccelerator(kernel, path.join(cacheDir(context.env), "kvm-probe.json"));
+  if (notice !== undefined) context.out.stderr(`${notice}\n`);
   const nonce = randomBytes(6).toString("hex");
   const work = await mkdtemp(path.join(os.tmpdir(), "keel-kernel-run-"));
   try {
@@ -161,7 +145,6 @@ async function runKernel(context: Context, planned: PlannedSystem, command: stri
 }
 
 async function configDiff(context: Context, planned: PlannedSystem, system: string): Promise<number> {
-  sourceKernel(planned, system, "config");
   const configured = await configuredKernelTree(context, planned, system, "keel kernel config");
   if ("stopped" in configured) return configured.stopped;
   const chain = JSON.parse(await readFile(path.join(configured.tree.obj, chainFile), "utf8")) as ConfigChain;
@@ -170,7 +153,6 @@ async function configDiff(context: Context, planned: PlannedSystem, system: stri
 }
 
 async function explain(context: Context, planned: PlannedSystem, system: string, option: string): Promise<number> {
-  sourceKernel(planned, system, "explain");
   const name = option.replace(/^CONFIG_/, "");
   const configured = await configuredKernelTree(context, planned, system, "keel kernel explain");
   if ("stopped" in configured) return configured.stopped;

@@ -6,7 +6,7 @@ import { cacheDir } from "../config/load.js";
 import type { ResolvedSystem } from "../config/project.js";
 import { UsageError } from "../errors.js";
 import { showCommand } from "../host/exec.js";
-import { probeKvmOnce } from "../host/kvm.js";
+import { chooseAccelerator } from "../host/kvm.js";
 import { defaultWaitSeconds, startDetached, runOnTerminal, waitForSsh } from "../vm/machine.js";
 import { ovmf, parseForward, qemuArgv, type Accelerator, type ForwardedPort, type VmBoot } from "../vm/qemu.js";
 import { startVirtiofsd } from "../vm/virtiofs.js";
@@ -120,11 +120,9 @@ export const runCommand = defineCommand({
 
     let chosen: Accelerator = accel ?? "kvm";
     if (accel === undefined) {
-      const probe = await probeKvmOnce(description.kernel, path.join(cacheDir(context.env), "kvm-probe.json"));
-      if (!probe.usable) {
-        chosen = "tcg";
-        context.out.stderr(`keel: KVM is not usable (${probe.reason}); using TCG (software emulation), which is slower.\n`);
-      }
+      const choice = await chooseAccelerator(description.kernel, path.join(cacheDir(context.env), "kvm-probe.json"));
+      chosen = choice.accel;
+      if (choice.notice !== undefined) context.out.stderr(`${choice.notice}\n`);
     }
     const emptyDisks = dryRun
       ? config.virtualisation.emptyDiskImages.map((_, i) => emptyDiskFile(paths, i))

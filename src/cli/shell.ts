@@ -38,29 +38,40 @@ export interface KernelBuildTree {
   readonly env: NodeJS.ProcessEnv;
 }
 
+/** What the kernel step of a system whose kernel is built from source needs here; a usage error for Debian's prebuilt kernel. */
+export function sourceKernelLocal(planned: PlannedSystem, system: string, command: string): SourceKernelLocal {
+  if (planned.evaluated.config.boot.kernel.source === null) {
+    throw new UsageError(
+      `${command}: \`${system}' boots Debian's prebuilt kernel (boot.kernel.source is null), so there is no kernel build to enter.\n` +
+        "Fix: set boot.kernel.source to a kernel source input (see `inputs` in keel.config.ts).",
+    );
+  }
+  return stepOf(planned.plan, "kernel").local as SourceKernelLocal;
+}
+
+/** Where the kernel of a system is built: the source step's tree (or a tree used in place) and the persistent build directory. */
+export function kbuildTreeOf(planned: PlannedSystem): KbuildTree {
+  const local = stepOf(planned.plan, "kernel").local as SourceKernelLocal;
+  const source = planned.plan.steps.find((s) => s.id === "source");
+  return { src: source ? planned.store.pathOf(source.hash, source.name) : (local.tree as string), obj: planned.store.workspaceOf(local.workspace) };
+}
+
 /**
  * The source and the persistent build directory of a kernel from source,
  * the build directory configured as the next build will be; `stopped`
  * holds the exit code when Ctrl-C stopped fetching the source.
  */
 export async function configuredKernelTree(context: Context, planned: PlannedSystem, system: string, command: string): Promise<KernelBuildTree | { readonly stopped: number }> {
-  const { plan, store, evaluated } = planned;
-  const kernel = stepOf(plan, "kernel");
-  if (evaluated.config.boot.kernel.source === null) {
-    throw new UsageError(
-      `${command}: \`${system}' boots Debian's prebuilt kernel (boot.kernel.source is null), so there is no kernel build to enter.\n` +
-        "Fix: set boot.kernel.source to a kernel source input (see `inputs` in keel.config.ts).",
-    );
-  }
+  const local = sourceKernelLocal(planned, system, command);
   // Only the source is needed: fetch it if the store lacks it.
-  const source = plan.steps.find((s) => s.id === "source");
+  const source = planned.plan.steps.find((s) => s.id === "source");
   if (source !== undefined) {
-    const realized = await realizeShowingProgress(context, { ...planned, plan: subPlan(plan, source) }, false);
+    const realized = await realizeShowingProgress(context, { ...planned, plan: subPlan(planned.plan, source) }, false);
     if ("exitCode" in realized) return { stopped: realized.exitCode };
   }
-  const local = kernel.local as SourceKernelLocal;
-  const tree: KbuildTree = { src: source ? store.pathOf(source.hash, source.name) : (local.tree as string), obj: store.workspaceOf(local.workspace) };
-  const slice = kernel.slice as SourceKernelSlice;
+  const { store } = planned;
+  const tree = kbuildTreeOf(planned);
+  const slice = stepOf(planned.plan, "kernel").slice as SourceKernelSlice;
   const env = kbuildEnv(context.env, tree, slice.arch);
   const setup = { log: path.join(tree.obj, "keel-shell.log"), debs: path.join(store.root, "debs"), env, baseEnv: context.env, signal: new AbortController().signal, onCommand: (line: string) => context.out.stderr(`$ ${line}\n`) };
   await configureKernel(setup, tree, slice, local);

@@ -79,8 +79,9 @@ function kernelSource(config: ResolvedSystem, project: Project, lock: LockFile):
   if (input === null || spec === undefined) return undefined;
   const projectDir = path.dirname(project.file);
   const override = readOverrides(project.file)[input];
-  if (spec.type === "path" || override !== undefined) {
-    const tree = localPath(override?.path ?? (spec as { path: string }).path, projectDir);
+  const treePath = override?.path ?? (spec.type === "path" ? spec.path : undefined);
+  if (treePath !== undefined) {
+    const tree = localPath(treePath, projectDir);
     if (!existsSync(path.join(tree, "Makefile")) || !existsSync(path.join(tree, "Kconfig"))) {
       throw new ConfigError(
         `The input \`${input}' is the path ${tree}, which is not a kernel source tree (no Makefile and Kconfig at its top).

@@ -49,3 +49,10 @@ export async function probeKvmOnce(kernel: string, cacheFile: string): Promise<K
   await writeFile(cacheFile, `${JSON.stringify({ bootId, probe })}\n`);
   return probe;
 }
+
+/** The accelerator for a boot of `kernel`: KVM when the probe says it works, else TCG with the notice to show. */
+export async function chooseAccelerator(kernel: string, cacheFile: string): Promise<{ readonly accel: "kvm" | "tcg"; readonly notice?: string }> {
+  const probe = await probeKvmOnce(kernel, cacheFile);
+  if (probe.usable) return { accel: "kvm" };
+  return { accel: "tcg", notice: `keel: KVM is not usable (${probe.reason}); using TCG (software emulation), which is slower.` };
+}

@@ -33,11 +33,15 @@ export interface StageChanges {
   readonly changes: readonly OptionChange[];
 }
 
-/** The stages that name each option, in order: the fragments, then the settings. */
+/** The stages that ask for values, in order: the fragments, then the settings. */
+function requestStages(chain: ConfigChain): { readonly stage: string; readonly text: string }[] {
+  return [...chain.fragments.map((f) => ({ stage: f.name, text: f.text })), { stage: settingsStage, text: chain.settings }];
+}
+
+/** The stages that name each option, in order. */
 function requesters(chain: ConfigChain): Map<string, string[]> {
   const named = new Map<string, string[]>();
-  const stages = [...chain.fragments.map((f) => ({ stage: f.name, text: f.text })), { stage: settingsStage, text: chain.settings }];
-  for (const { stage, text } of stages) {
+  for (const { stage, text } of requestStages(chain)) {
     for (const name of parseConfig(text).keys()) named.set(name, [...(named.get(name) ?? []), stage]);
   }
   return named;
@@ -83,8 +87,7 @@ export function provenance(chain: ConfigChain, name: string): Provenance {
   const base = parseConfig(chain.base.config).get(name) ?? "n";
   const merged = parseConfig(chain.merged).get(name) ?? "n";
   const value = parseConfig(chain.final).get(name) ?? "n";
-  const stages = [...chain.fragments.map((f) => ({ stage: f.name, text: f.text })), { stage: settingsStage, text: chain.settings }];
-  const requested = stages.flatMap(({ stage, text }) => {
+  const requested = requestStages(chain).flatMap(({ stage, text }) => {
     const asked = parseConfig(text).get(name);
     return asked === undefined ? [] : [{ stage, value: asked }];
   });

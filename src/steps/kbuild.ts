@@ -122,7 +122,8 @@ export async function configureKernel(
   else await copyFile(local.baseConfigFile as string, config);
   const baseText = await readFile(config, "utf8");
   const settings = path.join(tree.obj, settingsFile);
-  await writeFile(settings, settingsFragment(slice.settings));
+  const settingsText = settingsFragment(slice.settings);
+  await writeFile(settings, settingsText);
   await run(context, [path.join(tree.src, "scripts/kconfig/merge_config.sh"), "-m", "-O", tree.obj, config, ...local.fragments, settings], { cwd: tree.obj });
   const merged = await readFile(config, "utf8");
   await run(context, makeArgv(tree, "olddefconfig"));
@@ -130,7 +131,7 @@ export async function configureKernel(
   const chain: ConfigChain = {
     base: { label: typeof slice.baseConfig === "string" ? slice.baseConfig : (local.baseConfigFile as string), config: baseText },
     fragments: await Promise.all(local.fragments.map(async (name) => ({ name, text: await readFile(name, "utf8") }))),
-    settings: await readFile(settings, "utf8"),
+    settings: settingsText,
     merged,
     final: text,
   };
