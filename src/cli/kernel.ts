@@ -18,6 +18,7 @@ import { chainChanges, formatChainChanges, provenance, type ConfigChain } from "
 import { readKconfig } from "../kernel/kconfig-db.js";
 import { ConsoleReader, kernelRunArgv, runRequest, runUserland } from "../kernel/run.js";
 import { subPlan } from "../plan/plan.js";
+import { metadataFile } from "../store/store.js";
 import { cpioArchive } from "../steps/cpio.js";
 import { chainFile, kbuildSrcarch } from "../steps/kbuild.js";
 import { parseConfig, symbolsOf } from "../steps/kconfig.js";
@@ -85,11 +86,13 @@ async function checkout(context: Context, planned: PlannedSystem, system: string
   const started = performance.now();
   try {
     await exec(["cp", "-a", `${realized.path}/.`, target]);
+    await rm(path.join(target, metadataFile));
     await exec(["chmod", "-R", "u+w", target]);
     const git = (...args: string[]) =>
       exec(["git", "-C", target, ...args], { env: { ...context.env, GIT_AUTHOR_NAME: "keel", GIT_AUTHOR_EMAIL: "keel@localhost", GIT_COMMITTER_NAME: "keel", GIT_COMMITTER_EMAIL: "keel@localhost" } });
     await git("init", "-q");
-    await git("-c", "core.compression=1", "add", "-A");
+    // -f: Debian's source ignores every top-level path (its .gitignore is for the packaging repository).
+    await git("-c", "core.compression=1", "add", "-A", "-f");
     await git("-c", "core.compression=1", "commit", "-q", "-m", `${input}: ${from}, as keel.lock pins it`);
   } catch (error) {
     await rm(target, { recursive: true, force: true });

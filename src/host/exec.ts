@@ -146,6 +146,7 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
   // A log that cannot be written must not take keel down; the tool's own result decides.
   log?.on("error", () => undefined);
   log?.write(`$ ${showCommand(argv)}\n`);
+  const started = performance.now();
   const grace = options.grace ?? defaultGrace;
   let pid: number | undefined;
   const promise = new Promise<ExecResult>((resolve, reject) => {
@@ -250,7 +251,7 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
       if (settled) return;
       finish();
       if (scope !== undefined || stopReason !== undefined || timedOut || stopped) await groupGone();
-      await endLog(log, `[exit ${exitCode ?? signal}]\n`);
+      await endLog(log, `[exit ${exitCode ?? signal} after ${((performance.now() - started) / 1000).toFixed(1)} s]\n`);
       if (stopReason !== undefined) {
         reject(new ProcessError(`"${showCommand(argv)}" was stopped because ${stopReason}.`, argv, exitCode, signal, "", options.log));
         return;

@@ -215,7 +215,8 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
     }
   }
   await run(context, ["depmod", "-b", out, release]);
-  const summary = describeStats(parseStatsLog(await readFile(stats, "utf8").catch(() => "")));
+  const compiled = counter.count();
+  const summary = `${compiled} ${compiled === 1 ? "file" : "files"} compiled; ${describeStats(parseStatsLog(await readFile(stats, "utf8").catch(() => "")))}`;
   await writeFile(context.log, `${summary}\n`, { flag: "a" });
   return summary;
 }

@@ -46,7 +46,7 @@ export interface BuildRequest {
   readonly signal?: AbortSignal;
 }
 
-const metadataFile = ".keel-step.json";
+export const metadataFile = ".keel-step.json";
 const entryName = /^[0-9a-f]{32}-/;
 
 /** The store directory: --store, else $KEEL_STORE, else the cache directory's `store`. */

@@ -51,13 +51,13 @@ function keel(args: readonly string[], cwd: string, extraEnv: NodeJS.ProcessEnv 
   });
 }
 
-/** The kernel step's `done` event: its store path and the ccache figures. */
-function kernelDone(run: Run): { path: string; hits: number; misses: number; rate: number } {
+/** The kernel step's `done` event: its store path, the files compiled and the ccache figures. */
+function kernelDone(run: Run): { path: string; compiled: number; hits: number; misses: number; rate: number } {
   const done = run.events.find((e): e is Extract<BuildEvent, { type: "done" }> => e.type === "done" && e.step === "kernel");
   assert.ok(done, `no kernel step in:\n${run.stdout}\n${run.stderr}`);
-  const match = /^ccache (\d+) hits, (\d+) misses, ([\d.]+)% hit rate$/.exec(done.note ?? "");
+  const match = /^(\d+) files? compiled; ccache (\d+) hits, (\d+) misses, ([\d.]+)% hit rate$/.exec(done.note ?? "");
   assert.ok(match, `the kernel step reports ccache: ${done.note}`);
-  return { path: done.path, hits: Number(match[1]), misses: Number(match[2]), rate: Number(match[3]) };
+  return { path: done.path, compiled: Number(match[1]), hits: Number(match[2]), misses: Number(match[3]), rate: Number(match[4]) };
 }
 
 describe("kernels from source", () => {
