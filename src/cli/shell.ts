@@ -74,7 +74,8 @@ export async function configuredKernelTree(context: Context, planned: PlannedSys
   const slice = stepOf(planned.plan, "kernel").slice as SourceKernelSlice;
   const env = kbuildEnv(context.env, tree, slice.arch);
   const setup = { log: path.join(tree.obj, "keel-shell.log"), debs: path.join(store.root, "debs"), env, baseEnv: context.env, signal: new AbortController().signal, onCommand: (line: string) => context.out.stderr(`$ ${line}\n`) };
-  await configureKernel(setup, tree, slice, local);
+  const { reused } = await configureKernel(setup, tree, slice, local);
+  if (reused) context.out.stderr(`keel: ${tree.obj}/.config is as keel configured it (its base, fragments, settings, compiler and Kconfig files are unchanged).\n`);
   return { tree, slice, env };
 }
 

@@ -6,11 +6,12 @@
 // every setting asked for is checked afterwards. Output, as Debian's kernel:
 //   vmlinuz  System.map  config  release  lib/modules/<release>/
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { cacheDir } from "../config/load.js";
+import { exec } from "../host/exec.js";
 import { ConfigError } from "../errors.js";
 import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
 import { run, type BuildContext } from "./context.js";
@@ -52,6 +53,8 @@ export interface KbuildTree {
 }
 
 const settingsFile = "keel-settings.config";
+/** What the build directory's .config was made from and its hash: the same inputs and an untouched .config skip configuring. */
+const configStampFile = "keel-config.stamp";
 const statsFile = "keel-ccache-stats.log";
 /** The stages of the .config (src/kernel/config-chain.ts), in the build directory and in the step's output. */
 export const chainFile = "config-chain.json";
@@ -104,19 +107,60 @@ async function declaration(src: string, files: readonly string[], name: string):
   return undefined;
 }
 
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+
+/**
+ * What the .config is made from: the slice, the fragments' and base file's
+ * text, the compiler (Kconfig asks it what it supports) and the source's
+ * Kconfig files — the source's store path names them all; a tree used in
+ * place is fingerprinted by its Kconfig files, configs/ directories and
+ * scripts/kconfig/, so that an edit of a .c file does not reconfigure.
+ */
+async function configInputs(tree: KbuildTree, slice: SourceKernelSlice, local: SourceKernelLocal): Promise<string> {
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify({ ...slice, tree: null }));
+  for (const file of [local.baseConfigFile, ...local.fragments]) if (file !== undefined) hash.update(`\0${file}\0${await readFile(file, "utf8")}`);
+  hash.update(`\0${(await exec(["gcc", "--version"])).stdout}`);
+  if (local.tree === undefined) hash.update(`\0${tree.src}`);
+  else {
+    const walk = async (dir: string, inConfigs: boolean): Promise<void> => {
+      for (const entry of (await readdir(path.join(tree.src, dir), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        const relative = path.join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (entry.name !== ".git") await walk(relative, inConfigs || entry.name === "configs" || relative === "scripts/kconfig");
+        } else if (inConfigs || entry.name.startsWith("Kconfig") || relative === "Makefile") {
+          const stat = statSync(path.join(tree.src, relative), { throwIfNoEntry: false });
+          if (stat) hash.update(`\0${relative}\0${stat.size}\0${stat.mtimeMs}`);
+        }
+      }
+    };
+    await walk("", false);
+  }
+  return hash.digest("hex");
+}
+
 /**
  * Writes the build directory's .config from the base, the fragments and the
  * settings, and checks that each setting asked for is in it. Returns the
- * final .config, as text and parsed.
+ * final .config, as text and parsed, and whether it was the build
+ * directory's already (`reused`: nothing it is made from changed).
  */
 export async function configureKernel(
   context: BuildContext,
   tree: KbuildTree,
   slice: SourceKernelSlice,
   local: SourceKernelLocal,
-): Promise<{ readonly text: string; readonly values: Map<string, string> }> {
+): Promise<{ readonly text: string; readonly values: Map<string, string>; readonly reused: boolean }> {
   await mkdir(tree.obj, { recursive: true });
   const config = path.join(tree.obj, ".config");
+  const stamp = path.join(tree.obj, configStampFile);
+  const inputs = await configInputs(tree, slice, local);
+  const previous = await readFile(stamp, "utf8").catch(() => "");
+  if (previous !== "" && existsSync(path.join(tree.obj, chainFile))) {
+    const current = await readFile(config, "utf8").catch(() => "");
+    if (previous === `${inputs}\n${sha256(current)}\n`) return { text: current, values: parseConfig(current), reused: true };
+  }
+  await rm(stamp, { force: true });
   if (slice.baseConfig === "defconfig" || slice.baseConfig === "tinyconfig") await run(context, makeArgv(tree, slice.baseConfig));
   else if (slice.debian !== null && local.debian !== undefined) await debianKernelConfig(context, path.join(tree.obj, "keel-debian"), slice.debian, local.debian, config);
   else await copyFile(local.baseConfigFile as string, config);
@@ -148,7 +192,8 @@ export async function configureKernel(
         "Fix: also set what each depends on, or drop the setting; the build directory's .config shows the result.",
     );
   }
-  return { text, values: final };
+  await writeFile(stamp, `${inputs}\n${sha256(text)}\n`);
+  return { text, values: final, reused: false };
 }
 
 /** How many objects a build of this config compiled last time, for a percentage. */
@@ -185,9 +230,12 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
   await rm(stats, { force: true });
   const counter = progressCounter(kbuild, expected);
   await run(kbuild, makeArgv(tree), { onOutput: counter.onOutput });
-  // Kbuild's own database of this configuration's compile commands, made readable by clang tools.
-  await run(kbuild, makeArgv(tree, "compile_commands.json"));
+  // Kbuild's own database of this configuration's compile commands, made readable by clang tools. Its script
+  // is run directly (`make compile_commands.json` spends 6 s reading the Makefiles again) over what
+  // vmlinux is linked from and the modules, as that target does, and the libraries' objects too.
   const database = path.join(tree.obj, "compile_commands.json");
+  const archives = ["vmlinux.a", "lib/lib.a", `arch/${kbuildSrcarch(slice.arch)}/lib/lib.a`, "modules.order"].filter((f) => existsSync(path.join(tree.obj, f)));
+  await run(kbuild, ["python3", path.join(tree.src, "scripts/clang-tools/gen_compile_commands.py"), "-a", "ar", "-o", database, ...archives], { cwd: tree.obj });
   await writeFile(database, `${JSON.stringify(clangDatabase(JSON.parse(await readFile(database, "utf8")) as CompileCommand[]), null, 2)}\n`);
   if (counter.count() > (expected ?? 0) / 2) {
     await mkdir(path.dirname(history), { recursive: true });

@@ -188,7 +188,10 @@ describe("kernels from source", () => {
     const shell = await keel(["shell", "qemu", "kernel", "--", "make", "-s", "kernelrelease"], dir);
     assert.equal(shell.code, 0, shell.stderr);
     assert.equal(shell.stdout, `${release}\n`);
-    assert.match(shell.stderr, /^\$ .*make -C \S+-source-linux O=\S+\/builds\/kernel-linux-amd64-qemu olddefconfig$/m, "the commands it ran are shown");
+    assert.match(shell.stderr, /^keel: \S+\/builds\/kernel-linux-amd64-qemu\/\.config is as keel configured it /m, "the build configured it: nothing to run again");
+    writeFileSync(path.join(store, "builds/kernel-linux-amd64-qemu/.config"), "# edited by hand\n", { flag: "a" });
+    const edited = await keel(["shell", "qemu", "kernel", "--", "true"], dir);
+    assert.match(edited.stderr, /^\$ .*make -C \S+-source-linux O=\S+\/builds\/kernel-linux-amd64-qemu olddefconfig$/m, "a .config changed by hand is configured again, the commands shown");
     const flags = await keel(["shell", "qemu", "kernel", "--", "sh", "-c", "echo $MAKEFLAGS; echo $CCACHE_DIR"], dir);
     assert.equal(flags.stdout, `-j${os.availableParallelism()} ARCH=x86_64 CC=ccache\\ gcc HOSTCC=ccache\\ gcc LOCALVERSION=\n${env.KEEL_CCACHE_DIR}\n`);
   });
