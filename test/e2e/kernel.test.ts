@@ -7,7 +7,7 @@
 // `keel doctor`'s ccache checks pass, and fail with the fix when the cache
 // cannot be written; the kernel boots under `keel run`.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -156,7 +156,7 @@ describe("kernels from source", () => {
     const kernel = kernelDone(run);
     assert.ok(kernel.rate > 90, `hit rate ${kernel.rate}% (${kernel.hits} hits, ${kernel.misses} misses)`);
     assert.ok(run.events.some((e) => e.type === "progress" && e.step === "kernel" && /%$/.test(e.text)), "a build of a config seen before shows a percentage");
-    console.log(`# warm, fresh build directory: ${kernel.hits} hits, ${kernel.misses} misses, ${kernel.rate}%`);
+    console.log(`# warm, fresh build directory: ${kernel.compiled} files compiled, ${kernel.hits} hits, ${kernel.misses} misses, ${kernel.rate}%`);
   });
 
   test("a no-op build skips the kernel step entirely", async () => {
@@ -216,6 +216,41 @@ describe("kernels from source", () => {
     const doctor = await keel(["doctor"], "/", { KEEL_CCACHE_DIR: locked, HOME: home, XDG_CACHE_HOME: path.join(home, "cache"), KEEL_STORE: path.join(home, "store") }, asOther);
     assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
     assert.match(doctor.stdout, new RegExp(`^✗ ccache directory +${locked} is not writable \\(EACCES\\), so ccache would fail every kernel compile \\("Failed to create directory"\\)\\. Fix: \`chown -R \\S+ ${locked}\`, or point KEEL_CCACHE_DIR at a directory you own$`, "m"));
+  });
+
+  test("keel kernel run boots the kernel with a busybox initramfs: CMD's output and exit code are keel's; a panic is reported with its trace", async () => {
+    const run = await keel(["kernel", "run", "qemu", "--exec", "uname -r; exit 3"], dir);
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(run.stdout, `${release}\n`, "only the command's output, not the console's");
+    const panic = await keel(["kernel", "run", "qemu", "--append", "rdinit=/nonexistent", "--exec", "true"], dir);
+    assert.equal(panic.code, 1, panic.stderr);
+    assert.match(panic.stderr, /^keel kernel run: the kernel reported a problem \(the whole console: \S+\):\nKernel panic - not syncing: VFS: Unable to mount root fs/m);
+    assert.match(panic.stderr, /^Call Trace:$/m);
+  });
+
+  test("keel kernel code: a compile_commands.json of this configuration that clangd reads without errors", async () => {
+    const code = await keel(["kernel", "code", "qemu"], dir);
+    assert.equal(code.code, 0, code.stderr);
+    const [, database = "", entries = ""] = /^compile_commands\.json: (\S+) \((\d+) files of this configuration\)$/m.exec(code.stdout) ?? [];
+    assert.ok(Number(entries) > 1000, `${entries} entries in:\n${code.stdout}`);
+    const source = /^source: +(\S+)/m.exec(code.stdout)?.[1] as string;
+    const clangd = spawnSync("clangd", [`--check=${path.join(source, "kernel/fork.c")}`, `--compile-commands-dir=${path.dirname(database)}`], { encoding: "utf8" });
+    assert.equal(clangd.error, undefined, "clangd is installed (.ci/run installs it)");
+    assert.match(clangd.stderr, /All checks completed, 0 errors/, clangd.stderr.split("\n").filter((l) => l.startsWith("E[")).join("\n"));
+  });
+
+  test("keel kernel explain and config --diff say where an option's value came from", async () => {
+    const explain = await keel(["kernel", "explain", "qemu", "VIRTIO_BLK"], dir);
+    assert.equal(explain.code, 0, explain.stderr);
+    assert.match(explain.stdout, /^CONFIG_VIRTIO_BLK=y in qemu's kernel$/m);
+    assert.match(explain.stdout, /^tristate "Virtio block driver" +drivers\/block\/Kconfig:\d+$/m);
+    assert.match(explain.stdout, /^ {4}VIRTIO {2}\[VIRTIO=y\]$/m, "its dependency, with its value");
+    assert.match(explain.stdout, /^set by: boot\.kernel\.settings /m);
+    const diff = await keel(["kernel", "config", "qemu", "--diff"], dir);
+    assert.equal(diff.code, 0, diff.stderr);
+    assert.match(diff.stdout, /^base tinyconfig: \d+ options set$/m);
+    assert.match(diff.stdout, /^boot\.kernel\.settings: \d+ changed\n( {2}.*\n)* {2}VIRTIO_BLK +n → y$/m);
+    assert.match(diff.stdout, /^olddefconfig \(.*\): \d+ changed$/m);
   });
 
   test("the small kernel boots under keel run: uname -r is its release, systemd has all it needs", async () => {
