@@ -201,7 +201,8 @@ export const kernelCommand = defineCommand({
     "keel kernel code <system>               build the kernel if needed; where its source and compile_commands.json are, for clangd.\n" +
     "keel kernel checkout <system> [DIR]     the pinned source as a git repository in DIR; the system builds from it (keel.override.json).\n" +
     "keel kernel checkout <system> --reset   build from keel.lock's source again (DIR is kept).\n" +
-    "keel kernel run <system> [--exec CMD]   build incrementally, boot with a busybox initramfs, run CMD (else a shell on the terminal);\n" +
+    "keel kernel run <system> [--exec CMD] [--kconfig FRAGMENT]\n" +
+    "                                        build incrementally, boot with a busybox initramfs, run CMD (else a shell on the terminal);\n" +
     "                                        CMD's output and exit code are keel's; a panic or an oops prints the console's trace, exit code 1.\n" +
     "keel kernel config <system> --diff      what the base, each fragment, boot.kernel.settings and olddefconfig changed, option by option.\n" +
     "keel kernel explain <system> OPTION     an option's value, prompt, help, dependencies, selects, and the stage that set it.",
@@ -216,12 +217,14 @@ export const kernelCommand = defineCommand({
     exec: { type: "string", value: "command", description: "run: the shell command to run in the guest (busybox sh)." },
     timeout: { type: "string", value: "seconds", description: "run: how long the command may take (default 300)." },
     append: { type: "string", multiple: true, value: "param", description: "run: a kernel parameter to add." },
+    kconfig: { type: "string", value: "fragment", description: "run: a Kconfig fragment merged after the system's own, for this run (the next plain build goes back)." },
     diff: { type: "boolean", description: "config: show what each stage changed." },
   },
   examples: [
     ["keel kernel code qemu", "Where qemu's kernel source and compile_commands.json are."],
     ["keel kernel checkout qemu ./linux", "Edit the kernel in ./linux; keel builds qemu from it."],
     ["keel kernel run qemu --exec 'uname -r'", "Boot qemu's kernel and run one command."],
+    ["keel kernel run qemu --kconfig ./debug.config", "The same with a fragment merged on top, for this run."],
     ["keel kernel explain qemu VIRTIO_BLK", "Why VIRTIO_BLK has the value it has."],
   ],
   async run(context, { values, positionals }) {
@@ -229,7 +232,15 @@ export const kernelCommand = defineCommand({
     if (!(actions as readonly string[]).includes(action)) {
       throw new UsageError(`keel kernel: unknown action \`${action}'.\nFix: use one of ${actions.join(", ")}.`);
     }
-    const planned = await planFor(context, system, values.store);
+    if (values.kconfig !== undefined && action !== "run") throw new UsageError(`keel kernel ${action}: --kconfig is for \`keel kernel run'.\nFix: drop it, or put the fragment in boot.kernel.configFragments.`);
+    const fragment = values.kconfig === undefined ? undefined : path.resolve(context.cwd, values.kconfig);
+    if (fragment !== undefined && !existsSync(fragment)) throw new UsageError(`keel kernel run: --kconfig ${values.kconfig}: there is no file ${fragment}.\nFix: name a Kconfig fragment (lines like CONFIG_MAGIC_SYSRQ=y).`);
+    const planned = await planFor(
+      context,
+      system,
+      values.store,
+      fragment === undefined ? {} : { commandLine: { label: `--kconfig ${values.kconfig}`, module: { boot: { kernel: { configFragments: [fragment] } } } } },
+    );
     switch (action) {
       case "code":
         return code(context, planned, system);

@@ -96,6 +96,8 @@ function definedIn(evaluation: Evaluation, option: string | null): string {
 export interface EvaluateOptions {
   /** The system's VM variant, as `keel run` boots it: keel's VM module added, root authorized with the project's key. */
   readonly vm?: { readonly sshKey: string | null };
+  /** A module the command line adds last (`keel kernel run --kconfig`), and how errors name it. */
+  readonly commandLine?: { readonly label: string; readonly module: Record<string, unknown> };
 }
 
 export function evaluateSystem(project: Project, name: string, options: EvaluateOptions = {}): EvaluatedSystem {
@@ -103,9 +105,16 @@ export function evaluateSystem(project: Project, name: string, options: Evaluate
   noteFile(hostName, `${project.file} (the system's name)`);
   const own = systemModules(project, name);
   const keels = [...builtinModules, ...(options.vm ? [vmModule(options.vm.sshKey)] : [])];
-  const labels = [...keels.map(() => "a module of keel's"), "the system's name", ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`))];
+  const extra = options.commandLine === undefined ? [] : [options.commandLine.module];
+  if (options.commandLine !== undefined) noteFile(options.commandLine.module, options.commandLine.label);
+  const labels = [
+    ...keels.map(() => "a module of keel's"),
+    "the system's name",
+    ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`)),
+    ...(options.commandLine === undefined ? [] : [options.commandLine.label]),
+  ];
   const evaluation = evaluateModules({
-    modules: [...keels, hostName, ...own],
+    modules: [...keels, hostName, ...own, ...extra],
     labels,
     ...(project.imports ? { imports: project.imports } : {}),
     rootFile: project.file,
