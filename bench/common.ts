@@ -1,5 +1,6 @@
 // Helpers for the benchmarks: run keel or another program and time it.
 import { spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -29,4 +30,13 @@ export function keelArgv(...args: string[]): string[] {
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+/** A copy of the seed in `project` that imports this keel, its qemu on the small kernel built from the `linux` input. */
+export function smallKernelSeed(project: string): void {
+  cpSync(seed, project, { recursive: true, filter: (f) => !path.basename(f).startsWith("result-") });
+  mkdirSync(path.join(project, "node_modules"));
+  symlinkSync(root, path.join(project, "node_modules/keel"));
+  const qemu = path.join(project, "qemu.ts");
+  writeFileSync(qemu, readFileSync(qemu, "utf8").replace("kernels.debian", "kernels.small"));
 }

@@ -7,20 +7,16 @@
 //   (d) one .c file touched in the tree
 // The tree is a path input (a developer's own tree, used in place), so that
 // (d) is an edit keel sees. Targets: (a)/(b) ≥ 10; (d) < 10% of (a).
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { keelArgv, root, run, seed } from "./common.ts";
+import { keelArgv, run, smallKernelSeed } from "./common.ts";
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), "keel-bench-kernel-"));
 const project = path.join(scratch, "seed");
 const tarball = process.env.LINUX_TARBALL ?? "/usr/src/linux-source-6.1.tar.xz";
 
-cpSync(seed, project, { recursive: true, filter: (f) => !path.basename(f).startsWith("result-") });
-mkdirSync(path.join(project, "node_modules"));
-symlinkSync(root, path.join(project, "node_modules/keel"));
-const qemu = path.join(project, "qemu.ts");
-writeFileSync(qemu, readFileSync(qemu, "utf8").replace("kernels.debian", "kernels.small"));
+smallKernelSeed(project);
 const config = path.join(project, "keel.config.ts");
 writeFileSync(config, readFileSync(config, "utf8").replace(/linux: \{[^}]*\}/, 'linux: { type: "path", path: "./linux" }'));
 mkdirSync(path.join(project, "linux"));

@@ -5,21 +5,15 @@
 // The project is $KEEL_BENCH_PROJECT (the seed with kernels.small and a
 // `keel kernel checkout qemu`), else one kept in $TMPDIR/keel-bench-kernel-run
 // and made on the first run, whose first build takes minutes.
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { keelArgv, median, root, run, seed } from "./common.ts";
+import { keelArgv, median, run, smallKernelSeed } from "./common.ts";
 
 const project = process.env.KEEL_BENCH_PROJECT ?? path.join(os.tmpdir(), "keel-bench-kernel-run");
 const keel = (...args: string[]) => run(keelArgv(...args, "--no-typecheck"), { cwd: project });
 
-if (!existsSync(path.join(project, "keel.config.ts"))) {
-  cpSync(seed, project, { recursive: true, filter: (f) => !path.basename(f).startsWith("result-") });
-  mkdirSync(path.join(project, "node_modules"));
-  symlinkSync(root, path.join(project, "node_modules/keel"));
-  const qemu = path.join(project, "qemu.ts");
-  writeFileSync(qemu, readFileSync(qemu, "utf8").replace("kernels.debian", "kernels.small"));
-}
+if (!existsSync(path.join(project, "keel.config.ts"))) smallKernelSeed(project);
 const override = path.join(project, "keel.override.json");
 if (!existsSync(override)) keel("kernel", "checkout", "qemu", "./linux");
 const tree = path.resolve(project, (JSON.parse(readFileSync(override, "utf8")) as { inputs: { linux: { path: string } } }).inputs.linux.path);

@@ -105,16 +105,16 @@ export function evaluateSystem(project: Project, name: string, options: Evaluate
   noteFile(hostName, `${project.file} (the system's name)`);
   const own = systemModules(project, name);
   const keels = [...builtinModules, ...(options.vm ? [vmModule(options.vm.sshKey)] : [])];
-  const extra = options.commandLine === undefined ? [] : [options.commandLine.module];
-  if (options.commandLine !== undefined) noteFile(options.commandLine.module, options.commandLine.label);
+  const extra = options.commandLine === undefined ? [] : [options.commandLine];
+  for (const { module, label } of extra) noteFile(module, label);
   const labels = [
     ...keels.map(() => "a module of keel's"),
     "the system's name",
     ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`)),
-    ...(options.commandLine === undefined ? [] : [options.commandLine.label]),
+    ...extra.map((e) => e.label),
   ];
   const evaluation = evaluateModules({
-    modules: [...keels, hostName, ...own, ...extra],
+    modules: [...keels, hostName, ...own, ...extra.map((e) => e.module)],
     labels,
     ...(project.imports ? { imports: project.imports } : {}),
     rootFile: project.file,

@@ -54,16 +54,16 @@ export function debianArch(): string {
  * A kernel tree used in place, fingerprinted by each file's path, size and
  * modification time (not content: reading 1.5 GB per plan would be slow). An
  * edit changes it, and the kernel step runs Kbuild again, which rebuilds only
- * what the edit touched.
+ * what the edit touched. `keep` narrows it to some files (by path in the tree).
  */
-function treeFingerprint(root: string): string {
+export function treeFingerprint(root: string, keep: (relative: string) => boolean = () => true): string {
   const hash = createHash("sha256");
   const walk = (dir: string, prefix: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (entry.name === ".git") continue;
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full, `${prefix}${entry.name}/`);
-      else {
+      else if (keep(`${prefix}${entry.name}`)) {
         const stat = statSync(full, { throwIfNoEntry: false });
         if (stat) hash.update(`${prefix}${entry.name}\0${stat.size}\0${stat.mtimeMs}\n`);
       }

@@ -6,12 +6,13 @@
 // every setting asked for is checked afterwards. Output, as Debian's kernel:
 //   vmlinuz  System.map  config  release  lib/modules/<release>/
 import { createHash } from "node:crypto";
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { cacheDir } from "../config/load.js";
 import { exec } from "../host/exec.js";
+import { treeFingerprint } from "../host/facts.js";
 import { ConfigError } from "../errors.js";
 import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
 import { run, type BuildContext } from "./context.js";
@@ -109,6 +110,10 @@ async function declaration(src: string, files: readonly string[], name: string):
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
+/** The files of a tree that Kconfig reads: Kconfig*, configs/ directories, scripts/kconfig/, the top Makefile (the version). */
+const configuresKernel = (relative: string): boolean =>
+  relative === "Makefile" || relative.startsWith("scripts/kconfig/") || /(^|\/)configs\//.test(relative) || path.basename(relative).startsWith("Kconfig");
+
 /**
  * What the .config is made from: the slice, the fragments' and base file's
  * text, the compiler (Kconfig asks it what it supports) and the source's
@@ -121,21 +126,7 @@ async function configInputs(tree: KbuildTree, slice: SourceKernelSlice, local: S
   hash.update(JSON.stringify({ ...slice, tree: null }));
   for (const file of [local.baseConfigFile, ...local.fragments]) if (file !== undefined) hash.update(`\0${file}\0${await readFile(file, "utf8")}`);
   hash.update(`\0${(await exec(["gcc", "--version"])).stdout}`);
-  if (local.tree === undefined) hash.update(`\0${tree.src}`);
-  else {
-    const walk = async (dir: string, inConfigs: boolean): Promise<void> => {
-      for (const entry of (await readdir(path.join(tree.src, dir), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        const relative = path.join(dir, entry.name);
-        if (entry.isDirectory()) {
-          if (entry.name !== ".git") await walk(relative, inConfigs || entry.name === "configs" || relative === "scripts/kconfig");
-        } else if (inConfigs || entry.name.startsWith("Kconfig") || relative === "Makefile") {
-          const stat = statSync(path.join(tree.src, relative), { throwIfNoEntry: false });
-          if (stat) hash.update(`\0${relative}\0${stat.size}\0${stat.mtimeMs}`);
-        }
-      }
-    };
-    await walk("", false);
-  }
+  hash.update(`\0${local.tree === undefined ? tree.src : treeFingerprint(tree.src, configuresKernel)}`);
   return hash.digest("hex");
 }
 
@@ -198,7 +189,7 @@ export async function configureKernel(
 
 /** How many objects a build of this config compiled last time, for a percentage. */
 function historyFile(env: NodeJS.ProcessEnv, config: string): string {
-  return path.join(cacheDir(env), "kernel-objects", createHash("sha256").update(config).digest("hex").slice(0, 32));
+  return path.join(cacheDir(env), "kernel-objects", sha256(config).slice(0, 32));
 }
 
 /** Counts Kbuild's compile lines and reports progress against the last build of the same config. */
