@@ -14,9 +14,18 @@ const diskModules = { virtio: "virtio_blk", nvme: "nvme", sata: "ahci" } as cons
 const vmKeys = "keel/vm-authorized-keys";
 
 /**
+ * What the VM's sshd prints on the first serial port (keel's console log)
+ * once it listens: keel waits for this line before it connects, since every
+ * connection made earlier is one QEMU holds and hands sshd at once when it
+ * starts (dozens after a slow boot, past sshd's MaxStartups).
+ */
+export const sshReadyLine = "keel-vm: sshd is listening";
+
+/**
  * The VM module: root may log in with the project's key `sshKey` (its public
  * half, as a file under /etc rather than a user's setting, so that the
- * accounts stay the system's), and stage 1 finds the VM's disk.
+ * accounts stay the system's), its sshd says on the console when it
+ * listens, and stage 1 finds the VM's disk.
  */
 export function vmModule(sshKey: string | null) {
   return defineModule({
@@ -24,7 +33,13 @@ export function vmModule(sshKey: string | null) {
       const authorized = sshKey !== null && config.services.openssh.enable;
       return {
         services: { openssh: { authorizedKeysFiles: mkIf(authorized, [`/etc/${vmKeys}/%u`]) } },
-        environment: { etc: mkIf(authorized, { [`${vmKeys}/root`]: { text: `${sshKey}\n` } }) },
+        environment: {
+          etc: mkIf(authorized, {
+            [`${vmKeys}/root`]: { text: `${sshKey}\n` },
+            // Debian's ssh.service is Type=notify: ExecStartPost runs once sshd has bound its sockets.
+            "systemd/system/ssh.service.d/keel-vm-ready.conf": { text: `[Service]\nExecStartPost=-/bin/sh -c 'echo "${sshReadyLine}" > /dev/ttyS0'\n` },
+          }),
+        },
         boot: { initrd: { availableKernelModules: ["virtio_pci", diskModules[config.virtualisation.diskInterface]] } },
       };
     },

@@ -8,17 +8,26 @@ import net from "node:net";
 import { VmError } from "../errors.js";
 import { runInteractive } from "../host/exec.js";
 import type { Remote } from "../host/ssh.js";
-import { consoleTail, isAlive, vmRemote, type VmInfo, type VmPaths } from "./state.js";
+import { sshReadyLine } from "../options/qemu-vm.js";
+import { consoleText, consoleTail, isAlive, vmRemote, type VmInfo, type VmPaths } from "./state.js";
 
 /** How long `keel run --wait-ssh` and `keel ssh` wait for the guest by default. */
 export const defaultWaitSeconds = 300;
 
 /**
- * SSH probes under way at once while waiting for the guest: few, since each
- * one QEMU held open reaches sshd when it starts, and sshd drops connections
- * beyond MaxStartups.
+ * SSH probes under way at once once the guest's sshd says it listens: few,
+ * since each costs the guest a forked sshd.
  */
 const maxAttempts = 3;
+
+/**
+ * How often a probe is made before the console says sshd listens (a guest
+ * that never says so, e.g. a disk made before keel printed it, is still
+ * found). Rarely: QEMU holds each such connection for up to 75 s and hands
+ * them all to sshd when it starts, where beyond MaxStartups (10) sshd drops
+ * connections at random — the user's own `ssh -p 2222 localhost` among them.
+ */
+const quietProbeMilliseconds = 5000;
 
 /**
  * How long a probe waits for sshd's banner. Short: before the guest's network
@@ -117,6 +126,7 @@ export async function waitForSsh(
   if (await remote.connected()) return ready();
   let answered = false;
   let attempts = 0;
+  let lastProbe = -Infinity;
   // Each probe that reaches sshd costs the guest a forked sshd: once one has its banner, the others are let go.
   let stopAttempts = new AbortController();
   try {
@@ -134,8 +144,10 @@ export async function waitForSsh(
       }
       // Attempts overlap: before the guest's network is up, QEMU holds a connection open without an answer.
       let probe: Promise<boolean> | undefined;
-      if (attempts < maxAttempts) {
+      const now = performance.now();
+      if (listening(paths) ? attempts < maxAttempts : attempts === 0 && now - lastProbe >= quietProbeMilliseconds) {
         attempts++;
+        lastProbe = now;
         probe = sshAnswers(ssh.address, ssh.port, probeMilliseconds, stopAttempts.signal).then((yes) => {
           attempts--;
           answered ||= yes;
@@ -153,6 +165,12 @@ export async function waitForSsh(
   } finally {
     stopAttempts.abort();
   }
+}
+
+/** Whether the console says, since the guest's kernel last started, that its sshd listens. */
+function listening(paths: VmPaths): boolean {
+  const text = consoleText(paths);
+  return text.indexOf(sshReadyLine, Math.max(0, text.lastIndexOf("Linux version "))) >= 0;
 }
 
 /** Sends QMP commands (after the capabilities handshake) and returns when the last is answered or the socket closes. */

@@ -209,17 +209,22 @@ export function listVms(env: NodeJS.ProcessEnv): (VmInfo & { readonly dir: strin
   return found;
 }
 
-/** The last lines of the VM's console log, without terminal colours. */
-export function consoleTail(paths: VmPaths, lines = 30): string {
+/** The VM's console log so far, without terminal colours; "" before it printed anything. */
+export function consoleText(paths: VmPaths): string {
   let text: string;
   try {
     text = readFileSync(paths.consoleLog, "utf8");
   } catch {
-    return "(the console printed nothing)";
+    return "";
   }
   // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
-  return clean.trimEnd().split("\n").slice(-lines).join("\n");
+  return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
+}
+
+/** The last lines of the VM's console log, without terminal colours. */
+export function consoleTail(paths: VmPaths, lines = 30): string {
+  const text = consoleText(paths).trimEnd();
+  return text === "" ? "(the console printed nothing)" : text.split("\n").slice(-lines).join("\n");
 }
 
 /**

@@ -396,6 +396,9 @@ describe("the VM variant", () => {
     assert.match(vm.environment.etc["ssh/sshd_config.d/keel.conf"]?.text ?? "", /^AuthorizedKeysFile .* \/etc\/keel\/vm-authorized-keys\/%u$/m);
   });
 
+  it("has sshd say on the serial console when it listens, which keel run waits for before it connects", () =>
+    assert.match(vm.environment.etc["systemd/system/ssh.service.d/keel-vm-ready.conf"]?.text ?? "", /^ExecStartPost=-\/bin\/sh -c 'echo "keel-vm: sshd is listening" > \/dev\/ttyS0'$/m));
+
   it("before keel run has made the project's key, no key and no file", () =>
     assert.deepEqual(variant(null).environment.etc, plain.environment.etc));
 

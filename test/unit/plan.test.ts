@@ -263,7 +263,7 @@ describe("the VM variant keel run boots", () => {
 
   it("its image and its disk add exactly the files under /etc in which the VM variant differs: root's key and sshd's list of key files", () => {
     const etc = (plan: BuildPlan, id: string) => (step(plan, id)?.slice as { etc: Record<string, { text: string | null }> }).etc;
-    assert.deepEqual(Object.keys(etc(vm, "image")).sort(), ["keel/vm-authorized-keys/root", "ssh/sshd_config.d/keel.conf"]);
+    assert.deepEqual(Object.keys(etc(vm, "image")).sort(), ["keel/vm-authorized-keys/root", "ssh/sshd_config.d/keel.conf", "systemd/system/ssh.service.d/keel-vm-ready.conf"]);
     assert.equal(etc(vm, "image")["keel/vm-authorized-keys/root"]?.text, `${key}\n`);
     assert.deepEqual(etc(vm, "disk"), etc(vm, "image"));
     assert.deepEqual(etc(plain, "image"), {});
