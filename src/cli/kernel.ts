@@ -8,7 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { exec, runInteractive } from "../host/exec.js";
-import { busyboxPath } from "../host/facts.js";
+import { evaluateSystem, type EvaluateOptions, type Project } from "../config/project.js";
+import { busyboxPath, isKernelTree, kernelFacts } from "../host/facts.js";
 import { chooseAccelerator } from "../host/kvm.js";
 import { cacheDir } from "../config/load.js";
 import { describeLocked } from "../inputs/lock.js";
@@ -16,9 +17,9 @@ import { readOverrides, writeOverride } from "../inputs/override.js";
 import { clangdConfig } from "../kernel/compdb.js";
 import { chainChanges, formatChainChanges, provenance, type ConfigChain } from "../kernel/config-chain.js";
 import { readKconfig } from "../kernel/kconfig-db.js";
-import { ConsoleReader, kernelRunArgv, runRequest, runUserland } from "../kernel/run.js";
-import { subPlan } from "../plan/plan.js";
-import { metadataFile } from "../store/store.js";
+import { ConsoleReader, kernelRunArgv, runRequest, runUserland, treeRunInput, treeRunModule, treeRunSystem } from "../kernel/run.js";
+import { planKernel, subPlan } from "../plan/plan.js";
+import { metadataFile, Store, storeDir } from "../store/store.js";
 import { cpioArchive } from "../steps/cpio.js";
 import { chainFile, kbuildSrcarch } from "../steps/kbuild.js";
 import { parseConfig, symbolsOf } from "../steps/kconfig.js";
@@ -31,6 +32,25 @@ const actions = ["code", "checkout", "run", "config", "explain"] as const;
 /** The kernel step built (incrementally), and its store path; or the exit code of an interrupted build. */
 async function builtKernel(context: Context, planned: PlannedSystem): Promise<{ readonly path: string } | { readonly exitCode: number }> {
   return realizeShowingProgress(context, { ...planned, plan: subPlan(planned.plan, stepOf(planned.plan, "kernel")) }, false);
+}
+
+/** A kernel tree outside any project: keel's own small system of it, planned as its kernel steps alone. */
+async function planTree(context: Context, tree: string, store: string | undefined, options: EvaluateOptions): Promise<PlannedSystem> {
+  if (!isKernelTree(tree)) {
+    throw new UsageError(
+      `keel kernel run: ${tree} is not a kernel source tree (no Makefile and Kconfig at its top).\n` +
+        "Fix: run it at the top of a kernel tree, name one with --source DIR, or name a system of the project (`keel systems`).",
+    );
+  }
+  const project: Project = {
+    file: path.join(tree, "keel.config.ts"),
+    inputs: { [treeRunInput]: { type: "path", path: tree } },
+    systems: new Map([[treeRunSystem, [treeRunModule]]]),
+  };
+  const evaluated = evaluateSystem(project, treeRunSystem, options);
+  const plan = planKernel(treeRunSystem, evaluated.config, kernelFacts(evaluated.config, project, tree));
+  context.out.stderr(`keel: the tree ${tree}, on tinyconfig and what the run needs${options.commandLine ? ` and ${options.commandLine.label}` : ""}.\n`);
+  return { evaluated, plan, store: new Store(storeDir(context.env, store, context.cwd)) };
 }
 
 async function code(context: Context, planned: PlannedSystem, system: string): Promise<number> {
@@ -201,14 +221,15 @@ export const kernelCommand = defineCommand({
     "keel kernel code <system>               build the kernel if needed; where its source and compile_commands.json are, for clangd.\n" +
     "keel kernel checkout <system> [DIR]     the pinned source as a git repository in DIR; the system builds from it (keel.override.json).\n" +
     "keel kernel checkout <system> --reset   build from keel.lock's source again (DIR is kept).\n" +
-    "keel kernel run <system> [--exec CMD] [--kconfig FRAGMENT]\n" +
+    "keel kernel run [<system>] [--source DIR] [--exec CMD] [--kconfig FRAGMENT]\n" +
     "                                        build incrementally, boot with a busybox initramfs, run CMD (else a shell on the terminal);\n" +
     "                                        CMD's output and exit code are keel's; a panic or an oops prints the console's trace, exit code 1.\n" +
+    "                                        Without a system: the tree DIR (default: the current directory) on tinyconfig and what the run needs.\n" +
     "keel kernel config <system> --diff      what the base, each fragment, boot.kernel.settings and olddefconfig changed, option by option.\n" +
     "keel kernel explain <system> OPTION     an option's value, prompt, help, dependencies, selects, and the stage that set it.",
   positionals: [
     { name: "action", required: true, description: actions.join(", ") + "." },
-    { name: "system", required: true, description: "A system of the project whose kernel is built from source (see `keel systems`)." },
+    { name: "system", required: false, description: "A system of the project whose kernel is built from source (see `keel systems`); run needs none." },
     { name: "argument", required: false, description: "checkout: the directory (default: the input's name); explain: the option." },
   ],
   options: {
@@ -217,6 +238,11 @@ export const kernelCommand = defineCommand({
     exec: { type: "string", value: "command", description: "run: the shell command to run in the guest (busybox sh)." },
     timeout: { type: "string", value: "seconds", description: "run: how long the command may take (default 300)." },
     append: { type: "string", multiple: true, value: "param", description: "run: a kernel parameter to add." },
+    source: {
+      type: "string",
+      value: "dir",
+      description: "run: the kernel tree to build and boot (default without a system: the current directory); with a system, its kernel source for this run.",
+    },
     kconfig: { type: "string", value: "fragment", description: "run: a Kconfig fragment merged after the system's own, for this run (the next plain build goes back)." },
     diff: { type: "boolean", description: "config: show what each stage changed." },
   },
@@ -225,28 +251,39 @@ export const kernelCommand = defineCommand({
     ["keel kernel checkout qemu ./linux", "Edit the kernel in ./linux; keel builds qemu from it."],
     ["keel kernel run qemu --exec 'uname -r'", "Boot qemu's kernel and run one command."],
     ["keel kernel run qemu --kconfig ./debug.config", "The same with a fragment merged on top, for this run."],
+    ["keel kernel run --source ~/src/linux --exec 'dmesg | head'", "Build and boot any kernel tree, no project needed."],
     ["keel kernel explain qemu VIRTIO_BLK", "Why VIRTIO_BLK has the value it has."],
   ],
   async run(context, { values, positionals }) {
-    const [action = "", system = "", argument] = positionals;
+    const [action = "", system, argument] = positionals;
     if (!(actions as readonly string[]).includes(action)) {
       throw new UsageError(`keel kernel: unknown action \`${action}'.\nFix: use one of ${actions.join(", ")}.`);
     }
-    if (values.kconfig !== undefined && action !== "run") throw new UsageError(`keel kernel ${action}: --kconfig is for \`keel kernel run'.\nFix: drop it, or put the fragment in boot.kernel.configFragments.`);
+    for (const [option, given] of [["kconfig", values.kconfig], ["source", values.source]] as const) {
+      if (given !== undefined && action !== "run") throw new UsageError(`keel kernel ${action}: --${option} is for \`keel kernel run'.\nFix: drop it.`);
+    }
     const fragment = values.kconfig === undefined ? undefined : path.resolve(context.cwd, values.kconfig);
     if (fragment !== undefined && !existsSync(fragment)) throw new UsageError(`keel kernel run: --kconfig ${values.kconfig}: there is no file ${fragment}.\nFix: name a Kconfig fragment (lines like CONFIG_MAGIC_SYSRQ=y).`);
-    const planned = await planFor(
-      context,
-      system,
-      values.store,
-      fragment === undefined ? {} : { commandLine: { label: `--kconfig ${values.kconfig}`, module: { boot: { kernel: { configFragments: [fragment] } } } } },
-    );
+    const commandLine = fragment === undefined ? {} : { commandLine: { label: `--kconfig ${values.kconfig}`, module: { boot: { kernel: { configFragments: [fragment] } } } } };
+    const sourceTree = values.source === undefined ? undefined : path.resolve(context.cwd, values.source);
+    if (system === undefined) {
+      if (action !== "run") throw new UsageError(`keel kernel ${action}: missing the system.\nFix: run \`keel kernel ${action} <system>\` (\`keel systems\` lists them).`);
+      const timeout = secondsOption(values.timeout, "keel kernel run", "timeout", 300);
+      return runKernel(context, await planTree(context, sourceTree ?? context.cwd, values.store, commandLine), values.exec, timeout, values.append ?? []);
+    }
+    const planned = await planFor(context, system, values.store, commandLine, sourceTree);
     switch (action) {
       case "code":
         return code(context, planned, system);
       case "checkout":
         return checkout(context, planned, system, argument, values.reset === true);
       case "run":
+        if (sourceTree !== undefined && planned.evaluated.config.boot.kernel.source === null) {
+          throw new UsageError(
+            `keel kernel run: --source replaces ${system}'s kernel source input, and ${system} boots Debian's prebuilt kernel (boot.kernel.source is null).\n` +
+              `Fix: drop the system: \`keel kernel run --source ${values.source}\` boots the tree with keel's own small config.`,
+          );
+        }
         return runKernel(context, planned, values.exec, secondsOption(values.timeout, "keel kernel run", "timeout", 300), values.append ?? []);
       case "config":
         if (values.diff !== true) throw new UsageError("keel kernel config: say what to show.\nFix: run `keel kernel config <system> --diff`.");

@@ -31,16 +31,19 @@ export interface PlannedSystem {
 /**
  * The system evaluated and planned. With `vm`, its VM variant, as `keel run`
  * boots it: planned against the system itself, so that the two share every
- * step but the image when the variant only adds files under /etc.
+ * step but the image when the variant only adds files under /etc. With
+ * `sourceTree`, that kernel tree is the system's kernel source for this command.
  */
-export async function planFor(context: Context, system: string, store: string | undefined, options: EvaluateOptions = {}): Promise<PlannedSystem> {
+export async function planFor(context: Context, system: string, store: string | undefined, options: EvaluateOptions = {}, sourceTree?: string): Promise<PlannedSystem> {
   const project = await context.project();
   const evaluated = evaluateSystem(project, system, options);
   for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
   const base = options.vm ? evaluateSystem(project, system).config : undefined;
-  const host = hostFacts(system, evaluated.config, project);
+  const host = hostFacts(system, evaluated.config, project, sourceTree);
   const source = host.kernelSource;
-  if (source?.kind === "tree" && source.override) {
+  if (source?.kind === "tree" && sourceTree !== undefined) {
+    context.out.stderr(`keel: the input \`${source.input}' is the tree ${source.path} for this command (--source); keel.lock and keel.override.json are unchanged.\n`);
+  } else if (source?.kind === "tree" && source.override) {
     context.out.stderr(
       `keel: the input \`${source.input}' is the tree ${source.path} (${path.basename(source.override.file)}${source.override.from ? `; keel.lock pins ${source.override.from}` : ""}); ` +
         `\`keel kernel checkout ${system} --reset' builds from keel.lock's again.\n`,

@@ -5,11 +5,11 @@ import path from "node:path";
 import type { Project, ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
 import { systemRequest } from "../inputs/debian.js";
-import { lockPath, pinned, pinnedDebian, readLock, type LockFile } from "../inputs/lock.js";
+import { lockPath, pinned, pinnedDebian, readLock } from "../inputs/lock.js";
 import { overridePath, readOverrides } from "../inputs/override.js";
 import { isUrl, localPath } from "../inputs/resolve.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
-import type { HostFacts, KernelSource } from "../plan/plan.js";
+import type { HostFacts, KernelHostFacts, KernelSource } from "../plan/plan.js";
 
 export const busyboxPath = "/bin/busybox";
 /** Debian's own mirror: what the host's apt sources fall back to, and what a system's apt sources name unless distro.mirror says. */
@@ -73,28 +73,47 @@ export function treeFingerprint(root: string, keep: (relative: string) => boolea
   return hash.digest("hex");
 }
 
-function kernelSource(config: ResolvedSystem, project: Project, lock: LockFile): KernelSource | undefined {
+/** Whether a directory is the top of a kernel source tree. */
+export function isKernelTree(dir: string): boolean {
+  return existsSync(path.join(dir, "Makefile")) && existsSync(path.join(dir, "Kconfig"));
+}
+
+/**
+ * The input boot.kernel.source names: the tree given for this run (`keel
+ * kernel run --source`), else keel.override.json's tree, else a path input's
+ * tree, else the input as keel.lock pins it.
+ */
+function kernelSource(config: ResolvedSystem, project: Project, sourceTree: string | undefined): KernelSource | undefined {
   const input = config.boot.kernel.source;
   const spec = input === null ? undefined : project.inputs[input];
   if (input === null || spec === undefined) return undefined;
   const projectDir = path.dirname(project.file);
-  const override = readOverrides(project.file)[input];
-  const treePath = override?.path ?? (spec.type === "path" ? spec.path : undefined);
+  const override = sourceTree === undefined ? readOverrides(project.file)[input] : undefined;
+  const treePath = sourceTree ?? override?.path ?? (spec.type === "path" ? spec.path : undefined);
   if (treePath !== undefined) {
     const tree = localPath(treePath, projectDir);
-    if (!existsSync(path.join(tree, "Makefile")) || !existsSync(path.join(tree, "Kconfig"))) {
+    const fix =
+      sourceTree !== undefined
+        ? "Fix: name the top of a kernel tree with --source."
+        : override
+          ? `Fix: run \`keel kernel checkout <system> --reset\` to build from keel.lock's source again, or correct \`path\` in ${overridePath(project.file)}.`
+          : `Fix: correct \`path\` of the input \`${input}' in ${project.file}.`;
+    if (!isKernelTree(tree)) {
+      throw new ConfigError(`The input \`${input}' is the path ${tree}, which is not a kernel source tree (no Makefile and Kconfig at its top).\n${fix}`);
+    }
+    // Kbuild refuses to build out of tree (O=) from a source that was configured in place.
+    const inPlace = [".config", "include/config"].filter((f) => existsSync(path.join(tree, f)));
+    if (inPlace.length > 0) {
       throw new ConfigError(
-        `The input \`${input}' is the path ${tree}, which is not a kernel source tree (no Makefile and Kconfig at its top).
-` +
-          (override
-            ? `Fix: run \`keel kernel checkout <system> --reset\` to build from keel.lock's source again, or correct \`path\` in ${overridePath(project.file)}.`
-            : `Fix: correct \`path\` of the input \`${input}' in ${project.file}.`),
+        `The input \`${input}' is the tree ${tree}, which was configured or built in place (it has ${inPlace.join(" and ")}); keel builds out of the tree, which Kbuild refuses from such a source.\n` +
+          `Fix: \`make -C ${tree} mrproper\` (it keeps your edits, removes the build; copy .config elsewhere first to keep it, and give it back with --kconfig or boot.kernel.configFragments).`,
       );
     }
     const overridden = override ? { override: { file: overridePath(project.file), ...(override.from ? { from: override.from } : {}) } } : {};
     return { kind: "tree", input, path: tree, fingerprint: treeFingerprint(tree), ...overridden };
   }
-  const locked = pinned(input, spec, lock, lockPath(project.file));
+  const file = lockPath(project.file);
+  const locked = pinned(input, spec, readLock(file), file);
   const location = locked.type === "tarball" && !isUrl(locked.url) ? localPath(locked.url, projectDir) : locked.url;
   return { kind: "pinned", input, locked, location };
 }
@@ -111,20 +130,27 @@ function hashNamed(files: Record<string, string>, file: string, option: string):
   files[file] = hash;
 }
 
-export function hostFacts(system: string, config: ResolvedSystem, project: Project): HostFacts {
+/** What planning the kernel alone reads of the host: the kernel's source and the config files the system names. */
+export function kernelFacts(config: ResolvedSystem, project: Project, sourceTree?: string): KernelHostFacts {
   const files: Record<string, string> = {};
-  for (const [name, file] of Object.entries(config.environment.etc)) {
-    if (file.source !== null) hashNamed(files, file.source, `environment.etc."${name}".source`);
-  }
   const kernel = config.boot.kernel;
   if (kernel.source !== null) {
     if (!isNamedBaseConfig(kernel.baseConfig)) hashNamed(files, kernel.baseConfig, "boot.kernel.baseConfig");
     for (const fragment of kernel.configFragments) hashNamed(files, fragment, "boot.kernel.configFragments");
   }
+  const source = kernelSource(config, project, sourceTree);
+  return { arch: debianArch(), files, ...(source ? { kernelSource: source } : {}) };
+}
+
+/** `sourceTree`: a kernel tree that replaces the system's kernel source input for this command. */
+export function hostFacts(system: string, config: ResolvedSystem, project: Project, sourceTree?: string): HostFacts {
+  const kernel = kernelFacts(config, project, sourceTree);
+  const files = { ...kernel.files };
+  for (const [name, file] of Object.entries(config.environment.etc)) {
+    if (file.source !== null) hashNamed(files, file.source, `environment.etc."${name}".source`);
+  }
   const file = lockPath(project.file);
-  const lock = readLock(file);
-  const source = kernelSource(config, project, lock);
   const { request, mirror } = systemRequest(config);
-  const debian = pinnedDebian(system, request, lock, file);
-  return { mirror, arch: debianArch(), busybox: hashFile(busyboxPath) ?? "missing", files, debian, ...(source ? { kernelSource: source } : {}) };
+  const debian = pinnedDebian(system, request, readLock(file), file);
+  return { ...kernel, mirror, busybox: hashFile(busyboxPath) ?? "missing", files, debian };
 }

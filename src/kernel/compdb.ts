@@ -46,9 +46,14 @@ export function clangCommand(command: string): string {
     .join(" ");
 }
 
-/** Kbuild's database rewritten for clang tools. */
-export function clangDatabase(entries: readonly CompileCommand[]): CompileCommand[] {
-  return entries.map((entry) => ({ ...entry, command: clangCommand(entry.command) }));
+/**
+ * Kbuild's database rewritten for clang tools. Kbuild saw the source through
+ * the build directory's link to it (`link`); the database names the source
+ * itself, so that an editor finds the files it has open.
+ */
+export function clangDatabase(entries: readonly CompileCommand[], source: { readonly link: string; readonly src: string }): CompileCommand[] {
+  const direct = (entry: CompileCommand, text: string) => text.replaceAll(`${entry.directory}/${source.link}/`, `${source.src}/`);
+  return entries.map((entry) => ({ ...entry, file: direct(entry, entry.file), command: direct(entry, clangCommand(entry.command)) }));
 }
 
 /** A `.clangd` for a source tree: its compile flags come from the build directory's database. */

@@ -145,3 +145,31 @@ export class ConsoleReader {
     return [...this.lines.map((l) => l.text), this.partial].join("\n");
   }
 }
+
+/** The input and the system `keel kernel run --source DIR` builds when it names no system. */
+export const treeRunInput = "linux";
+export const treeRunSystem = "kernel-run";
+
+/**
+ * What a tree is configured with when no system is named: tinyconfig and
+ * what the tiny userland needs, everything built in (a few minutes cold on
+ * two cores). More with --kconfig; the release is the tree's own.
+ */
+export const treeRunModule = {
+  boot: {
+    kernel: {
+      source: treeRunInput,
+      baseConfig: "tinyconfig",
+      settings: {
+        // The initramfs and busybox in it; its init mounts proc, sysfs, devtmpfs and a tmpfs.
+        BLK_DEV_INITRD: "y", BINFMT_ELF: "y", BINFMT_SCRIPT: "y", PROC_FS: "y", SYSFS: "y", DEVTMPFS: "y", SHMEM: "y", TMPFS: "y",
+        // The serial console keel reads, the kernel's log (dmesg) and its complaints.
+        TTY: "y", SERIAL_8250: "y", SERIAL_8250_CONSOLE: "y", PRINTK: "y", BUG: "y",
+        // `poweroff -f` ends QEMU's pc machine through ACPI.
+        PCI: "y", ACPI: "y",
+      },
+    },
+  },
+  // The initramfs is the root: there is no other.
+  fileSystems: { "/": { device: "rootfs", fsType: "rootfs" } },
+};

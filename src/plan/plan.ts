@@ -46,6 +46,9 @@ export interface HostFacts {
   readonly debian: DebianPin;
 }
 
+/** What a kernel's steps read of the host: Debian's pin (and mirror) only for Debian's kernel or its config. */
+export type KernelHostFacts = Pick<HostFacts, "arch" | "files" | "kernelSource"> & Partial<Pick<HostFacts, "mirror" | "debian">>;
+
 /** A kernel source: pinned (fetched into the store once) or a tree used in place. */
 export type KernelSource =
   | { readonly kind: "pinned"; readonly input: string; readonly locked: LockedInput; readonly location: string }
@@ -92,13 +95,13 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** Where the pinned .debs come from when the store lacks them: local to this host, never hashed. */
-const debSource = (host: HostFacts): DebSource => ({ mirror: host.mirror, date: host.debian.date });
+const debSource = (host: Pick<HostFacts, "mirror" | "debian">): DebSource => ({ mirror: host.mirror, date: host.debian.date });
 
 /** Debian's kernel as keel.lock pins it. */
-function debianKernel(system: string, host: HostFacts): { slice: DebianKernelSlice; local: DebSource } {
-  const pin = host.debian.kernel;
-  if (pin === undefined) throw new Error(`planSystem: keel.lock pins no Debian kernel for ${system}`);
-  return { slice: { package: pin.package, image: pin.image, packages: pin.packages }, local: debSource(host) };
+function debianKernel(system: string, host: KernelHostFacts): { slice: DebianKernelSlice; local: DebSource } {
+  const pin = host.debian?.kernel;
+  if (pin === undefined || host.mirror === undefined || host.debian === undefined) throw new Error(`planSystem: keel.lock pins no Debian kernel for ${system}`);
+  return { slice: { package: pin.package, image: pin.image, packages: pin.packages }, local: debSource({ mirror: host.mirror, debian: host.debian }) };
 }
 
 /** The label a root file system image gets: the one the configuration finds it by, else "keel-root". */
@@ -118,7 +121,7 @@ function pinnedIdentity(locked: LockedInput): unknown {
   }
 }
 
-function kernelSteps(system: string, config: ResolvedSystem, host: HostFacts): Step[] {
+function kernelSteps(system: string, config: ResolvedSystem, host: KernelHostFacts): Step[] {
   const kernel = config.boot.kernel;
   if (kernel.source === null) return [makeStep(debianKernelStep, { id: "kernel", name: `kernel-${kernel.debianPackage}`, inputs: {}, ...debianKernel(system, host) })];
   const source = host.kernelSource;
@@ -274,6 +277,12 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     local: undefined,
   });
   return { system, steps: [...kernelPlan, initrd, rootfs, top, image, disk, isoInitrd, iso], top };
+}
+
+/** The kernel's steps alone, for a system that is only a kernel to boot (`keel kernel run --source DIR`); its top is the kernel. */
+export function planKernel(system: string, config: ResolvedSystem, host: KernelHostFacts): BuildPlan {
+  const steps = kernelSteps(system, config, host);
+  return { system, steps, top: steps[steps.length - 1] as Step };
 }
 
 /** The part of a plan that builds the steps asked for: they and what they read, in the plan's order; the first is its top. */

@@ -22,16 +22,6 @@ export const reproducible = {
   KBUILD_BUILD_HOST: "keel",
 } as const;
 
-/** The directory two paths lie in, "" when that is only `/` (a base_dir of / would rewrite system headers too). */
-export function commonBase(a: string, b: string): string {
-  const pa = path.resolve(a).split(path.sep);
-  const pb = path.resolve(b).split(path.sep);
-  let i = 0;
-  while (i < pa.length && i < pb.length && pa[i] === pb[i]) i++;
-  const common = pa.slice(0, i).join(path.sep);
-  return common === "" ? "" : common;
-}
-
 export interface CcacheSetup {
   readonly dir: string;
   /** Absolute paths under it are hashed relative to the working directory: another build directory still hits. */
@@ -50,6 +40,9 @@ export function ccacheEnv(setup: CcacheSetup): Record<string, string> {
     // __DATE__/__TIME__ are fixed by KBUILD_BUILD_TIMESTAMP; a fresh checkout's mtimes must not matter.
     CCACHE_SLOPPINESS: "time_macros,include_file_mtime,include_file_ctime,locale",
     CCACHE_STATSLOG: setup.statsLog,
+    // Code built with -g (arch/x86/boot, any kernel with debug info) would hash the build directory's path and
+    // miss in every other one. Its debug info then names the directory the object was first built in.
+    CCACHE_NOHASHDIR: "1",
   };
 }
 

@@ -7,14 +7,14 @@
 //   vmlinuz  System.map  config  release  lib/modules/<release>/
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { cacheDir } from "../config/load.js";
 import { exec } from "../host/exec.js";
 import { treeFingerprint } from "../host/facts.js";
 import { ConfigError } from "../errors.js";
-import { ccacheDir, ccacheEnv, commonBase, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
+import { ccacheDir, ccacheEnv, describeStats, kbuildArch, kbuildMakeflags, parseStatsLog, reproducible } from "./ccache.js";
 import { run, type BuildContext } from "./context.js";
 import { dependsOf, describeUnmet, parseConfig, settingsFragment, unmetSettings, type KernelSetting } from "./kconfig.js";
 import type { DebSource } from "./debs.js";
@@ -61,6 +61,17 @@ const statsFile = "keel-ccache-stats.log";
 export const chainFile = "config-chain.json";
 
 /**
+ * The build directory's link to its source. Kbuild is told that it is the
+ * source (srctree, in MAKEFLAGS), so every path it gives the compiler lies
+ * in the build directory, which is ccache's base_dir: the commands hash the
+ * same wherever the source and the build directory are, and ccache hits for
+ * a checkout's first build, a tree of the same version elsewhere, and the
+ * files another version did not change. compile_commands.json names the
+ * source itself.
+ */
+export const sourceLink = "keel-src";
+
+/**
  * The environment keel runs Kbuild in: ccache set up for it, the fixed
  * version stamp, and MAKEFLAGS so that a plain `make` in the build directory
  * (`keel shell <system> kernel`) is the same build.
@@ -69,9 +80,24 @@ export function kbuildEnv(env: NodeJS.ProcessEnv, tree: KbuildTree, arch: string
   return {
     ...env,
     ...reproducible,
-    ...ccacheEnv({ dir: ccacheDir(env), baseDir: commonBase(tree.src, tree.obj), statsLog: path.join(tree.obj, statsFile) }),
-    MAKEFLAGS: kbuildMakeflags(os.availableParallelism(), arch),
+    ...ccacheEnv({ dir: ccacheDir(env), baseDir: tree.obj, statsLog: path.join(tree.obj, statsFile) }),
+    MAKEFLAGS: `${kbuildMakeflags(os.availableParallelism(), arch)} srctree=${path.join(tree.obj, sourceLink).replaceAll(" ", "\\ ")}`,
   };
+}
+
+/**
+ * Points the build directory's link at the tree. A build directory that
+ * was another source's (a version switch), or made before the link, is
+ * emptied first: its commands name no path, so Kbuild would take the new
+ * source's older files for built. ccache makes the rebuild of what did not
+ * change cheap.
+ */
+async function linkSource(tree: KbuildTree): Promise<void> {
+  const link = path.join(tree.obj, sourceLink);
+  if ((await readlink(link).catch(() => undefined)) === tree.src) return;
+  await mkdir(tree.obj, { recursive: true });
+  for (const entry of await readdir(tree.obj)) await rm(path.join(tree.obj, entry), { recursive: true, force: true });
+  await symlink(tree.src, link);
 }
 
 /** The directory under arch/ that Kbuild builds a Debian architecture from. */
@@ -142,7 +168,7 @@ export async function configureKernel(
   slice: SourceKernelSlice,
   local: SourceKernelLocal,
 ): Promise<{ readonly text: string; readonly values: Map<string, string>; readonly reused: boolean }> {
-  await mkdir(tree.obj, { recursive: true });
+  await linkSource(tree);
   const config = path.join(tree.obj, ".config");
   const stamp = path.join(tree.obj, configStampFile);
   const inputs = await configInputs(tree, slice, local);
@@ -227,7 +253,8 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
   const database = path.join(tree.obj, "compile_commands.json");
   const archives = ["vmlinux.a", "lib/lib.a", `arch/${kbuildSrcarch(slice.arch)}/lib/lib.a`, "modules.order"].filter((f) => existsSync(path.join(tree.obj, f)));
   await run(kbuild, ["python3", path.join(tree.src, "scripts/clang-tools/gen_compile_commands.py"), "-a", "ar", "-o", database, ...archives], { cwd: tree.obj });
-  await writeFile(database, `${JSON.stringify(clangDatabase(JSON.parse(await readFile(database, "utf8")) as CompileCommand[]), null, 2)}\n`);
+  const commands = clangDatabase(JSON.parse(await readFile(database, "utf8")) as CompileCommand[], { link: sourceLink, src: tree.src });
+  await writeFile(database, `${JSON.stringify(commands, null, 2)}\n`);
   if (counter.count() > (expected ?? 0) / 2) {
     await mkdir(path.dirname(history), { recursive: true });
     await writeFile(history, `${counter.count()}\n`);
@@ -263,7 +290,7 @@ async function buildSourceKernel(context: BuildContext, out: string, slice: Sour
 /** Reads the source step's tree, or a tree used in place (a path input) when there is no source step. */
 export const sourceKernelStep = defineStep<SourceKernelSlice, never, "source", SourceKernelLocal>({
   kind: "kernel-source",
-  version: 2,
+  version: 3,
   workspace: (local) => local.workspace,
   build(context, out, { slice, inputs, local, workspace }) {
     const src = inputs.source ?? local.tree;

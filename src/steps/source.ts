@@ -2,10 +2,10 @@
 // Debian linux-source package, a tarball, a git commit — with its hash checked
 // against keel.lock. Output: the source tree itself (Makefile at its top),
 // read-only to Kbuild, which builds out of tree.
-import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError } from "../errors.js";
+import { isKernelTree } from "../host/facts.js";
 import type { LockedInput } from "../inputs/lock.js";
 import { fetchHashing, hashMismatch } from "../inputs/resolve.js";
 import { run, type BuildContext } from "./context.js";
@@ -79,7 +79,7 @@ export async function buildSource(context: BuildContext, out: string, local: Sou
   }
   await moveTree(tree, out);
   await rm(work, { recursive: true, force: true });
-  if (!existsSync(path.join(out, "Makefile")) || !existsSync(path.join(out, "Kconfig"))) {
+  if (!isKernelTree(out)) {
     throw new ConfigError(`The input \`${local.input}' is not a kernel source tree (no Makefile and Kconfig at its top).\nFix: point it at a Linux source.`);
   }
 }

@@ -193,7 +193,7 @@ describe("kernels from source", () => {
     const edited = await keel(["shell", "qemu", "kernel", "--", "true"], dir);
     assert.match(edited.stderr, /^\$ .*make -C \S+-source-linux O=\S+\/builds\/kernel-linux-amd64-qemu olddefconfig$/m, "a .config changed by hand is configured again, the commands shown");
     const flags = await keel(["shell", "qemu", "kernel", "--", "sh", "-c", "echo $MAKEFLAGS; echo $CCACHE_DIR"], dir);
-    assert.equal(flags.stdout, `-j${os.availableParallelism()} ARCH=x86_64 CC=ccache\\ gcc HOSTCC=ccache\\ gcc LOCALVERSION=\n${env.KEEL_CCACHE_DIR}\n`);
+    assert.equal(flags.stdout, `-j${os.availableParallelism()} ARCH=x86_64 CC=ccache\\ gcc HOSTCC=ccache\\ gcc LOCALVERSION= srctree=${store}/builds/kernel-linux-amd64-qemu/keel-src\n${env.KEEL_CCACHE_DIR}\n`);
   });
 
   test("keel doctor's ccache checks pass: hello.c hits the second time, Kbuild's probes accept the wrapper", async () => {
@@ -226,6 +226,26 @@ describe("kernels from source", () => {
     assert.equal(panic.code, 1, panic.stderr);
     assert.match(panic.stderr, /^keel kernel run: the kernel reported a problem \(the whole console: \S+\):\nKernel panic - not syncing: VFS: Unable to mount root fs/m);
     assert.match(panic.stderr, /^Call Trace:$/m);
+  });
+
+  test("keel kernel run --source: a copy of the source elsewhere, no project, builds from the cache and boots", async () => {
+    const source = readdirSync(store).find((name) => name.endsWith("-source-linux")) as string;
+    const tree = path.join(scratch, "elsewhere/linux");
+    mkdirSync(tree, { recursive: true });
+    execFileSync("cp", ["-a", `${path.join(store, source)}/.`, tree]);
+    // qemu's own .config as the fragment: the same configuration, so every compile command is qemu's but for where the source is.
+    const config = path.join(store, "builds/kernel-linux-amd64-qemu/.config");
+    const run = await keel(["kernel", "run", "--source", tree, "--kconfig", config, "--exec", "uname -r"], scratch);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${release}\n`);
+    const [, hits = "0", misses = "0", rate = "0"] = /^kernel: built in .* ccache (\d+) hits, (\d+) misses, ([\d.]+)% hit rate$/m.exec(run.stderr) ?? [];
+    assert.ok(Number(rate) > 90, `a tree at another path hits the cache: ${hits} hits, ${misses} misses\n${run.stderr}`);
+    console.log(`# the source copied elsewhere, no project: ${hits} hits, ${misses} misses (${rate}%)`);
+    writeFileSync(path.join(tree, ".config"), "CONFIG_64BIT=y\n");
+    const dirty = await keel(["kernel", "run", "--source", tree, "--exec", "true"], scratch);
+    assert.equal(dirty.code, 1);
+    assert.match(dirty.stderr, /configured or built in place \(it has \.config\)[\s\S]*Fix: `make -C \S+ mrproper`/);
+    rmSync(path.join(scratch, "elsewhere"), { recursive: true });
   });
 
   test("keel kernel code: a compile_commands.json of this configuration that clangd reads without errors", async () => {

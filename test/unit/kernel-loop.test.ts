@@ -7,10 +7,14 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { readOverrides, writeOverride } from "../../src/inputs/override.ts";
-import { clangCommand, clangdConfig } from "../../src/kernel/compdb.ts";
+import { clangCommand, clangDatabase, clangdConfig } from "../../src/kernel/compdb.ts";
 import { chainChanges, provenance, type ConfigChain } from "../../src/kernel/config-chain.ts";
 import { readKconfig } from "../../src/kernel/kconfig-db.ts";
-import { ConsoleReader, kernelRunArgv, runInit, runMarkers } from "../../src/kernel/run.ts";
+import { ConsoleReader, kernelRunArgv, runInit, runMarkers, treeRunInput, treeRunModule, treeRunSystem } from "../../src/kernel/run.ts";
+import { evaluateSystem, type Project } from "../../src/config/project.ts";
+import { kernelFacts } from "../../src/host/facts.ts";
+import { planKernel } from "../../src/plan/plan.ts";
+import type { SourceKernelLocal } from "../../src/steps/kbuild.ts";
 
 function tree(files: Record<string, string>): string {
   const root = mkdtempSync(path.join(os.tmpdir(), "keel-kconfig-"));
@@ -109,6 +113,24 @@ describe("the compile database for clang tools", () => {
     assert.equal(clangCommand(command), "gcc -Wp,-MMD,kernel/.fork.o.d -nostdinc -DKBUILD_MODNAME='\"fork\"' -c -o kernel/fork.o /src/kernel/fork.c");
   });
 
+  it("names the source itself where Kbuild saw it through the build directory's link", () => {
+    const [entry] = clangDatabase(
+      [
+        {
+          directory: "/b/k",
+          file: "/b/k/keel-src/kernel/fork.c",
+          command: "ccache gcc -I/b/k/keel-src/include -I./include -include /b/k/keel-src/include/linux/kconfig.h -c -o kernel/fork.o /b/k/keel-src/kernel/fork.c",
+        },
+      ],
+      { link: "keel-src", src: "/home/me/linux" },
+    );
+    assert.deepEqual(entry, {
+      directory: "/b/k",
+      file: "/home/me/linux/kernel/fork.c",
+      command: "gcc -I/home/me/linux/include -I./include -include /home/me/linux/include/linux/kconfig.h -c -o kernel/fork.o /home/me/linux/kernel/fork.c",
+    });
+  });
+
   it("writes a .clangd naming the build directory", () => {
     assert.match(clangdConfig("/s/builds/k"), /CompilationDatabase: "\/s\/builds\/k"/);
   });
@@ -163,5 +185,53 @@ describe("keel.override.json", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "keel-override-"));
     writeFileSync(path.join(dir, "keel.override.json"), '{"inputs":{"linux":{"dir":"x"}}}');
     assert.throws(() => readOverrides(path.join(dir, "keel.config.ts")), /keel\.override\.json' is not a valid keel\.override\.json:[\s\S]*Fix: write/);
+  });
+});
+
+describe("keel kernel run --source: a tree as the kernel", () => {
+  const kernelTree = () => tree({ Makefile: "VERSION = 6\n", Kconfig: 'mainmenu "Linux"\n' });
+  const treeProject = (dir: string): Project => ({
+    file: path.join(dir, "keel.config.ts"),
+    inputs: { [treeRunInput]: { type: "path", path: dir } },
+    systems: new Map([[treeRunSystem, [treeRunModule]]]),
+  });
+
+  it("without a project: keel's small system of the tree, its kernel step alone, in a build directory of that tree's own", () => {
+    const dir = kernelTree();
+    const project = treeProject(dir);
+    const { config } = evaluateSystem(project, treeRunSystem);
+    const plan = planKernel(treeRunSystem, config, kernelFacts(config, project, dir));
+    assert.deepEqual(plan.steps.map((s) => s.id), ["kernel"]);
+    const local = plan.top.local as SourceKernelLocal;
+    assert.equal(local.tree, dir);
+    assert.match(local.workspace, new RegExp(`^kernel-linux-\\w+-${treeRunSystem}-tree-[0-9a-f]{8}$`));
+    const slice = plan.top.slice as { baseConfig: string; settings: Record<string, string> };
+    assert.equal(slice.baseConfig, "tinyconfig");
+    assert.equal(slice.settings.SERIAL_8250_CONSOLE, "y");
+    assert.equal(slice.settings.ACPI, "y");
+  });
+
+  it("with a system: the tree replaces the input for this command, over keel.override.json", () => {
+    const dir = kernelTree();
+    const projectDir = mkdtempSync(path.join(os.tmpdir(), "keel-project-"));
+    writeFileSync(path.join(projectDir, "keel.override.json"), JSON.stringify({ inputs: { linux: { path: "./elsewhere" } } }));
+    const project: Project = {
+      file: path.join(projectDir, "keel.config.ts"),
+      inputs: { linux: { type: "tarball", url: "./linux.tar.xz" } },
+      systems: new Map([["qemu", [treeRunModule]]]),
+    };
+    const { config } = evaluateSystem(project, "qemu");
+    const source = kernelFacts(config, project, dir).kernelSource;
+    assert.equal(source?.kind, "tree");
+    assert.equal(source?.kind === "tree" ? source.path : undefined, dir);
+    assert.equal(source?.kind === "tree" ? source.override : "pinned", undefined);
+  });
+
+  it("refuses a tree configured in place, naming it and mrproper", () => {
+    const dir = kernelTree();
+    writeFileSync(path.join(dir, ".config"), "CONFIG_64BIT=y\n");
+    const project = treeProject(dir);
+    const { config } = evaluateSystem(project, treeRunSystem);
+    assert.throws(() => kernelFacts(config, project, dir), (error: Error) => error.message.includes(`the tree ${dir}, which was configured or built in place (it has .config)`) && /Fix: `make -C .* mrproper`/.test(error.message));
   });
 });
