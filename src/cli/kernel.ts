@@ -17,7 +17,7 @@ import { readOverrides, writeOverride } from "../inputs/override.js";
 import { clangdConfig } from "../kernel/compdb.js";
 import { chainChanges, formatChainChanges, provenance, type ConfigChain } from "../kernel/config-chain.js";
 import { readKconfig } from "../kernel/kconfig-db.js";
-import { ConsoleReader, kernelRunArgv, runRequest, runUserland, treeRunInput, treeRunModule, treeRunSystem } from "../kernel/run.js";
+import { ConsoleReader, kernelRunArgv, qbootPath, runRequest, runUserland, treeRunInput, treeRunModule, treeRunSystem } from "../kernel/run.js";
 import { planKernel, subPlan } from "../plan/plan.js";
 import { metadataFile, Store, storeDir } from "../store/store.js";
 import { cpioArchive } from "../steps/cpio.js";
@@ -145,7 +145,7 @@ async function runKernel(context: Context, planned: PlannedSystem, command: stri
   try {
     const initrd = path.join(work, "initrd.img");
     await writeFile(initrd, cpioArchive([...runUserland(await readFile(busyboxPath)), ...runRequest(nonce, command)]));
-    const argv = kernelRunArgv({ kernel, initrd, accel, memory: 256, interactive: command === undefined, append });
+    const argv = kernelRunArgv({ kernel, initrd, accel, memory: 256, interactive: command === undefined, append, ...(existsSync(qbootPath) ? { bios: qbootPath } : {}) });
     if (command === undefined) return await runInteractive(argv, { env: context.env });
     const reader = new ConsoleReader(nonce, (line) => context.out.stdout(`${line}\n`));
     const result = await exec(argv, { nothrow: true, timeout: timeout * 1000, onOutput: (text) => reader.feed(text) });

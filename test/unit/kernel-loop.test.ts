@@ -145,6 +145,9 @@ describe("keel kernel run", () => {
     assert.deepEqual(argv.slice(-2), ["-serial", "stdio"]);
     const shell = kernelRunArgv({ kernel: "/k", initrd: "/i", accel: "kvm", memory: 256, interactive: true, append: [] });
     assert.ok(shell.includes("host") && !shell[shell.indexOf("-append") + 1]?.includes("quiet"));
+    assert.ok(!argv.includes("-bios"), "QEMU's own firmware unless told");
+    const qboot = kernelRunArgv({ kernel: "/k", initrd: "/i", accel: "tcg", memory: 256, interactive: false, append: [], bios: "/q/qboot.rom" });
+    assert.equal(qboot[qboot.indexOf("-bios") + 1], "/q/qboot.rom");
   });
 
   it("passes on the command's output only, reads its exit code, and never takes its output for the kernel's trouble", () => {
