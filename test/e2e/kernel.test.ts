@@ -5,7 +5,9 @@
 // running and no lock held; a kernel setting rebuilds the kernel and
 // what boots it, never the root filesystem; `keel shell … kernel` is the same build;
 // `keel doctor`'s ccache checks pass, and fail with the fix when the cache
-// cannot be written; the kernel boots under `keel run`.
+// cannot be written; `keel kernel run`, code, explain and config --diff work
+// on it, and `keel kernel run --source` builds a copy of its source at another
+// path, with no project, from the cache; the kernel boots under `keel run`.
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
