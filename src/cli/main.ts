@@ -27,6 +27,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   flash: async () => (await import("./flash.js")).flashCommand,
   shell: async () => (await import("./shell.js")).shellCommand,
   kernel: async () => (await import("./kernel.js")).kernelCommand,
+  "hardware-config": async () => (await import("./hardware.js")).hardwareCommand,
   log: async () => (await import("./log.js")).logCommand,
   gc: async () => (await import("./gc.js")).gcCommand,
   doctor: async () => (await import("./doctor.js")).doctorCommand,

@@ -19,7 +19,12 @@ export const targetOptions = {
  * NIX_SSHOPTS) and the config, in that order of precedence (ssh takes an
  * option's first value).
  */
-export function targetRemote(context: Context, command: string, config: ResolvedSystem, values: { readonly "target-host"?: string; readonly "ssh-opts"?: string }): Remote {
+export function targetRemote(
+  context: Context,
+  command: string,
+  config: { readonly deploy: Pick<ResolvedSystem["deploy"], "targetHost" | "sshOptions"> },
+  values: { readonly "target-host"?: string; readonly "ssh-opts"?: string },
+): Remote {
   const target = values["target-host"] ?? config.deploy.targetHost;
   if (target === null) throw new UsageError(`keel ${command}: which machine? The system sets no deploy.targetHost.\nFix: give --target-host user@host, or set deploy.targetHost in its config.`);
   const words = (text: string, where: string): string[] => {
