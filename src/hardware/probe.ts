@@ -23,21 +23,30 @@ cat /proc/self/mountinfo
 section swaps
 tail -n +2 /proc/swaps
 aliases=
-# The device nodes of a block device, itself up to the root of /sys/devices, and those of what it is made of (dm, md).
+# Each device from a sysfs path up to the root of /sys/devices that has a modalias, with its driver.
+up() {
+  u=$1
+  while [ "$u" != /sys/devices ] && [ "$u" != / ]; do
+    if [ -r "$u/modalias" ]; then
+      driver=-
+      if [ -e "$u/driver" ]; then driver=$(basename "$(readlink -f "$u/driver")"); fi
+      echo "node $(cat "$u/modalias") $driver"
+    fi
+    u=$(dirname "$u")
+  done
+}
+# The devices of a block device, and those of what it is made of (dm, md; an NVMe namespace's controllers).
 nodes() {
   d=$(readlink -f "/sys/class/block/$1")
   if [ -r "$d/dm/uuid" ]; then echo "dm $(cat "$d/dm/uuid")"; fi
   for s in "$d"/slaves/*; do
     if [ -e "$s" ]; then echo "slave $(basename "$s")"; (nodes "$(basename "$s")"); fi
   done
-  while [ "$d" != /sys/devices ] && [ "$d" != / ]; do
-    if [ -r "$d/modalias" ]; then
-      driver=-
-      if [ -e "$d/driver" ]; then driver=$(basename "$(readlink -f "$d/driver")"); fi
-      echo "node $(cat "$d/modalias") $driver"
-    fi
-    d=$(dirname "$d")
-  done
+  case $d in
+    /sys/devices/virtual/nvme-subsystem/*)
+      for c in "$(dirname "$d")"/nvme*; do if [ -L "$c" ]; then up "$(readlink -f "$c")"; fi; done ;;
+  esac
+  up "$d"
 }
 for dev in $( (awk '{ for (i = 7; $i != "-"; i++); print $(i + 2) }' /proc/self/mountinfo; tail -n +2 /proc/swaps | awk '{ print $1 }') | grep '^/dev/' | sort -u); do
   section block "$dev"
@@ -66,7 +75,7 @@ if [ ! -r "/lib/modules/$(uname -r)/modules.alias" ]; then
 elif ! command -v modprobe >/dev/null 2>&1; then
   echo '! modprobe is not installed (Debian package kmod)'
 else
-  for dev in /sys/class/block/* /sys/bus/usb/devices/*; do
+  for dev in /sys/class/block/* /sys/class/nvme/* /sys/bus/usb/devices/*; do
     d=$(readlink -f "$dev")
     while [ "$d" != /sys/devices ] && [ "$d" != / ]; do
       if [ -r "$d/modalias" ]; then cat "$d/modalias"; fi
