@@ -266,10 +266,10 @@ export const kernelCommand = defineCommand({
     if (fragment !== undefined && !existsSync(fragment)) throw new UsageError(`keel kernel run: --kconfig ${values.kconfig}: there is no file ${fragment}.\nFix: name a Kconfig fragment (lines like CONFIG_MAGIC_SYSRQ=y).`);
     const commandLine = fragment === undefined ? {} : { commandLine: { label: `--kconfig ${values.kconfig}`, module: { boot: { kernel: { configFragments: [fragment] } } } } };
     const sourceTree = values.source === undefined ? undefined : path.resolve(context.cwd, values.source);
+    const run = (planned: PlannedSystem) => runKernel(context, planned, values.exec, secondsOption(values.timeout, "keel kernel run", "timeout", 300), values.append ?? []);
     if (system === undefined) {
       if (action !== "run") throw new UsageError(`keel kernel ${action}: missing the system.\nFix: run \`keel kernel ${action} <system>\` (\`keel systems\` lists them).`);
-      const timeout = secondsOption(values.timeout, "keel kernel run", "timeout", 300);
-      return runKernel(context, await planTree(context, sourceTree ?? context.cwd, values.store, commandLine), values.exec, timeout, values.append ?? []);
+      return run(await planTree(context, sourceTree ?? context.cwd, values.store, commandLine));
     }
     const planned = await planFor(context, system, values.store, commandLine, sourceTree);
     switch (action) {
@@ -284,7 +284,7 @@ export const kernelCommand = defineCommand({
               `Fix: drop the system: \`keel kernel run --source ${values.source}\` boots the tree with keel's own small config.`,
           );
         }
-        return runKernel(context, planned, values.exec, secondsOption(values.timeout, "keel kernel run", "timeout", 300), values.append ?? []);
+        return run(planned);
       case "config":
         if (values.diff !== true) throw new UsageError("keel kernel config: say what to show.\nFix: run `keel kernel config <system> --diff`.");
         return configDiff(context, planned, system);

@@ -12,7 +12,7 @@ const pseudo = new Set([
 /** The mount options worth keeping, by filesystem; the rest are defaults or the kernel's own. */
 function keptOptions(mount: Mount): string[] {
   const flags = ["ro", "noatime", "nodiratime", "nosuid", "nodev", "noexec"];
-  const byType: Record<string, RegExp> = { vfat: /^(fmask|dmask|umask|uid|gid)=/, btrfs: /^(subvol|compress|compress-force)=/, xfs: /^$/ };
+  const byType: Record<string, RegExp> = { vfat: /^(fmask|dmask|umask|uid|gid)=/, btrfs: /^(subvol|compress|compress-force)=/ };
   const kept = mount.options.filter((o) => flags.includes(o) || (byType[mount.fsType]?.test(o) ?? false));
   return [...new Set(kept)];
 }

@@ -5,7 +5,7 @@ import path from "node:path";
 import type { Project, ResolvedSystem } from "../config/project.js";
 import { ConfigError } from "../errors.js";
 import { systemRequest } from "../inputs/debian.js";
-import { lockPath, pinned, pinnedDebian, readLock } from "../inputs/lock.js";
+import { lockPath, pinned, pinnedDebian, readLock, type LockFile } from "../inputs/lock.js";
 import { overridePath, readOverrides } from "../inputs/override.js";
 import { isUrl, localPath } from "../inputs/resolve.js";
 import { isNamedBaseConfig } from "../options/kernel.js";
@@ -83,7 +83,7 @@ export function isKernelTree(dir: string): boolean {
  * kernel run --source`), else keel.override.json's tree, else a path input's
  * tree, else the input as keel.lock pins it.
  */
-function kernelSource(config: ResolvedSystem, project: Project, sourceTree: string | undefined): KernelSource | undefined {
+function kernelSource(config: ResolvedSystem, project: Project, sourceTree: string | undefined, lock: () => LockFile): KernelSource | undefined {
   const input = config.boot.kernel.source;
   const spec = input === null ? undefined : project.inputs[input];
   if (input === null || spec === undefined) return undefined;
@@ -113,7 +113,7 @@ function kernelSource(config: ResolvedSystem, project: Project, sourceTree: stri
     return { kind: "tree", input, path: tree, fingerprint: treeFingerprint(tree), ...overridden };
   }
   const file = lockPath(project.file);
-  const locked = pinned(input, spec, readLock(file), file);
+  const locked = pinned(input, spec, lock(), file);
   const location = locked.type === "tarball" && !isUrl(locked.url) ? localPath(locked.url, projectDir) : locked.url;
   return { kind: "pinned", input, locked, location };
 }
@@ -130,27 +130,33 @@ function hashNamed(files: Record<string, string>, file: string, option: string):
   files[file] = hash;
 }
 
-/** What planning the kernel alone reads of the host: the kernel's source and the config files the system names. */
-export function kernelFacts(config: ResolvedSystem, project: Project, sourceTree?: string): KernelHostFacts {
+/**
+ * What planning the kernel alone reads of the host: the kernel's source and
+ * the config files the system names. keel.lock is read (through `lock`) only
+ * for a pinned source.
+ */
+export function kernelFacts(config: ResolvedSystem, project: Project, sourceTree?: string, lock = () => readLock(lockPath(project.file))): KernelHostFacts {
   const files: Record<string, string> = {};
   const kernel = config.boot.kernel;
   if (kernel.source !== null) {
     if (!isNamedBaseConfig(kernel.baseConfig)) hashNamed(files, kernel.baseConfig, "boot.kernel.baseConfig");
     for (const fragment of kernel.configFragments) hashNamed(files, fragment, "boot.kernel.configFragments");
   }
-  const source = kernelSource(config, project, sourceTree);
+  const source = kernelSource(config, project, sourceTree, lock);
   return { arch: debianArch(), files, ...(source ? { kernelSource: source } : {}) };
 }
 
 /** `sourceTree`: a kernel tree that replaces the system's kernel source input for this command. */
 export function hostFacts(system: string, config: ResolvedSystem, project: Project, sourceTree?: string): HostFacts {
-  const kernel = kernelFacts(config, project, sourceTree);
+  const file = lockPath(project.file);
+  let lock: LockFile | undefined;
+  const read = (): LockFile => (lock ??= readLock(file));
+  const kernel = kernelFacts(config, project, sourceTree, read);
   const files = { ...kernel.files };
   for (const [name, file] of Object.entries(config.environment.etc)) {
     if (file.source !== null) hashNamed(files, file.source, `environment.etc."${name}".source`);
   }
-  const file = lockPath(project.file);
   const { request, mirror } = systemRequest(config);
-  const debian = pinnedDebian(system, request, readLock(file), file);
+  const debian = pinnedDebian(system, request, read(), file);
   return { ...kernel, mirror, busybox: hashFile(busyboxPath) ?? "missing", files, debian };
 }

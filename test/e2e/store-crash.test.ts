@@ -94,7 +94,10 @@ test("builds and gcs killed at random points leave no entry that a later build t
   await new Promise((resolve) => setTimeout(resolve, 1000));
   for (const outcome of outcomes) for (const pid of outcome.tools) assert.deepEqual(groupMembers(pid), [], `a tool of ${outcome.action} (${outcome.fate}) outlived it`);
   // A worker that had printed its last phase had done its work: a SIGTERM landing while Node exits (its handlers closed) can end it by the signal.
-  const done = (o: Outcome): boolean => o.phase === "rooted" || (o.action !== "build top" && o.phase.endsWith(` ${o.action.slice("build ".length)}`) && /^(built|cached) /.test(o.phase));
+  const done = (o: Outcome): boolean => {
+    const kind = o.action.slice("build ".length);
+    return o.phase === "rooted" || (kind !== "top" && (o.phase === `built ${kind}` || o.phase === `cached ${kind}`));
+  };
   for (const outcome of outcomes.filter((o) => o.fate === "SIGTERM" && o.action !== "gc" && o.code !== 0 && !(o.code === null && done(o)))) {
     assert.equal(outcome.code, 143, `${outcome.action} exited ${outcome.code} on SIGTERM, its last phase \`${outcome.phase}'`);
   }
