@@ -58,14 +58,68 @@ function storageModules(probe: Probe, path: string, seen = new Set<string>()): {
   return { modules, unresolved };
 }
 
+/**
+ * The mounts that are the machine's file systems. On a machine keel laid out
+ * (ARCHITECTURE.md, "The machine layout") / is the generation under its
+ * writable layer, an overlay, and the root file system is mounted at /keel
+ * with the generation and the state inside it: that file system is "/".
+ */
+function machineMounts(probe: Probe): { readonly mounts: readonly Mount[]; readonly keelLayout: boolean } {
+  const keel = probe.mounts.find((m) => m.mountPoint === "/keel" && m.root === "/" && m.source.startsWith("/dev/"));
+  const keelLayout = keel !== undefined && probe.mounts.find((m) => m.mountPoint === "/")?.fsType === "overlay";
+  const mounts = probe.mounts
+    .filter((m) => m.source.startsWith("/dev/") && !pseudo.has(m.fsType) && !/^\/(proc|sys|dev|run)(\/|$)/.test(m.mountPoint))
+    .filter((m) => m.root === "/" || m.fsType === "btrfs")
+    .filter((m) => !keelLayout || !(m.mountPoint === "/keel" || m.mountPoint.startsWith("/keel/")));
+  return { mounts: keelLayout && keel !== undefined ? [...mounts, { ...keel, mountPoint: "/" }] : mounts, keelLayout };
+}
+
+/** The archive component a Debian section is in ("non-free-firmware/kernel" → non-free-firmware, "kernel" → main). */
+const componentOf = (section: string): string => (section.includes("/") ? section.slice(0, section.indexOf("/")) : "main");
+
+/** Debian 12 keeps its firmware and microcode packages in this component; said when the machine's apt cannot say. */
+const firmwareComponent = "non-free-firmware";
+
+/** The firmware and microcode packages the machine's devices and CPU use, with their components and why. */
+function firmwarePackages(probe: Probe, bareMetal: boolean): { readonly packages: ReadonlyMap<string, { component: string; why: string[] }>; readonly notes: string[]; readonly unknown: string[] } {
+  const packages = new Map<string, { component: string; why: string[] }>();
+  const notes: string[] = [];
+  const unknown: string[] = [];
+  const devicesOf = (module: string) => probe.devices.filter((d) => d.module === module).map((d) => `${d.what} (${d.id})`);
+  const have = probe.firmwareFiles.have;
+  if (have === undefined) unknown.push(`packages (firmware): ${probe.problems.find((p) => p.section === "firmware-files")?.text ?? "the drivers' firmware could not be asked"}`);
+  for (const file of have ?? []) {
+    if (file.owner === null) {
+      notes.push(`${file.module} loads ${file.file}, which no Debian package on the machine holds: copied there by hand?`);
+      continue;
+    }
+    const entry = packages.get(file.owner) ?? { component: file.section === null ? firmwareComponent : componentOf(file.section), why: [] };
+    const why = `${file.module} for ${devicesOf(file.module).join(", ") || "a device"}`;
+    if (!entry.why.includes(why)) entry.why.push(why);
+    packages.set(file.owner, entry);
+  }
+  // A driver that found none of its files; a driver that has one may have asked for newer ones first (iwlwifi does).
+  const served = new Set((have ?? []).map((f) => f.module));
+  for (const failed of probe.firmwareFiles.failed.filter((f) => !served.has(f.driver))) {
+    unknown.push(`packages: ${failed.driver} (${failed.device}) asked for the firmware ${failed.file}, which the machine does not have; \`apt-file search ${failed.file}\` names its package (Debian's are in ${firmwareComponent})`);
+  }
+  const microcode = !bareMetal ? undefined : probe.cpu.vendor === "GenuineIntel" ? "intel-microcode" : probe.cpu.vendor === "AuthenticAMD" ? "amd64-microcode" : undefined;
+  if (microcode !== undefined) {
+    const section = probe.microcode.get(microcode) ?? null;
+    packages.set(microcode, {
+      component: section === null ? firmwareComponent : componentOf(section),
+      why: [`the ${probe.cpu.vendor} CPU's microcode updates${section === null ? ` (the machine's apt does not know the package; Debian 12 has it in ${firmwareComponent})` : ""}`],
+    });
+  }
+  return { packages, notes, unknown };
+}
+
 /** The module's text for a probe of `where` (e.g. "root@192.0.2.1", "this machine") on `date` (YYYY-MM-DD). */
 export function hardwareModule(probe: Probe, where: string, date: string): HardwareModule {
   const unknown: string[] = probe.problems.filter((p) => p.section !== "aliases" && !p.section.startsWith("block ")).map((p) => p.text);
   const blockOf = (source: string) => probe.blocks.get(source);
-  const mounts = probe.mounts
-    .filter((m) => m.source.startsWith("/dev/") && !pseudo.has(m.fsType) && !/^\/(proc|sys|dev|run)(\/|$)/.test(m.mountPoint))
-    .filter((m) => m.root === "/" || m.fsType === "btrfs")
-    .sort((a, b) => a.mountPoint.localeCompare(b.mountPoint));
+  const machine = machineMounts(probe);
+  const mounts = [...machine.mounts].sort((a, b) => a.mountPoint.localeCompare(b.mountPoint));
   const fileSystems: string[] = [];
   for (const mount of [...new Map(mounts.map((m) => [m.mountPoint, m])).values()]) {
     const stable = stableDevice(blockOf(mount.source));
@@ -121,14 +175,19 @@ export function hardwareModule(probe: Probe, where: string, date: string): Hardw
   const flags = new Set(probe.cpu.flags);
   const kvm = flags.has("vmx") ? ["kvm-intel"] : flags.has("svm") ? ["kvm-amd"] : [];
   const bareMetal = probe.virt === "none";
-  const microcode = !bareMetal ? undefined : probe.cpu.vendor === "GenuineIntel" ? "intel-microcode" : probe.cpu.vendor === "AuthenticAMD" ? "amd64-microcode" : undefined;
+  const firmware = firmwarePackages(probe, bareMetal);
+  unknown.push(...firmware.unknown);
+  const packageNames = [...firmware.packages.keys()].sort();
+  const components = [...new Set(["main", ...[...firmware.packages.values()].map((p) => p.component)])];
+  const virtualisation =
+    probe.virt === undefined ? "virtualisation: not known" : bareMetal ? "bare metal (systemd-detect-virt)" : `a virtual machine (${probe.virt}, systemd-detect-virt): no microcode is asked for, the host's applies`;
   const interfaces = [...probe.net].sort((a, b) => a.name.localeCompare(b.name)).map((n) => `      ${/^[A-Za-z_]\w*$/.test(n.name) ? n.name : q(n.name)}: { useDHCP: true }, // ${n.driver ?? "no driver bound"}`);
 
   const header = [
     `// The hardware of ${where}, probed by \`keel hardware-config\` on ${date}.`,
     "// Regenerate it rather than edit it; the system's own modules can override any of it.",
-    `// Kernel ${probe.kernel.release} (${probe.kernel.machine}), booted by ${probe.firmware === "uefi" ? "UEFI" : "BIOS (keel's machine layout boots by UEFI)"}, ` +
-      `virtualisation: ${probe.virt ?? "not known"}${probe.virt === undefined ? "" : " (systemd-detect-virt)"}.`,
+    `// Kernel ${probe.kernel.release} (${probe.kernel.machine}), booted by ${probe.firmware === "uefi" ? "UEFI" : "BIOS (keel's machine layout boots by UEFI)"}; ${virtualisation}.`,
+    ...(machine.keelLayout ? ["// Laid out by keel: its root file system is the one mounted at /keel."] : []),
     ...(unknown.length > 0 ? ["// Not known to the probe:", ...unknown.map((u) => `//   ${u}.`)] : []),
   ];
   const lines = [
@@ -146,9 +205,17 @@ export function hardwareModule(probe: Probe, where: string, date: string): Hardw
     ...fileSystems,
     "  },",
     swaps.length === 0 ? "  swapDevices: []," : ["  swapDevices: [", ...swaps, "  ],"].join("\n"),
-    ...(microcode === undefined
+    ...firmware.notes.map((n) => `  // ${n}`),
+    ...(packageNames.length === 0
       ? []
-      : [`  // A ${probe.cpu.vendor} CPU: its microcode updates are Debian's ${microcode} (component non-free-firmware), for packages and distro.components.`]),
+      : [
+          ...packageNames.map((name) => {
+            const entry = firmware.packages.get(name);
+            return `  // ${name} (${entry?.component ?? firmwareComponent}): ${entry?.why.join("; ") ?? ""}.`;
+          }),
+          `  packages: ${list(packageNames)},`,
+          ...(components.length > 1 ? [`  distro: { components: ${list(components)} },`] : []),
+        ]),
     ...(interfaces.length === 0 ? [] : ["  networking: {", "    interfaces: {", ...interfaces, "    },", "  },"]),
     "});",
     "",

@@ -48,9 +48,11 @@ nodes() {
   esac
   up "$d"
 }
-for dev in $( (awk '{ for (i = 7; $i != "-"; i++); print $(i + 2) }' /proc/self/mountinfo; tail -n +2 /proc/swaps | awk '{ print $1 }') | grep '^/dev/' | sort -u); do
+# Each mounted device with the major:minor mountinfo gives it (a root the kernel mounted itself is /dev/root, a name with no node), and swap.
+( awk '{ for (i = 7; $i != "-"; i++); print $(i + 2), $3 }' /proc/self/mountinfo; tail -n +2 /proc/swaps | awk '{ print $1, "-" }' ) | grep '^/dev/' | sort -u -k1,1 | while read -r dev majmin; do
   section block "$dev"
   real=$(readlink -f "$dev")
+  if [ ! -b "$real" ] && [ -e "/sys/dev/block/$majmin" ]; then real=/dev/$(basename "$(readlink -f "/sys/dev/block/$majmin")"); fi
   name=$(basename "$real")
   if [ ! -b "$real" ] || [ ! -e "/sys/class/block/$name" ]; then echo "! $dev is not a block device here"; continue; fi
   echo "name $name"
@@ -68,6 +70,53 @@ for i in /sys/class/net/*; do
     if [ -e "$i/device/driver" ]; then driver=$(basename "$(readlink -f "$i/device/driver")"); fi
     echo "$(basename "$i") $driver"
   fi
+done
+# The PCI and USB devices a driver is bound to: the driver's module, the device's address, what it is.
+bound() {
+  for d in /sys/bus/pci/devices/* /sys/bus/usb/devices/*; do
+    if [ -e "$d/driver/module" ]; then echo "$(basename "$(readlink -f "$d/driver/module")") $d"; fi
+  done
+}
+section devices
+bound | while read -r module d; do
+  id=$(basename "$d")
+  if [ -r "$d/vendor" ]; then
+    what="pci $(sed 's/^0x//' "$d/vendor"):$(sed 's/^0x//' "$d/device")"
+    if command -v lspci >/dev/null 2>&1; then what="$what $(lspci -s "$id" 2>/dev/null | cut -d ' ' -f 2-)"; fi
+  else
+    u=$(readlink -f "$d")
+    if [ ! -r "$u/idVendor" ]; then u=$(dirname "$u"); fi
+    what="usb $(cat "$u/idVendor" 2>/dev/null):$(cat "$u/idProduct" 2>/dev/null) $(cat "$u/product" 2>/dev/null)"
+  fi
+  echo "$module $id $what"
+done
+# The firmware files the bound drivers name (modinfo) that the machine has, with the package that holds each,
+# and the firmware loads the kernel logged as failed.
+section firmware-files
+if ! command -v modinfo >/dev/null 2>&1; then
+  echo '! modinfo is not installed (Debian package kmod)'
+else
+  release=$(uname -r)
+  bound | cut -d ' ' -f 1 | sort -u | while read -r module; do
+    modinfo -F firmware "$module" 2>/dev/null | sort -u | while read -r file; do
+      for f in "/lib/firmware/updates/$release/$file" "/lib/firmware/updates/$file" "/lib/firmware/$release/$file" "/lib/firmware/$file"; do
+        for x in "" .xz .zst; do
+          if [ -e "$f$x" ]; then
+            owner=$( (dpkg -S "$f$x" || dpkg -S "/usr$f$x") 2>/dev/null | head -n 1 | cut -d : -f 1)
+            section=$(dpkg-query -s "$owner" 2>/dev/null | sed -n 's/^Section: //p')
+            echo "have $module $file $owner $section" | awk '{ print $1, $2, $3, ($4 == "" ? "-" : $4), ($5 == "" ? "-" : $5) }'
+            break 2
+          fi
+        done
+      done
+    done
+  done
+fi
+dmesg 2>/dev/null | sed -n -e 's/^\[[^]]*\] *\([^ ]*\) \([^ ]*\): Direct firmware load for \([^ ]*\) failed.*/failed \1 \2 \3/p' \
+  -e 's/^\[[^]]*\] *\([^ ]*\) \([^ ]*\): firmware: failed to load \([^ ]*\) .*/failed \1 \2 \3/p' | sort -u
+section microcode
+for p in intel-microcode amd64-microcode; do
+  printf '%s %s\n' "$p" "$( (apt-cache show --no-all-versions "$p" || dpkg-query -s "$p") 2>/dev/null | sed -n 's/^Section: //p' | head -n 1)"
 done
 section aliases
 if [ ! -r "/lib/modules/$(uname -r)/modules.alias" ]; then
@@ -132,6 +181,15 @@ export interface Probe {
   readonly keyboards: readonly string[];
   /** Interfaces backed by a device (not lo, bridges or tunnels), with their driver. */
   readonly net: readonly { readonly name: string; readonly driver: string | null }[];
+  /** The PCI and USB devices a driver is bound to. */
+  readonly devices: readonly { readonly module: string; readonly id: string; readonly what: string }[];
+  /** The bound drivers' firmware files the machine has (undefined when modinfo could not be asked), and the loads the kernel logged as failed. */
+  readonly firmwareFiles: {
+    readonly have: readonly { readonly module: string; readonly file: string; readonly owner: string | null; readonly section: string | null }[] | undefined;
+    readonly failed: readonly { readonly driver: string; readonly device: string; readonly file: string }[];
+  };
+  /** The Debian archive section (e.g. non-free-firmware/admin) of each microcode package, as the machine's apt or dpkg knows it; null when neither does. */
+  readonly microcode: ReadonlyMap<string, string | null>;
   /** Each modalias the machine's kernel resolves, and its modules; undefined when it could not be asked. */
   readonly aliases: ReadonlyMap<string, readonly string[]> | undefined;
   /** What could not be read, in the script's words, by section. */
@@ -203,6 +261,8 @@ export function parseProbe(output: string): Probe {
       problem,
     });
   }
+  const dash = (field: string | undefined): string | null => (field === undefined || field === "-" || field === "" ? null : field);
+  const firmwareLines = body("firmware-files");
   const aliasLines = body("aliases");
   const aliasesAsked = !problems.some((p) => p.section === "aliases");
   return {
@@ -221,6 +281,28 @@ export function parseProbe(output: string): Probe {
       const [name = "", driver = "-"] = l.split(" ");
       return { name, driver: driver === "-" ? null : driver };
     }),
+    devices: body("devices").map((l) => {
+      const [module = "", id = "", ...what] = l.split(" ");
+      return { module, id, what: what.join(" ").trim() };
+    }),
+    firmwareFiles: {
+      have: problems.some((p) => p.section === "firmware-files")
+        ? undefined
+        : firmwareLines.filter((l) => l.startsWith("have ")).map((l) => {
+            const [, module = "", file = "", owner, section] = l.split(" ");
+            return { module, file, owner: dash(owner), section: dash(section) };
+          }),
+      failed: firmwareLines.filter((l) => l.startsWith("failed ")).map((l) => {
+        const [, driver = "", device = "", file = ""] = l.split(" ");
+        return { driver, device, file };
+      }),
+    },
+    microcode: new Map(
+      body("microcode").map((l) => {
+        const [name = "", section] = l.trim().split(" ");
+        return [name, dash(section)];
+      }),
+    ),
     aliases: aliasesAsked
       ? new Map(
           aliasLines.map((l) => {

@@ -231,7 +231,9 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
     availableKernelModules: [...new Set(config.boot.initrd.availableKernelModules)].sort(),
     kernelModules: config.boot.initrd.kernelModules,
     root,
-    optionalModules: ["overlay"],
+    // The layout's file systems (an ext4 root holding the generations, the overlay over one) and the one fileSystems."/" names:
+    // a hardware module lists the storage path to the root, as NixOS's does, not the file system's own module.
+    optionalModules: [...new Set(["overlay", "ext4", ...(root !== null && root.fsType !== "auto" ? [root.fsType] : [])])],
     busybox: host.busybox,
   };
   const initrd = makeStep(initrdStep, { id: "initrd", name: "initrd", slice: initrdSlice, inputs: { kernel }, local: undefined });
@@ -239,7 +241,7 @@ export function planSystem(system: string, config: ResolvedSystem, host: HostFac
   const isoInitrd = makeStep(initrdStep, {
     id: "initrd-iso",
     name: "initrd-iso",
-    slice: { ...initrdSlice, optionalModules: ["overlay", ...isoInitrdModules] },
+    slice: { ...initrdSlice, optionalModules: [...initrdSlice.optionalModules, ...isoInitrdModules] },
     inputs: { kernel },
     local: undefined,
   });

@@ -109,7 +109,8 @@ describe("keel hardware-config", () => {
       ].join("\n"),
     );
     assert.match(text, /^\/\/ The hardware of root@127\.0\.0\.1, probed by `keel hardware-config` on 2026-12-04\.$/m);
-    assert.match(text, /^\/\/ Kernel 6\.1\.0-28-amd64 \(x86_64\), booted by UEFI, virtualisation: kvm \(systemd-detect-virt\)\.$/m);
+    assert.match(text, /^\/\/ Kernel 6\.1\.0-28-amd64 \(x86_64\), booted by UEFI; a virtual machine \(kvm, systemd-detect-virt\): no microcode is asked for, the host's applies\.$/m);
+    assert.doesNotMatch(text, /packages|distro/, "a VM's virtio devices load no firmware");
   });
 
   it("gives the same text for the same machine whatever order the probe listed it in", () => {
@@ -140,6 +141,59 @@ describe("keel hardware-config", () => {
       .replace("@@ aliases\n", "@@ aliases\nusb:v046DpC31Cd6400dc00dsc00dp00ic03isc01ip01in00 usbhid \n");
     const { text } = hardwareModule(parseProbe(luks), "h", "d");
     assert.match(text, /availableKernelModules: \["dm_crypt", "usbhid", "virtio_blk", "virtio_pci"\]/);
-    assert.match(text, /^ {2}\/\/ A GenuineIntel CPU: its microcode updates are Debian's intel-microcode \(component non-free-firmware\)/m);
+    assert.match(text, /^ {2}\/\/ intel-microcode \(non-free-firmware\): the GenuineIntel CPU's microcode updates \(the machine's apt does not know the package; Debian 12 has it in non-free-firmware\)\.$/m);
+    assert.match(text, /^ {2}packages: \["intel-microcode"\],\n {2}distro: \{ components: \["main", "non-free-firmware"\] \},$/m);
+  });
+
+  it("on a machine keel laid out, names the file system at /keel as / (not the overlay, not the generation inside it)", () => {
+    const laidOut = vm
+      .replace("28 1 254:2 / / rw,relatime shared:1 - ext4 /dev/vda2 rw,discard", "28 1 0:25 / / rw,relatime shared:1 - overlay overlay rw,lowerdir=/generation,upperdir=/keel/layers/1/upper,workdir=/keel/layers/1/work")
+      .replace(
+        "34 28 0:30 / /tmp",
+        "35 28 254:2 / /keel rw,relatime shared:9 - ext4 /dev/vda2 rw\n36 35 254:2 /generations/1 /keel/generation ro,relatime shared:10 - ext4 /dev/vda2 rw\n37 28 254:2 /state/var /var rw,relatime shared:11 - ext4 /dev/vda2 rw\n34 28 0:30 / /tmp",
+      );
+    const { text, unknown } = hardwareModule(parseProbe(laidOut), "h", "d");
+    assert.deepEqual(unknown, []);
+    assert.match(text, /^\/\/ Laid out by keel: its root file system is the one mounted at \/keel\.$/m);
+    assert.match(text, /^ {4}"\/": \{ device: "\/dev\/disk\/by-uuid\/5c1e4f0a-8a53-4d4e-9a7b-2f3c6d1e0b9a", fsType: "ext4" \},$/m);
+    assert.doesNotMatch(text, /"\/keel|"\/var"/);
+    assert.match(text, /availableKernelModules: \["virtio_blk", "virtio_pci"\]/);
+  });
+
+  it("names the firmware packages whose files the bound drivers load, with their components and devices; a failed load's file is said to be missing", () => {
+    const metal = vm
+      .replace("@@ virt\nkvm", "@@ virt\nnone")
+      .replace("vendor_id\t: GenuineIntel", "vendor_id\t: AuthenticAMD")
+      .replace(
+        "@@ aliases\n",
+        [
+          "@@ devices",
+          "r8169 0000:03:00.0 pci 10ec:8168 Ethernet controller: Realtek Semiconductor Co., Ltd. RTL8111/8168/8411 PCI Express Gigabit Ethernet Controller (rev 15)",
+          "iwlwifi 0000:04:00.0 pci 8086:2723 Network controller: Intel Corporation Wi-Fi 6 AX200 (rev 1a)",
+          "amdgpu 0000:05:00.0 pci 1002:1638",
+          "xhci_pci 0000:06:00.3 pci 1022:1639",
+          "@@ firmware-files",
+          "have iwlwifi iwlwifi-cc-a0-72.ucode firmware-iwlwifi non-free-firmware/kernel",
+          "have r8169 rtl_nic/rtl8168h-2.fw firmware-realtek non-free-firmware/kernel",
+          "have r8169 rtl_nic/rtl8168g-3.fw firmware-realtek non-free-firmware/kernel",
+          "failed iwlwifi 0000:04:00.0 iwlwifi-cc-a0-77.ucode",
+          "failed amdgpu 0000:05:00.0 amdgpu/green_sardine_sdma.bin",
+          "@@ microcode",
+          "intel-microcode non-free-firmware/admin",
+          "amd64-microcode non-free-firmware/admin",
+          "@@ aliases",
+          "",
+        ].join("\n"),
+      );
+    const { text, unknown } = hardwareModule(parseProbe(metal), "h", "d");
+    assert.match(text, /^ {2}\/\/ amd64-microcode \(non-free-firmware\): the AuthenticAMD CPU's microcode updates\.$/m);
+    assert.match(text, /^ {2}\/\/ firmware-iwlwifi \(non-free-firmware\): iwlwifi for pci 8086:2723 Network controller: Intel Corporation Wi-Fi 6 AX200 \(rev 1a\) \(0000:04:00\.0\)\.$/m);
+    assert.match(text, /^ {2}\/\/ firmware-realtek \(non-free-firmware\): r8169 for pci 10ec:8168 Ethernet controller: Realtek .* \(0000:03:00\.0\)\.$/m);
+    assert.match(text, /^ {2}packages: \["amd64-microcode", "firmware-iwlwifi", "firmware-realtek"\],\n {2}distro: \{ components: \["main", "non-free-firmware"\] \},$/m);
+    // iwlwifi asks for newer files first and has one: not missing. amdgpu found none of its own.
+    assert.deepEqual(unknown, [
+      "packages: amdgpu (0000:05:00.0) asked for the firmware amdgpu/green_sardine_sdma.bin, which the machine does not have; `apt-file search amdgpu/green_sardine_sdma.bin` names its package (Debian's are in non-free-firmware)",
+    ]);
+    assert.match(text, /^\/\/ {3}packages: amdgpu \(0000:05:00\.0\) asked for the firmware amdgpu\/green_sardine_sdma\.bin/m);
   });
 });
