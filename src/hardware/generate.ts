@@ -98,9 +98,11 @@ function firmwarePackages(probe: Probe, bareMetal: boolean): { readonly packages
     if (!entry.why.includes(why)) entry.why.push(why);
     packages.set(file.owner, entry);
   }
-  // A driver that found none of its files; a driver that has one may have asked for newer ones first (iwlwifi does).
+  // A device's driver that found none of its files (one that has a file may have asked for newer ones first: iwlwifi
+  // does). Only the PCI and USB devices: a load by something else (cfg80211's regulatory.db) names no device's firmware.
   const served = new Set((have ?? []).map((f) => f.module));
-  for (const failed of probe.firmwareFiles.failed.filter((f) => !served.has(f.driver))) {
+  const moduleAt = new Map(probe.devices.map((d) => [d.id, d.module]));
+  for (const failed of probe.firmwareFiles.failed.filter((f) => moduleAt.has(f.device) && !served.has(moduleAt.get(f.device) ?? ""))) {
     unknown.push(`packages: ${failed.driver} (${failed.device}) asked for the firmware ${failed.file}, which the machine does not have; \`apt-file search ${failed.file}\` names its package (Debian's are in ${firmwareComponent})`);
   }
   const microcode = !bareMetal ? undefined : probe.cpu.vendor === "GenuineIntel" ? "intel-microcode" : probe.cpu.vendor === "AuthenticAMD" ? "amd64-microcode" : undefined;
@@ -174,13 +176,20 @@ export function hardwareModule(probe: Probe, where: string, date: string): Hardw
   }
   const flags = new Set(probe.cpu.flags);
   const kvm = flags.has("vmx") ? ["kvm-intel"] : flags.has("svm") ? ["kvm-amd"] : [];
-  const bareMetal = probe.virt === "none";
+  const bareMetal = probe.virt === "none" && probe.container === undefined;
+  if (probe.container !== undefined) unknown.unshift(`the machine's hardware: this is a container (${probe.container}), whose devices, firmware and kernel are its host's; probe the host`);
   const firmware = firmwarePackages(probe, bareMetal);
   unknown.push(...firmware.unknown);
   const packageNames = [...firmware.packages.keys()].sort();
   const components = [...new Set(["main", ...[...firmware.packages.values()].map((p) => p.component)])];
   const virtualisation =
-    probe.virt === undefined ? "virtualisation: not known" : bareMetal ? "bare metal (systemd-detect-virt)" : `a virtual machine (${probe.virt}, systemd-detect-virt): no microcode is asked for, the host's applies`;
+    probe.container !== undefined
+      ? `a container (${probe.container}, systemd-detect-virt)`
+      : probe.virt === undefined
+        ? "virtualisation: not known"
+        : bareMetal
+          ? "bare metal (systemd-detect-virt)"
+          : `a virtual machine (${probe.virt}, systemd-detect-virt): no microcode is asked for, the host's applies`;
   const interfaces = [...probe.net].sort((a, b) => a.name.localeCompare(b.name)).map((n) => `      ${/^[A-Za-z_]\w*$/.test(n.name) ? n.name : q(n.name)}: { useDHCP: true }, // ${n.driver ?? "no driver bound"}`);
 
   const header = [

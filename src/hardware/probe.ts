@@ -14,7 +14,12 @@ printf '%s %s\n' "$(uname -r)" "$(uname -m)"
 section firmware
 if [ -d /sys/firmware/efi ]; then echo uefi; else echo bios; fi
 section virt
-if command -v systemd-detect-virt >/dev/null 2>&1; then systemd-detect-virt 2>/dev/null || true; else echo '! systemd-detect-virt is not installed'; fi
+if command -v systemd-detect-virt >/dev/null 2>&1; then
+  echo "vm $(systemd-detect-virt --vm 2>/dev/null)"
+  echo "container $(systemd-detect-virt --container 2>/dev/null)"
+else
+  echo '! systemd-detect-virt is not installed'
+fi
 section cpu
 grep -m1 '^vendor_id' /proc/cpuinfo
 grep -m1 '^flags' /proc/cpuinfo
@@ -22,11 +27,12 @@ section mountinfo
 cat /proc/self/mountinfo
 section swaps
 tail -n +2 /proc/swaps
-aliases=
+# Whether a path is a device under /sys/devices (a glob that matched nothing resolves to no such path).
+under() { case $1 in /sys/devices/?*) true ;; *) false ;; esac; }
 # Each device from a sysfs path up to the root of /sys/devices that has a modalias, with its driver.
 up() {
   u=$1
-  while [ "$u" != /sys/devices ] && [ "$u" != / ]; do
+  while under "$u"; do
     if [ -r "$u/modalias" ]; then
       driver=-
       if [ -e "$u/driver" ]; then driver=$(basename "$(readlink -f "$u/driver")"); fi
@@ -126,7 +132,7 @@ elif ! command -v modprobe >/dev/null 2>&1; then
 else
   for dev in /sys/class/block/* /sys/class/nvme/* /sys/bus/usb/devices/*; do
     d=$(readlink -f "$dev")
-    while [ "$d" != /sys/devices ] && [ "$d" != / ]; do
+    while under "$d"; do
       if [ -r "$d/modalias" ]; then cat "$d/modalias"; fi
       d=$(dirname "$d")
     done
@@ -170,8 +176,10 @@ export interface BlockDevice {
 export interface Probe {
   readonly kernel: { readonly release: string; readonly machine: string };
   readonly firmware: "uefi" | "bios";
-  /** systemd-detect-virt's answer ("none" on bare metal); undefined when it could not be asked. */
+  /** systemd-detect-virt --vm's answer ("none" on bare metal); undefined when it could not be asked. */
   readonly virt: string | undefined;
+  /** systemd-detect-virt --container's answer (docker, lxc, systemd-nspawn …) when the probe ran in a container. */
+  readonly container: string | undefined;
   readonly cpu: { readonly vendor: string | undefined; readonly flags: readonly string[] };
   readonly mounts: readonly Mount[];
   /** Swap devices and files, as /proc/swaps names them. */
@@ -235,7 +243,9 @@ export function parseProbe(output: string): Probe {
   const [release = "", machine = ""] = (body("kernel")[0] ?? "").split(" ");
   const cpuLines = body("cpu");
   const cpuField = (key: string) => cpuLines.find((l) => l.startsWith(key))?.replace(/^[^:]*:\s*/, "");
-  const virt = body("virt")[0];
+  const virtLines = body("virt");
+  const detected = (kind: string) => virtLines.find((l) => l.startsWith(`${kind} `))?.slice(kind.length + 1).trim() || undefined;
+  const container = detected("container");
   const blocks = new Map<string, BlockDevice>();
   for (const section of sections.filter((s) => s.name.startsWith("block "))) {
     const path = section.name.slice("block ".length);
@@ -268,7 +278,8 @@ export function parseProbe(output: string): Probe {
   return {
     kernel: { release, machine },
     firmware: body("firmware")[0] === "uefi" ? "uefi" : "bios",
-    virt: virt === undefined || virt === "" ? undefined : virt,
+    virt: detected("vm"),
+    container: container === "none" ? undefined : container,
     cpu: { vendor: cpuField("vendor_id"), flags: (cpuField("flags") ?? "").split(/\s+/).filter((f) => f !== "") },
     mounts: parseMountinfo(body("mountinfo")),
     swaps: body("swaps").map((l) => {

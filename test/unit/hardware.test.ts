@@ -13,7 +13,8 @@ const vm = [
   "@@ firmware",
   "uefi",
   "@@ virt",
-  "kvm",
+  "vm kvm",
+  "container none",
   "@@ cpu",
   "vendor_id\t: GenuineIntel",
   "flags\t\t: fpu vme de pse tsc msr pae vmx hypervisor",
@@ -119,12 +120,15 @@ describe("keel hardware-config", () => {
     assert.equal(hardwareModule(parseProbe(shuffled), "h", "d").text, hardwareModule(parseProbe(vm), "h", "d").text);
   });
 
-  it("says what it could not know instead of guessing: a UUID blkid may not read, a kernel without modules.alias", () => {
+  it("says what it could not know instead of guessing: a container, a UUID blkid may not read, a kernel without modules.alias", () => {
     const confined = vm
+      .replace("container none", "container docker")
       .replace(/blkid UUID=5c1e4f0a[^\n]*\nblkid TYPE=ext4\n/, "! blkid -p /dev/vda2: blkid: error: /dev/vda2: Operation not permitted\n")
       .replace(/@@ aliases\n[\s\S]*$/, "@@ aliases\n! /lib/modules/6.1.0-28-amd64/modules.alias is missing (a kernel without modules, or one keel cannot see)\n");
     const { text, unknown } = hardwareModule(parseProbe(confined), "h", "d");
-    assert.equal(unknown.length, 2);
+    assert.equal(unknown.length, 3);
+    assert.equal(unknown[0], "the machine's hardware: this is a container (docker), whose devices, firmware and kernel are its host's; probe the host");
+    assert.match(text, /; a container \(docker, systemd-detect-virt\)\.$/m);
     assert.match(text, /^ {4}\/\/ fileSystems\."\/": \/dev\/vda2 \(ext4\) is mounted there, but its UUID could not be read \(blkid -p \/dev\/vda2: blkid: error: \/dev\/vda2: Operation not permitted\)\.$/m);
     assert.match(text, /^ {6}\/\/ boot\.initrd\.availableKernelModules: \/lib\/modules\/6\.1\.0-28-amd64\/modules\.alias is missing .*; the path to \/ is virtio:d00000002v00001AF4 \(driver virtio_blk\), pci:\S+ \(driver virtio-pci\)\.$/m);
     assert.ok(!/availableKernelModules: \[/.test(text), "no list it could not know");
@@ -136,7 +140,7 @@ describe("keel hardware-config", () => {
       .replace("ext4 /dev/vda2 rw,discard", "ext4 /dev/mapper/root rw")
       // The script prints a mapped device's slaves and their nodes in its own section.
       .replace("@@ block /dev/vda2\nname vda2\nblkid UUID=5c1e4f0a-8a53-4d4e-9a7b-2f3c6d1e0b9a\nblkid TYPE=ext4\n", "@@ block /dev/mapper/root\nname dm-0\nblkid UUID=5c1e4f0a-8a53-4d4e-9a7b-2f3c6d1e0b9a\nblkid TYPE=ext4\ndm CRYPT-LUKS2-8c1e-root\nslave vda2\n")
-      .replace("@@ virt\nkvm", "@@ virt\nnone")
+      .replace("vm kvm", "vm none")
       .replace("@@ keyboards\n", "@@ keyboards\nusb:v046DpC31Cd6400dc00dsc00dp00ic03isc01ip01in00\n")
       .replace("@@ aliases\n", "@@ aliases\nusb:v046DpC31Cd6400dc00dsc00dp00ic03isc01ip01in00 usbhid \n");
     const { text } = hardwareModule(parseProbe(luks), "h", "d");
@@ -162,7 +166,7 @@ describe("keel hardware-config", () => {
 
   it("names the firmware packages whose files the bound drivers load, with their components and devices; a failed load's file is said to be missing", () => {
     const metal = vm
-      .replace("@@ virt\nkvm", "@@ virt\nnone")
+      .replace("vm kvm", "vm none")
       .replace("vendor_id\t: GenuineIntel", "vendor_id\t: AuthenticAMD")
       .replace(
         "@@ aliases\n",
@@ -178,6 +182,7 @@ describe("keel hardware-config", () => {
           "have r8169 rtl_nic/rtl8168g-3.fw firmware-realtek non-free-firmware/kernel",
           "failed iwlwifi 0000:04:00.0 iwlwifi-cc-a0-77.ucode",
           "failed amdgpu 0000:05:00.0 amdgpu/green_sardine_sdma.bin",
+          "failed platform regulatory.0 regulatory.db",
           "@@ microcode",
           "intel-microcode non-free-firmware/admin",
           "amd64-microcode non-free-firmware/admin",
@@ -190,7 +195,7 @@ describe("keel hardware-config", () => {
     assert.match(text, /^ {2}\/\/ firmware-iwlwifi \(non-free-firmware\): iwlwifi for pci 8086:2723 Network controller: Intel Corporation Wi-Fi 6 AX200 \(rev 1a\) \(0000:04:00\.0\)\.$/m);
     assert.match(text, /^ {2}\/\/ firmware-realtek \(non-free-firmware\): r8169 for pci 10ec:8168 Ethernet controller: Realtek .* \(0000:03:00\.0\)\.$/m);
     assert.match(text, /^ {2}packages: \["amd64-microcode", "firmware-iwlwifi", "firmware-realtek"\],\n {2}distro: \{ components: \["main", "non-free-firmware"\] \},$/m);
-    // iwlwifi asks for newer files first and has one: not missing. amdgpu found none of its own.
+    // iwlwifi asks for newer files first and has one: not missing. amdgpu found none of its own. regulatory.0 is no PCI or USB device.
     assert.deepEqual(unknown, [
       "packages: amdgpu (0000:05:00.0) asked for the firmware amdgpu/green_sardine_sdma.bin, which the machine does not have; `apt-file search amdgpu/green_sardine_sdma.bin` names its package (Debian's are in non-free-firmware)",
     ]);
