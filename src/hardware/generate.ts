@@ -64,14 +64,21 @@ function storageModules(probe: Probe, path: string, seen = new Set<string>()): {
  * writable layer, an overlay, and the root file system is mounted at /keel
  * with the generation and the state inside it: that file system is "/".
  */
-function machineMounts(probe: Probe): { readonly mounts: readonly Mount[]; readonly keelLayout: boolean } {
+function machineMounts(probe: Probe): { readonly mounts: readonly Mount[]; readonly keelLayout: boolean; readonly noRoot: string | undefined } {
   const keel = probe.mounts.find((m) => m.mountPoint === "/keel" && m.root === "/" && m.source.startsWith("/dev/"));
-  const keelLayout = keel !== undefined && probe.mounts.find((m) => m.mountPoint === "/")?.fsType === "overlay";
+  const generation = probe.mounts.find((m) => m.mountPoint === "/keel/generation");
+  const overlay = probe.mounts.find((m) => m.mountPoint === "/")?.fsType === "overlay";
+  // On a disk the generation is a directory of the root file system; `keel run` and an ISO bring it on a device of its own.
+  const keelLayout = keel !== undefined && overlay && generation?.root.startsWith("/generations/") === true;
+  const noRoot =
+    overlay && generation !== undefined && !keelLayout
+      ? "the machine runs a generation keel brought on a device of its own (`keel run`'s image, an ISO): it has no root file system of keel's layout; probe it once installed"
+      : undefined;
   const mounts = probe.mounts
     .filter((m) => m.source.startsWith("/dev/") && !pseudo.has(m.fsType) && !/^\/(proc|sys|dev|run)(\/|$)/.test(m.mountPoint))
     .filter((m) => m.root === "/" || m.fsType === "btrfs")
-    .filter((m) => !keelLayout || !(m.mountPoint === "/keel" || m.mountPoint.startsWith("/keel/")));
-  return { mounts: keelLayout && keel !== undefined ? [...mounts, { ...keel, mountPoint: "/" }] : mounts, keelLayout };
+    .filter((m) => !(keelLayout || noRoot !== undefined) || !(m.mountPoint === "/keel" || m.mountPoint.startsWith("/keel/")));
+  return { mounts: keelLayout && keel !== undefined ? [...mounts, { ...keel, mountPoint: "/" }] : mounts, keelLayout, noRoot };
 }
 
 /** The archive component a Debian section is in ("non-free-firmware/kernel" → non-free-firmware, "kernel" → main). */
@@ -135,7 +142,7 @@ export function hardwareModule(probe: Probe, where: string, date: string): Hardw
     fileSystems.push(`    ${q(mount.mountPoint)}: { device: ${q(stable.device)}, fsType: ${q(mount.fsType)}${options.length > 0 ? `, options: ${list(options)}` : ""} },`);
   }
   if (!mounts.some((m) => m.mountPoint === "/")) {
-    const why = 'fileSystems."/": no block device is mounted at / (a container, or a root keel cannot see)';
+    const why = `fileSystems."/": ${machine.noRoot ?? "no block device is mounted at / (a container, or a root keel cannot see)"}`;
     unknown.push(why);
     fileSystems.push(`    // ${why}.`);
   }

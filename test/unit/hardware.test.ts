@@ -164,6 +164,17 @@ describe("keel hardware-config", () => {
     assert.match(text, /availableKernelModules: \["virtio_blk", "virtio_pci"\]/);
   });
 
+  it("on a VM keel run boots from the store's image, says it has no root file system of its own instead of naming the state disk", () => {
+    const direct = vm
+      .replace("28 1 254:2 / / rw,relatime shared:1 - ext4 /dev/vda2 rw,discard", "28 1 0:25 / / rw,relatime shared:1 - overlay overlay rw,lowerdir=/generation")
+      .replace("34 28 0:30 / /tmp", "35 28 254:16 / /keel rw,relatime shared:9 - ext4 /dev/vdb rw\n36 35 254:0 / /keel/generation ro,relatime shared:10 - ext4 /dev/vda ro\n34 28 0:30 / /tmp");
+    const { text, unknown } = hardwareModule(parseProbe(direct), "h", "d");
+    assert.deepEqual(unknown, [
+      'fileSystems."/": the machine runs a generation keel brought on a device of its own (`keel run`\'s image, an ISO): it has no root file system of keel\'s layout; probe it once installed',
+    ]);
+    assert.doesNotMatch(text, /"\/keel|"\/": \{/);
+  });
+
   it("names the firmware packages whose files the bound drivers load, with their components and devices; a failed load's file is said to be missing", () => {
     const metal = vm
       .replace("vm kvm", "vm none")
