@@ -63,6 +63,15 @@ export type MergeResult = { readonly defined: true; readonly value: unknown } | 
  * highest priority kept, each value checked against the type.
  */
 function effectiveDefinitions(path: Path, target: MergeTarget, defs: readonly Definition[]): Definition[] {
+  const kept = prevailingDefinitions(target, defs, path);
+  for (const def of kept) {
+    if (!target.type.check(def.value)) throw typeMismatch(path, target.type, def);
+  }
+  return kept;
+}
+
+/** The definitions of the highest priority, properties discharged, in order; not yet checked against the type. */
+function prevailingDefinitions(target: MergeTarget, defs: readonly Definition[], path: Path): Definition[] {
   const all: Discharged[] = [];
   for (const def of defs) discharge(def, path, priorities.plain, orders.default, all);
   if (target.hasDefault) {
@@ -72,9 +81,6 @@ function effectiveDefinitions(path: Path, target: MergeTarget, defs: readonly De
   const highest = Math.min(...all.map((d) => d.priority));
   const kept = all.filter((d) => d.priority === highest);
   kept.sort((a, b) => a.order - b.order);
-  for (const def of kept) {
-    if (!target.type.check(def.value)) throw typeMismatch(path, target.type, def);
-  }
   return kept.map(({ file, value }) => ({ file, value }));
 }
 
@@ -82,6 +88,24 @@ export function mergeDefinitions(path: Path, target: MergeTarget, defs: readonly
   const effective = effectiveDefinitions(path, target, defs);
   if (effective.length === 0) return { defined: false };
   return { defined: true, value: target.type.merge(path, effective) };
+}
+
+/**
+ * Whether the definitions define the option (their properties discharged:
+ * mkIf, priorities), and a merge of them run only when asked for, once: a
+ * record's value per name, as NixOS's attribute values are thunks.
+ */
+export function mergeLater(path: Path, target: MergeTarget, defs: readonly Definition[]): (() => unknown) | undefined {
+  if (prevailingDefinitions(target, defs, path).length === 0) return undefined;
+  let merged: { readonly value: unknown } | undefined;
+  return () => {
+    if (merged === undefined) {
+      const result = mergeDefinitions(path, target, defs);
+      if (!result.defined) throw notDefined(path);
+      merged = { value: result.value };
+    }
+    return merged.value;
+  };
 }
 
 export function typeMismatch(path: Path, type: AnyType, def: Definition): ConfigError {

@@ -21,11 +21,12 @@ import { ConfigError } from "../errors.js";
 import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
+import { mergeOptionDeclarations } from "./types.js";
 import { propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
 import { isOption, type AnyOption, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
-import { closest, collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
+import { collectDefinitions, didYouMean, isRecord, pathKey, setAtPath, suggestions, walkOptions, type DefinitionSink } from "./tree.js";
 import type { InputSpec } from "../inputs/spec.js";
 
 export interface EvalArgs {
@@ -151,6 +152,11 @@ export class Evaluation {
    * value, or a part of it (`users.users.root.shell`).
    */
   resolve(path: Path = []): unknown {
+    return forced(this.resolveLazily(path));
+  }
+
+  /** `resolve` without forcing: a record's values (attrsOf) are merged when read. */
+  private resolveLazily(path: Path): unknown {
     let node: AnyOption | OptionTree = this.tree;
     for (let i = 0; i < path.length; i++) {
       if (isOption(node)) return this.within(path.slice(0, i), this.valueOf(path.slice(0, i), node), path.slice(i));
@@ -203,10 +209,10 @@ export class Evaluation {
     for (const [i, key] of path.entries()) {
       const child: AnyOption | OptionTree | undefined = isOption(node) ? undefined : node[key];
       if (child === undefined) {
-        const suggestion = isOption(node) ? undefined : closest(key, Object.keys(node));
+        const offers = isOption(node) ? [] : suggestions(key, Object.keys(node)).map((s) => showPath([...path.slice(0, i), s]));
         throw new ConfigError(
           `The option \`${showPath(path.slice(0, i + 1))}' does not exist.` +
-            (suggestion === undefined ? "" : ` Did you mean \`${showPath([...path.slice(0, i), suggestion])}'?`) +
+            (offers.length === 0 ? "" : ` ${didYouMean(offers)}`) +
             `\nFix: check the spelling; ${optionsCommand(path.slice(0, i))} lists the options there.`,
         );
       }
@@ -360,13 +366,19 @@ export class Evaluation {
       const childPath = [...path, key];
       const existing = node[key];
       if (isOption(declared)) {
-        if (existing !== undefined) {
-          throw new ConfigError(
-            `The option \`${showPath(childPath)}' in \`${file}' is already declared in \`${this.declaredIn.get(pathKey(childPath)) ?? "another module"}'.\n` +
-              "Fix: declare each option in one module only.",
-          );
-        }
         if (declared.declaredIn === "<unknown>") declared.declaredIn = file;
+        if (existing !== undefined) {
+          // Declared again: merged as NixOS merges declarations (a submodule's options from two modules), or refused.
+          const merged = isOption(existing) ? mergeOptionDeclarations(existing, declared) : "it is a group of options there";
+          if (typeof merged === "string") {
+            throw new ConfigError(
+              `The option \`${showPath(childPath)}' in \`${file}' is already declared in \`${this.declaredIn.get(pathKey(childPath)) ?? "another module"}': ${merged}.\n` +
+                "Fix: declare it once, or let the second declaration only extend it: the same type (or a submodule with more options), without its own default, example or description.",
+            );
+          }
+          node[key] = merged;
+          continue;
+        }
         this.declaredIn.set(pathKey(childPath), file);
         node[key] = declared;
       } else {
@@ -404,10 +416,10 @@ export class Evaluation {
 
   private unknownRead(path: Path, siblings: readonly string[]): ConfigError {
     const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
-    const suggestion = closest(path[path.length - 1] ?? "", siblings);
+    const offers = suggestions(path[path.length - 1] ?? "", siblings).map((s) => `config.${showPath([...path.slice(0, -1), s])}`);
     return new ConfigError(
       `${reader ? `\`${reader.file}'` : "A module"} reads \`config.${showPath(path)}', which is not an option.\n` +
-        (suggestion === undefined ? "" : `Did you mean \`config.${showPath([...path.slice(0, -1), suggestion])}'?\n`) +
+        (offers.length === 0 ? "" : `${didYouMean(offers)}\n`) +
         `Fix: check the spelling; ${optionsCommand(path.slice(0, -1))} lists what exists.`,
     );
   }
@@ -425,6 +437,18 @@ export class Evaluation {
           : "Fix: break the cycle: one of these options must be defined without reading the others."),
     );
   }
+}
+
+/**
+ * `value` with every record value and list element read: what is asked for
+ * is checked whole (a type error in one entry of a record is found when the
+ * record is printed or built), what is not asked for stays unmerged.
+ */
+function forced<T>(value: T, seen = new WeakSet<object>()): T {
+  if (typeof value !== "object" || value === null || seen.has(value)) return value;
+  seen.add(value);
+  for (const key of Object.keys(value)) forced((value as Record<string, unknown>)[key], seen);
+  return value;
 }
 
 /** Whether a definition's value (through its properties) sets the names `rest`. */

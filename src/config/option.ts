@@ -32,7 +32,8 @@ export type AnyType = OptionType<unknown, unknown>;
 
 export interface OptionSpec<R, I> {
   type: OptionType<R, I>;
-  description: string;
+  /** Required once per option: a second declaration that extends it (a submodule's options) leaves it out. */
+  description?: string;
   /** A definition at the lowest priority (`mkOptionDefault`), merged like any other. */
   default?: NoInfer<I>;
   /** A value shown in docs; never used for evaluation. */
@@ -56,7 +57,7 @@ export class Option<R, I = R> {
 
   constructor(spec: OptionSpec<R, I>) {
     this.type = spec.type;
-    this.description = spec.description;
+    this.description = spec.description ?? "";
     this.hasDefault = "default" in spec;
     this.default = spec.default;
     this.example = spec.example;

@@ -88,6 +88,7 @@ function collect(
       if (freeform === undefined) throw unknownOption(tree, childPath, file, value[key]);
       leftover[key] = wrap(value[key]);
     } else if (isOption(child)) {
+      if (isOption(Object.getOwnPropertyDescriptor(value, key)?.value)) throw declaredInConfig(childPath, file);
       record(sink, childPath, { file, value: wrap(readLazily(value, key, file, childPath)) });
     } else {
       collect(child, value[key], file, childPath, sink, wrap, undefined);
@@ -114,27 +115,54 @@ function record(sink: DefinitionSink, path: Path, def: Definition): void {
 }
 
 function unknownOption(tree: OptionTree, path: Path, file: string, value: unknown): ConfigError {
+  if (isOption(value) || (isRecord(value) && Object.values(value).some(isOption))) return declaredInConfig(path, file);
   const name = path[path.length - 1] ?? "";
-  const suggestion = closest(name, Object.keys(tree));
-  const hint = suggestion === undefined
+  const offers = suggestions(name, Object.keys(tree)).map((s) => showPath([...path.slice(0, -1), s]));
+  const hint = offers.length === 0
     ? `Fix: remove it, or declare it under \`options' in a module; ${optionsCommand(path.slice(0, -1))} lists the options that exist.`
-    : `Did you mean \`${showPath([...path.slice(0, -1), suggestion])}'?\nFix: rename it, or declare it under \`options' in a module.`;
+    : `${didYouMean(offers)}\nFix: rename it, or declare it under \`options' in a module.`;
   return new ConfigError(
     `The option \`${showPath(path)}' does not exist. Definition values:\n- In \`${file}': ${showValue(value)}\n${hint}`,
   );
 }
 
+/** An `mkOption(…)` among definitions: a declaration put in `config` (NixOS's words). */
+export function declaredInConfig(path: Path, file: string): ConfigError {
+  return new ConfigError(
+    `The option \`${showPath(path)}' in \`${file}' is defined with mkOption(…) as its value. ` +
+      "It seems as if you're trying to declare an option by placing it into `config' rather than `options'!\n" +
+      `Fix: move it into the module's \`options': \`{ options: { ${showPath(path)}: mkOption({ … }) }, config: { … } }\`.`,
+  );
+}
+
 export function closest(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
-  for (const candidate of candidates) {
-    const distance = levenshtein(name.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
+  return suggestions(name, candidates, 1)[0];
+}
+
+/**
+ * The names `name` may have meant, nearest first, at most `limit`: those
+ * within a few edits, and those it begins (`ena` → `enable`), as NixOS's
+ * "Did you mean" offers them.
+ */
+export function suggestions(name: string, candidates: readonly string[], limit = 3): string[] {
+  const lower = name.toLowerCase();
+  const within = Math.max(2, Math.floor(name.length / 3));
+  const scored: { candidate: string; distance: number }[] = [];
+  for (const candidate of new Set(candidates)) {
+    if (candidate === name) continue;
+    const distance = levenshtein(lower, candidate.toLowerCase());
+    const prefix = lower.length >= 2 && candidate.toLowerCase().startsWith(lower);
+    if (distance <= within || prefix) scored.push({ candidate, distance: prefix ? Math.min(distance, within) : distance });
   }
-  return best;
+  scored.sort((a, b) => a.distance - b.distance || a.candidate.localeCompare(b.candidate));
+  return scored.slice(0, limit).map((s) => s.candidate);
+}
+
+/** "Did you mean `a'?", "Did you mean `a' or `b'?", "Did you mean `a', `b' or `c'?" — or nothing. */
+export function didYouMean(names: readonly string[]): string {
+  if (names.length === 0) return "";
+  const quoted = names.map((n) => `\`${n}'`);
+  return `Did you mean ${quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(", ")} or ${quoted.at(-1)}`}?`;
 }
 
 function levenshtein(a: string, b: string): number {

@@ -3,8 +3,8 @@
 // evaluate their own options from all definitions.
 import path from "node:path";
 import { ConfigError } from "../errors.js";
-import { mergeDefinitions, notDefined, showDefinitions, typeMismatch } from "./merge.js";
-import type { AnyType, Definition, DefinitionsOf, OptionTree, OptionType, Path, ResolvedOf } from "./option.js";
+import { mergeDefinitions, mergeLater, notDefined, showDefinitions, Thunk, typeMismatch } from "./merge.js";
+import { isOption, mkOption, type AnyOption, type AnyType, type Definition, type DefinitionsOf, type Option, type OptionTree, type OptionType, type Path, type ResolvedOf } from "./option.js";
 import type { Wrapped } from "./properties.js";
 import { showPath, showValue } from "./show.js";
 import { collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
@@ -30,8 +30,85 @@ function mergeEqual(optionPath: Path, defs: readonly Definition[]): unknown {
   );
 }
 
+/**
+ * How a type was made, for merging two declarations of one option (NixOS's
+ * `typeMerge` over type functors): its kind, the types it was made of, and how
+ * to make it again from merged ones. Scalars merge when they are the same
+ * kind (description), submodules by joining their option trees.
+ */
+interface Functor {
+  readonly kind: string;
+  readonly of: readonly AnyType[];
+  readonly make: (of: readonly AnyType[]) => AnyType;
+  readonly join?: (other: AnyType) => AnyType | undefined;
+}
+
+const functors = new WeakMap<AnyType, Functor>();
+
+function made<T extends AnyType>(type: T, functor: Functor): T {
+  functors.set(type, functor);
+  return type;
+}
+
+/**
+ * Two declarations of one option as one, as NixOS's `mergeOptionDecls`: at
+ * most one gives a default, an example or a description, and their types
+ * merge. Otherwise, why not.
+ */
+export function mergeOptionDeclarations(a: AnyOption, b: AnyOption): AnyOption | string {
+  if (a.hasDefault && b.hasDefault) return "both declare a default";
+  if (a.example !== undefined && b.example !== undefined) return "both give an example";
+  if (a.description !== "" && b.description !== "") return "both give a description (the second declaration of an option extends it and leaves its description out)";
+  const type = mergeTypes(a.type, b.type);
+  if (type === undefined) return `their types do not merge: \`${a.type.description}' and \`${b.type.description}'`;
+  const withDefault = a.hasDefault ? a : b;
+  const merged = mkOption({
+    type,
+    description: a.description || b.description,
+    ...(withDefault.hasDefault ? { default: withDefault.default } : {}),
+    example: a.example ?? b.example,
+    ...((a.defaultText ?? b.defaultText) !== undefined ? { defaultText: a.defaultText ?? b.defaultText } : {}),
+  });
+  merged.declaredIn = a.declaredIn;
+  return merged;
+}
+
+/** Two trees of declarations as one: options declared in both merge (`mergeOptionDeclarations`), groups merge by name. */
+export function mergeOptionTrees(a: OptionTree, b: OptionTree, path: Path = []): OptionTree | string {
+  const result: Record<string, AnyOption | OptionTree> = { ...a };
+  for (const [key, theirs] of Object.entries(b)) {
+    const ours = result[key];
+    if (ours === undefined) {
+      result[key] = theirs;
+      continue;
+    }
+    if (isOption(ours) !== isOption(theirs)) return `\`${showPath([...path, key])}' is an option in one and a group of options in the other`;
+    const merged = isOption(ours) ? mergeOptionDeclarations(ours, theirs as AnyOption) : mergeOptionTrees(ours, theirs as OptionTree, [...path, key]);
+    if (typeof merged === "string") return isOption(ours) ? `\`${showPath([...path, key])}': ${merged}` : merged;
+    result[key] = merged;
+  }
+  return result;
+}
+
+/** Two declarations' types as one, or undefined when they do not merge. */
+export function mergeTypes(a: AnyType, b: AnyType): AnyType | undefined {
+  if (a === b) return a;
+  const fa = functors.get(a);
+  const fb = functors.get(b);
+  if (fa === undefined || fb === undefined || fa.kind !== fb.kind || fa.of.length !== fb.of.length) return undefined;
+  if (fa.join !== undefined) return fa.join(b);
+  const of: AnyType[] = [];
+  for (const [i, inner] of fa.of.entries()) {
+    const merged = mergeTypes(inner, fb.of[i] as AnyType);
+    if (merged === undefined) return undefined;
+    of.push(merged);
+  }
+  return of.every((t, i) => t === fa.of[i]) ? a : fa.make(of);
+}
+
 function scalar<T>(description: string, check: (value: unknown) => boolean): OptionType<T> {
-  return { description, check, merge: (p, defs) => mergeEqual(p, defs) as T };
+  const type: OptionType<T> = { description, check, merge: (p, defs) => mergeEqual(p, defs) as T };
+  return made(type as AnyType, { kind: `scalar ${description}`, of: [], make: () => type as AnyType }) as OptionType<T>;
 }
 
 function nested(type: AnyType): string {
@@ -49,9 +126,20 @@ export const port = scalar<number>("port number", (v) => isInteger(v) && v >= 1 
 export const ints = {
   unsigned: scalar<number>("unsigned integer", (v) => isInteger(v) && v >= 0),
   positive: scalar<number>("positive integer", (v) => isInteger(v) && v > 0),
-  between: (min: number, max: number) =>
-    scalar<number>(`integer between ${min} and ${max}`, (v) => isInteger(v) && v >= min && v <= max),
+  between: (min: number, max: number) => intBetween(min, max),
+  s8: intBetween(-128, 127, "8 bit signed integer"),
+  s16: intBetween(-32768, 32767, "16 bit signed integer"),
+  s32: intBetween(-2147483648, 2147483647, "32 bit signed integer"),
+  u8: intBetween(0, 255, "8 bit unsigned integer"),
+  u16: intBetween(0, 65535, "16 bit unsigned integer"),
+  u32: intBetween(0, 4294967295, "32 bit unsigned integer"),
 };
+
+/** An integer in [min, max], described as NixOS describes it. */
+function intBetween(min: number, max: number, name?: string): OptionType<number> {
+  const range = `between ${min} and ${max} (both inclusive)`;
+  return scalar<number>(name === undefined ? `integer ${range}` : `${name}; ${range}`, (v) => isInteger(v) && v >= min && v <= max);
+}
 
 /** Strings from several definitions joined by newlines, like NixOS's `lines`. */
 export const lines: OptionType<string> = {
@@ -85,6 +173,10 @@ function enumOf<const V extends readonly (string | number | boolean)[]>(values: 
 }
 
 export function nullOr<R, I>(type: OptionType<R, I>): OptionType<R | null, I | null> {
+  return made(nullOrType(type) as AnyType, { kind: "nullOr", of: [type as AnyType], make: ([t]) => nullOr(t as AnyType) as AnyType }) as OptionType<R | null, I | null>;
+}
+
+function nullOrType<R, I>(type: OptionType<R, I>): OptionType<R | null, I | null> {
   return {
     description: `null or ${nested(type)}`,
     check: (v) => v === null || type.check(v),
@@ -104,6 +196,10 @@ export function nullOr<R, I>(type: OptionType<R, I>): OptionType<R | null, I | n
 
 /** Definitions of each element go through properties and the element type's merge. */
 export function listOf<R, I>(type: OptionType<R, I>): OptionType<readonly R[], readonly Wrapped<I>[]> {
+  return made(listType(type) as AnyType, { kind: "listOf", of: [type as AnyType], make: ([t]) => listOf(t as AnyType) as AnyType }) as OptionType<readonly R[], readonly Wrapped<I>[]>;
+}
+
+function listType<R, I>(type: OptionType<R, I>): OptionType<readonly R[], readonly Wrapped<I>[]> {
   return {
     description: `list of ${nested(type)}`,
     check: Array.isArray,
@@ -122,25 +218,38 @@ export function listOf<R, I>(type: OptionType<R, I>): OptionType<readonly R[], r
   };
 }
 
-export function attrsOf<R, I>(
+/** Each name's definitions across the records `defs` define, in order; a getter stays unread (a thunk) until its name is merged. */
+function definitionsByName(defs: readonly Definition[]): Map<string, Definition[]> {
+  const byName = new Map<string, Definition[]>();
+  for (const def of defs) {
+    const record = def.value as Record<string, unknown>;
+    for (const name of Object.keys(record)) {
+      const getter = Object.getOwnPropertyDescriptor(record, name)?.get;
+      const list = byName.get(name) ?? [];
+      list.push({ file: def.file, value: getter === undefined ? record[name] : new Thunk(() => getter.call(record)) });
+      byName.set(name, list);
+    }
+  }
+  return byName;
+}
+
+export function attrsOf<R, I>(type: OptionType<R, I>): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
+  const records = attrsType(type);
+  return made(records as AnyType, { kind: "attrsOf", of: [type as AnyType], make: ([t]) => attrsOf(t as AnyType) as AnyType }) as typeof records;
+}
+
+function attrsType<R, I>(
   type: OptionType<R, I>,
 ): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
   return {
     description: `record of ${nested(type)}`,
     check: isRecord,
+    // Which names are defined is known at once (mkIf discharged); each value is merged when it is read.
     merge: (p, defs) => {
-      const byName = new Map<string, Definition[]>();
-      for (const def of defs) {
-        for (const [name, value] of Object.entries(def.value as Record<string, unknown>)) {
-          const list = byName.get(name) ?? [];
-          list.push({ file: def.file, value });
-          byName.set(name, list);
-        }
-      }
       const result: Record<string, R> = {};
-      for (const [name, list] of byName) {
-        const merged = mergeDefinitions([...p, name], { type }, list);
-        if (merged.defined) result[name] = merged.value as R;
+      for (const [name, list] of definitionsByName(defs)) {
+        const merge = mergeLater([...p, name], { type }, list);
+        if (merge !== undefined) Object.defineProperty(result, name, { enumerable: true, get: merge });
       }
       return result;
     },
@@ -160,6 +269,32 @@ export function submodule<T extends OptionTree, FR, FI>(
   freeform: OptionType<Readonly<Record<string, FR>>, Record<string, Wrapped<FI>>>,
 ): OptionType<ResolvedOf<T> & Readonly<Record<string, FR>>, DefinitionsOf<T> & Record<string, Wrapped<FI>>>;
 export function submodule(tree: OptionTree, freeform?: AnyType): AnyType {
+  const type = submoduleType(tree, freeform);
+  return made(type, {
+    kind: "submodule",
+    of: [],
+    make: () => type,
+    join: (other) => {
+      const theirs = submodules.get(other);
+      if (theirs === undefined) return undefined;
+      const free = freeform === undefined ? theirs.freeform : theirs.freeform === undefined ? freeform : mergeTypes(freeform, theirs.freeform);
+      if (free === undefined && (freeform ?? theirs.freeform) !== undefined) return undefined;
+      const joined = mergeOptionTrees(tree, theirs.tree);
+      return typeof joined === "string" ? undefined : free === undefined ? submodule(joined) : submodule(joined, free as OptionType<Readonly<Record<string, unknown>>, Record<string, unknown>>);
+    },
+  });
+}
+
+/** The tree and freeform type each submodule type was made of. */
+const submodules = new WeakMap<AnyType, { readonly tree: OptionTree; readonly freeform: AnyType | undefined }>();
+
+function submoduleType(tree: OptionTree, freeform: AnyType | undefined): AnyType {
+  const type = submoduleMerging(tree, freeform);
+  submodules.set(type, { tree, freeform });
+  return type;
+}
+
+function submoduleMerging(tree: OptionTree, freeform: AnyType | undefined): AnyType {
   return {
     description: "submodule",
     check: isRecord,
@@ -299,6 +434,155 @@ export function attrsNamed<R, I>(
   };
 }
 
+/** A string the pattern matches whole, as NixOS's `strMatching` (the pattern is anchored: `[a-z]+` refuses "ab1"). */
+export function strMatching(pattern: string | RegExp): OptionType<string> {
+  const source = typeof pattern === "string" ? pattern : pattern.source;
+  const whole = new RegExp(`^(?:${source})$`, typeof pattern === "string" ? "" : pattern.flags.replace("g", ""));
+  return strWith(`string matching the pattern ${source}`, (v) => (whole.test(v) ? undefined : "does not match"));
+}
+
+/** A list that no definition leaves empty, as NixOS's `nonEmptyListOf`. */
+export function nonEmptyListOf<R, I>(type: OptionType<R, I>): OptionType<readonly R[], readonly Wrapped<I>[]> {
+  const list = listOf(type);
+  return checked(
+    list,
+    (value, { option, file }) =>
+      value.length > 0 ? undefined : { problem: `is not of type \`non-empty (${list.description})': it is an empty list.`, fix: `give \`${option}' at least one element in \`${file}'.` },
+    `non-empty (${list.description})`,
+  );
+}
+
+/**
+ * `type`, defined by one module only, as NixOS's `unique { message }`: a
+ * second definition is an error listing both, with `message`.
+ */
+export function unique<R, I>(options: { readonly message: string }, type: OptionType<R, I>): OptionType<R, I> {
+  return {
+    ...type,
+    merge: (p, defs) => {
+      if (defs.length > 1) {
+        throw new ConfigError(
+          `The option \`${showPath(p)}' is defined multiple times while it's expected to be unique.\n${options.message ? `${options.message}\n` : ""}` +
+            `Definition values:\n${showDefinitions(defs)}\nFix: define it in one module, or use \`mkForce(value)\` on the one that should win.`,
+        );
+      }
+      return type.merge(p, defs);
+    },
+  };
+}
+
+/**
+ * Values of `to`, or of `from` converted by `coerce`, as NixOS's
+ * `coercedTo`: `coercedTo(types.str, (s) => [s], types.listOf(types.str))`.
+ */
+export function coercedTo<FR, FI, R, I>(from: OptionType<FR, FI>, coerce: (value: FR) => NoInfer<I>, to: OptionType<R, I>): OptionType<R, I | FI> {
+  return {
+    description: `${nested(to)} or ${nested(from)} convertible to it`,
+    check: (v) => to.check(v) || from.check(v),
+    merge: (p, defs) => {
+      const converted = defs.map((def) => {
+        if (to.check(def.value) || !from.check(def.value)) return def;
+        const value = coerce(from.merge(p, [def]));
+        // A converted value `to` refuses is named as it was written.
+        if (!to.check(value)) throw typeMismatch(p, to, def);
+        return { file: def.file, value };
+      });
+      return to.merge(p, converted);
+    },
+    subOptions: to.subOptions,
+    subPath: to.subPath,
+  };
+}
+
+/**
+ * A function whose results are merged as `type`, as NixOS's `functionTo`:
+ * each definition is a function; the option's value calls all of them with
+ * the same arguments and merges what they return.
+ */
+export function functionTo<R, I>(type: OptionType<R, I>): OptionType<(...args: never[]) => R, (...args: never[]) => Wrapped<I>> {
+  return {
+    description: `function that evaluates to a(n) ${nested(type)}`,
+    check: (v) => typeof v === "function",
+    merge: (p, defs) =>
+      (...args: never[]) => {
+        const results = defs.map((d) => ({ file: d.file, value: (d.value as (...a: never[]) => unknown)(...args) }));
+        const merged = mergeDefinitions([...p, "<function body>"], { type }, results);
+        if (!merged.defined) throw notDefined(p);
+        return merged.value as R;
+      },
+  };
+}
+
+/**
+ * A record whose values are merged when read, as NixOS's `lazyAttrsOf`: a
+ * name whose definitions are all `mkIf(false, …)` is present, and reading it
+ * is the error "used but not defined"; reading one name does not merge the others.
+ */
+export function lazyAttrsOf<R, I>(type: OptionType<R, I>): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
+  const records = attrsOf(type);
+  return {
+    ...records,
+    description: `lazy attribute set of ${nested(type)}`,
+    merge: (p, defs) => {
+      const result: Record<string, R> = {};
+      for (const [name, list] of definitionsByName(defs)) {
+        let merged: { value: R } | undefined;
+        Object.defineProperty(result, name, {
+          enumerable: true,
+          get: () => {
+            if (merged === undefined) {
+              const value = mergeDefinitions([...p, name], { type }, list);
+              if (!value.defined) throw notDefined([...p, name]);
+              merged = { value: value.value as R };
+            }
+            return merged.value;
+          },
+        });
+      }
+      return result;
+    },
+  };
+}
+
+/** The value of an `attrTag` option: one tag and what it holds. */
+export type Tagged<T extends Record<string, AnyOption>> = { [K in keyof T]: { readonly [P in K]: T[K] extends Option<infer R, unknown> ? R : never } }[keyof T];
+
+/**
+ * A record with exactly one of the names in `tags`, its value of that tag's
+ * option type, as NixOS's `attrTag`: `types.attrTag({ file: mkOption({ type:
+ * types.path, description }), text: mkOption({ type: types.str, description }) })`.
+ */
+export function attrTag<const T extends Record<string, AnyOption>>(
+  tags: T,
+): OptionType<Tagged<T>, { [K in keyof T]: { [P in K]: T[K] extends Option<unknown, infer I> ? Wrapped<I> : never } }[keyof T]> {
+  const names = Object.keys(tags);
+  const description = `attribute-tagged union with choices: ${names.join(", ")}`;
+  return {
+    description,
+    check: (v) => isRecord(v) && Object.keys(v).length === 1 && names.includes(Object.keys(v)[0] ?? ""),
+    merge: (p, defs) => {
+      const tagOf = (d: Definition) => Object.keys(d.value as Record<string, unknown>)[0] as string;
+      const tag = tagOf(defs[0] as Definition);
+      const other = defs.find((d) => tagOf(d) !== tag);
+      if (other !== undefined) {
+        throw new ConfigError(
+          `The option \`${showPath(p)}' is defined with more than one tag (${tag}, ${tagOf(other)}): an attribute-tagged union holds one.\n${showDefinitions(defs)}\n` +
+            "Fix: define one of the tags, or use `mkForce(value)` on the definition that should win.",
+        );
+      }
+      const option = tags[tag] as AnyOption;
+      const merged = mergeDefinitions([...p, tag], option, defs.map((d) => ({ file: d.file, value: (d.value as Record<string, unknown>)[tag] })));
+      if (!merged.defined) throw notDefined([...p, tag]);
+      return { [tag]: merged.value } as Tagged<T>;
+    },
+  };
+}
+
+/** Either of two types: the first that accepts every definition, as NixOS's `either`. */
+export function either<AR, AI, BR, BI>(a: OptionType<AR, AI>, b: OptionType<BR, BI>): OptionType<AR | BR, AI | BI> {
+  return oneOf([a, b]) as OptionType<AR | BR, AI | BI>;
+}
+
 export const types = {
   bool,
   str,
@@ -319,4 +603,12 @@ export const types = {
   oneOf,
   anything,
   checked,
+  strMatching,
+  nonEmptyListOf,
+  unique,
+  coercedTo,
+  functionTo,
+  lazyAttrsOf,
+  attrTag,
+  either,
 };

@@ -296,8 +296,22 @@ describe("imports", () => {
 });
 
 describe("declarations", () => {
-  it("an option declared twice", () =>
-    checkConfigError(msg("The option `value' in `<fixtures>/declare-int-again.ts' is already declared in `<fixtures>/declare-int.ts'.", "Fix: declare each option in one module only."), "value", "declare-int", "declare-int-again"));
+  const redeclared = "Fix: declare it once, or let the second declaration only extend it: the same type (or a submodule with more options), without its own default, example or description.";
+  it("an option declared twice, each with a description", () =>
+    checkConfigError(
+      msg(
+        "The option `value' in `<fixtures>/declare-int-again.ts' is already declared in `<fixtures>/declare-int.ts': both give a description (the second declaration of an option extends it and leaves its description out).",
+        redeclared,
+      ),
+      "value",
+      "declare-int",
+      "declare-int-again",
+    ));
+  it("an option declared again with the same type and no description merges, the default from either", () => checkConfigOutput(7, "value", "declare-int", "declare-int-extend"));
+  it("an option declared again with a type that does not merge", () =>
+    checkConfigError(msg("The option `value' in `<fixtures>/declare-value-str.ts' is already declared in `<fixtures>/declare-int.ts': their types do not merge: `integer' and `string'.", redeclared), "value", "declare-int", "declare-value-str"));
+  it("two modules declaring options of one attrsOf submodule: each entry has both", () =>
+    checkConfigOutput({ alice: { fullName: "Alice", home: "/home/alice" }, bob: { fullName: "nobody", home: "/home" } }, "people", "declare-users-name", "declare-users-home", "define-people"));
   it("a group where an option is declared", () =>
     checkConfigError(msg("`<fixtures>/declare-value-group.ts' declares options under `value', which `<fixtures>/declare-int.ts' declares as an option.", "Fix: choose another name for the group."), "value", "declare-int", "declare-value-group"));
   // The only message without a `Fix:' line.
