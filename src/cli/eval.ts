@@ -1,4 +1,4 @@
-import { evaluateSystem } from "../config/project.js";
+import { evaluateSystem, systemEvaluation } from "../config/project.js";
 import { showPath } from "../config/show.js";
 import { isRecord } from "../config/tree.js";
 import { projectPublicKey, vmPaths } from "../vm/state.js";
@@ -9,7 +9,9 @@ export const evalCommand = defineCommand({
   summary: "print a system's merged configuration",
   description:
     "Evaluates the system's modules with keel's built-in ones and prints the result: every option, or the one named.\n" +
-    "Without --json, each value is a line `option.path = value`. Warnings go to standard error.\n" +
+    "The whole system is checked (every option, the assertions; warnings go to standard error); a named option is\n" +
+    "evaluated with only what it needs, so another option's mistake does not hide it.\n" +
+    "Without --json, each value is a line `option.path = value`.\n" +
     "With --vm, the system's VM variant: what `keel run` boots, with keel's VM module (qemu-vm) added\n" +
     "(root's keys include the project's, once `keel run` has made it).",
   positionals: [
@@ -30,10 +32,17 @@ export const evalCommand = defineCommand({
   async run(context, { values, positionals }) {
     const [system = "", pathText] = positionals;
     const project = await context.project();
-    const evaluated = evaluateSystem(project, system, values.vm ? { vm: { sshKey: projectPublicKey(vmPaths(context.env, project.file, system)) } } : {});
-    for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
+    const options = values.vm ? { vm: { sshKey: projectPublicKey(vmPaths(context.env, project.file, system)) } } : {};
     const path = pathText === undefined ? [] : optionPathArgument(pathText);
-    const value = path.length === 0 ? withoutChecks(evaluated.config) : evaluated.evaluation.resolve(path);
+    let value: unknown;
+    if (path.length === 0) {
+      const evaluated = evaluateSystem(project, system, options);
+      for (const warning of evaluated.warnings) context.out.stderr(`warning: ${warning}\n`);
+      value = withoutChecks(evaluated.config);
+    } else {
+      // Only what the option needs: an unrelated option's error, a failed assertion elsewhere, do not stop it (as `nix eval`).
+      value = systemEvaluation(project, system, options).resolve(path);
+    }
     context.out.stdout(values.json ? `${JSON.stringify(value, null, 2)}\n` : flatten(path, value).join("\n") + "\n");
     return 0;
   },

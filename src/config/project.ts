@@ -100,7 +100,11 @@ export interface EvaluateOptions {
   readonly commandLine?: { readonly label: string; readonly module: Record<string, unknown> };
 }
 
-export function evaluateSystem(project: Project, name: string, options: EvaluateOptions = {}): EvaluatedSystem {
+/**
+ * The system's modules evaluated lazily: each option is merged when it is
+ * read (`resolve(path)`), nothing is checked. `evaluateSystem` reads all of it.
+ */
+export function systemEvaluation(project: Project, name: string, options: EvaluateOptions = {}): Evaluation {
   const hostName = { networking: { hostName: mkOptionDefault(name) } };
   noteFile(hostName, `${project.file} (the system's name)`);
   const own = systemModules(project, name);
@@ -113,7 +117,7 @@ export function evaluateSystem(project: Project, name: string, options: Evaluate
     ...own.map((_, i) => (own.length === 1 ? `systems.${name}` : `systems.${name}[${i}]`)),
     ...extra.map((e) => e.label),
   ];
-  const evaluation = evaluateModules({
+  return evaluateModules({
     modules: [...keels, hostName, ...own, ...extra.map((e) => e.module)],
     labels,
     ...(project.imports ? { imports: project.imports } : {}),
@@ -121,6 +125,11 @@ export function evaluateSystem(project: Project, name: string, options: Evaluate
     inputs: project.inputs,
     name,
   });
+}
+
+/** The system evaluated whole: every option merged and checked, its assertions holding. */
+export function evaluateSystem(project: Project, name: string, options: EvaluateOptions = {}): EvaluatedSystem {
+  const evaluation = systemEvaluation(project, name, options);
   const config = evaluation.resolve() as ResolvedSystem;
   const failed = config.assertions.filter((a) => !a.assertion);
   if (failed.length > 0) {

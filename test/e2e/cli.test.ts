@@ -556,3 +556,23 @@ describe("config mistakes in keel's words, the type check on (the default) and o
     );
   });
 });
+
+describe("keel eval of one option evaluates only what it needs", () => {
+  test("another option's getter that throws, and another's type error, stop the whole system but not networking.hostName", async () => {
+    const dir = makeProject({
+      "keel.config.ts": project(
+        "const broken = defineModule({\n" +
+          '  time: { get timeZone(): string { throw new Error("the time zone is broken"); } },\n' +
+          '  services: { openssh: { ports: ["not a port"] } },\n' +
+          "});\n" +
+          "export default defineProject({ systems: { q: defineModule({ imports: [qemu, broken] }) } });",
+        `import qemu from ${JSON.stringify(path.join(seed, "qemu.ts"))};`,
+      ),
+    });
+    const one = await runKeel(["--no-typecheck", "eval", "q", "networking.hostName"], dir);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(one.stdout, 'networking.hostName = "q"\n');
+    const whole = await failure(dir, ["--no-typecheck", "eval", "q"]);
+    assert.match(whole, /the time zone is broken|not a port/);
+  });
+});
