@@ -5,8 +5,9 @@
 // are written here in TypeScript, one per .nix file, named after it. The groups
 // keel does not have yet are listed at the end with the reason (issue 15).
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { defineModule, mkForce, mkIf, mkMerge, mkOption, types } from "../../src/index.ts";
+import { defineModule, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOption, types } from "../../src/index.ts";
 import type { ModuleInput } from "../../src/config/module.ts";
 import { evaluateModules } from "../../src/config/modules.ts";
 
@@ -23,13 +24,28 @@ function evaluate(attr: string, modules: readonly ModuleInput[]): unknown {
   return evaluateModules({ modules, rootFile: "modules.sh" }).resolve(path === "" ? [] : path.split("."));
 }
 
+/** Every check of modules.sh: its line, kind and feature group (the catalog the translation follows). */
+const catalog = (JSON.parse(readFileSync(new URL("modules-sh.json", import.meta.url), "utf8")) as { checks: { line: number; kind: "output" | "error"; group: string }[] }).checks;
+
+/** The modules.sh lines translated below. */
+const translated = new Set<number>();
+
+function translating(line: number, kind: "output" | "error"): void {
+  const entry = catalog.find((c) => c.line === line);
+  assert.ok(entry !== undefined, `modules.sh has no check at line ${line}`);
+  assert.equal(entry.kind, kind, `modules.sh:${line} is a ${entry.kind} check`);
+  translated.add(line);
+}
+
 /** modules.sh's checkConfigOutput: the value, as JSON, matches. */
 function checkConfigOutput(line: number, expected: unknown, attr: string, ...modules: ModuleInput[]): void {
+  translating(line, "output");
   it(`modules.sh:${line} ${attr} = ${JSON.stringify(expected)}`, () => assert.deepEqual(evaluate(attr, modules), expected));
 }
 
 /** modules.sh's checkConfigError: evaluating `attr` fails with an error matching `pattern`. */
 function checkConfigError(line: number, pattern: RegExp, attr: string, ...modules: ModuleInput[]): void {
+  translating(line, "error");
   it(`modules.sh:${line} ${attr} fails: ${pattern.source}`, () => assert.throws(() => evaluate(attr, modules), pattern));
 }
 
@@ -245,11 +261,83 @@ describe("mkIf at every level, into an attrsOf submodule", () => {
   checkConfigError(274, /The option `enable' does not exist\. Definition values:\n- In `define-enable\.ts': true/, "config.enable", defineEnable);
 });
 
+describe("mkForce at every level, into an attrsOf submodule", () => {
+  const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
+  const declareAttrsOfSub = fixture("declare-attrsOfSub-any-enable", {
+    options: { attrsOfSub: mkOption({ type: types.attrsOf(types.submodule({ enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) })), default: {}, example: {}, description: "Some descriptive text" }) },
+  });
+  const m = (name: string, module: object) => fixture(name, module as ModuleInput);
+  const defineEnable = m("define-enable", { enable: true });
+  const foo = m("define-attrsOfSub-foo", { attrsOfSub: { foo: {} } });
+  const fooEnable = m("define-attrsOfSub-foo-enable", { attrsOfSub: { foo: { enable: true } } });
+  const forceTop = m("define-force-attrsOfSub-foo-enable", mkForce({ attrsOfSub: { foo: { enable: false } } }));
+  const forceSub = m("define-attrsOfSub-force-foo-enable", { attrsOfSub: mkForce({ foo: { enable: false } }) });
+  const forceFoo = m("define-attrsOfSub-foo-force-enable", { attrsOfSub: { foo: mkForce({ enable: false }) } });
+  const forceValue = m("define-attrsOfSub-foo-enable-force", { attrsOfSub: { foo: { enable: mkForce(false) } } });
+  const bar = m("define-attrsOfSub-bar", { attrsOfSub: { bar: {} } });
+  const barEnable = m("define-attrsOfSub-bar-enable", { attrsOfSub: { bar: { enable: true } } });
+  const noFoo = /The value of `attrsOfSub' has no `attrsOfSub\.foo'/;
+  const noBar = /The value of `attrsOfSub' has no `attrsOfSub\.bar'/;
+  checkConfigOutput(316, true, "config.enable", declareEnable, defineEnable);
+  checkConfigOutput(317, false, "config.enable", declareEnable, defineEnable, m("define-force-enable", mkForce({ enable: false })));
+  checkConfigOutput(318, false, "config.enable", declareEnable, defineEnable, m("define-enable-force", { enable: mkForce(false) }));
+  checkConfigError(321, noFoo, "config.attrsOfSub.foo.enable", declareAttrsOfSub);
+  checkConfigOutput(322, false, "config.attrsOfSub.foo.enable", declareAttrsOfSub, foo);
+  checkConfigOutput(324, true, "config.attrsOfSub.foo.enable", declareAttrsOfSub, fooEnable);
+  checkConfigOutput(325, false, "config.attrsOfSub.foo.enable", declareAttrsOfSub, fooEnable, forceTop);
+  checkConfigOutput(326, false, "config.attrsOfSub.foo.enable", declareAttrsOfSub, fooEnable, forceSub);
+  checkConfigOutput(327, false, "config.attrsOfSub.foo.enable", declareAttrsOfSub, fooEnable, forceFoo);
+  checkConfigOutput(328, false, "config.attrsOfSub.foo.enable", declareAttrsOfSub, fooEnable, forceValue);
+  checkConfigError(331, noBar, "config.attrsOfSub.bar.enable", declareAttrsOfSub, foo);
+  checkConfigOutput(332, false, "config.attrsOfSub.bar.enable", declareAttrsOfSub, foo, bar);
+  checkConfigOutput(334, true, "config.attrsOfSub.bar.enable", declareAttrsOfSub, foo, barEnable);
+  // A forced attrsOfSub (or a forced definition of the whole config) drops bar; a forced foo or foo.enable does not.
+  checkConfigError(335, noBar, "config.attrsOfSub.bar.enable", declareAttrsOfSub, foo, barEnable, forceTop);
+  checkConfigError(336, noBar, "config.attrsOfSub.bar.enable", declareAttrsOfSub, foo, barEnable, forceSub);
+  checkConfigOutput(337, true, "config.attrsOfSub.bar.enable", declareAttrsOfSub, foo, barEnable, forceFoo);
+  checkConfigOutput(338, true, "config.attrsOfSub.bar.enable", declareAttrsOfSub, foo, barEnable, forceValue);
+});
+
+describe("types.anything", () => {
+  const anything = (name: string, config: unknown) => fixture(name, { options: { value: mkOption({ type: types.anything, description: "Anything." }) }, config } as ModuleInput);
+  const nested = anything("types-anything/nested-attrs", mkMerge([{ value: { foo: null } }, { value: { l1: { foo: null } } }, { value: { l1: { l2: { foo: null } } } }, { value: { l1: { l2: { l3: { foo: null } } } } }]));
+  checkConfigOutput(576, null, "config.value.foo", nested);
+  checkConfigOutput(577, null, "config.value.l1.foo", nested);
+  checkConfigOutput(578, null, "config.value.l1.l2.foo", nested);
+  checkConfigOutput(579, null, "config.value.l1.l2.l3.foo", nested);
+  checkConfigError(583, /The option `value' has conflicting definition values/, "config.value", anything("types-anything/lists", mkMerge([{ value: ["a value"] }, { value: ["another value"] }])));
+  // Nix's path `./.` is a string here.
+  const atoms = { int: 0, bool: false, string: "", path: "/keel/test", null: null, float: 0.1, list: [1, "a", { x: null }] };
+  const equal = anything("types-anything/equal-atoms", mkMerge([{ value: atoms }, { value: structuredClone(atoms) }]));
+  for (const [line, key, expected] of [[585, "int", 0], [586, "bool", false], [587, "string", ""], [588, "path", "/keel/test"], [589, "null", null], [590, "float", 0.1], [591, "list", [1, "a", { x: null }]]] as const) {
+    checkConfigOutput(line, expected, `config.value.${key}`, equal);
+  }
+  const mods = anything(
+    "types-anything/mk-mods",
+    mkMerge([
+      { value: { mkiffalse: mkIf(false, {}) } },
+      { value: { mkiftrue: mkIf(true, {}) } },
+      { value: { mkdefault: mkDefault(0) } },
+      { value: { mkdefault: 1 } },
+      { value: { mkmerge: mkMerge([{}]) } },
+      { value: { mkbefore: mkBefore(true) } },
+      { value: { nested: mkMerge([{ foo: mkDefault(0), bar: mkIf(false, 0) }, mkIf(true, { foo: mkIf(true, mkForce(1)), bar: { baz: mkDefault("baz") } })]) } },
+    ]),
+  );
+  checkConfigError(598, /The value of `value' has no `value\.mkiffalse'/, "config.value.mkiffalse", mods);
+  checkConfigOutput(599, {}, "config.value.mkiftrue", mods);
+  checkConfigOutput(600, 1, "config.value.mkdefault", mods);
+  checkConfigOutput(601, {}, "config.value.mkmerge", mods);
+  checkConfigOutput(602, true, "config.value.mkbefore", mods);
+  checkConfigOutput(603, 1, "config.value.nested.foo", mods);
+  checkConfigOutput(604, "baz", "config.value.nested.bar.baz", mods);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
   ["error messages: non-attrset definition / option declared in config", "174,210,211", "174 needs shorthand-module push-down; 210-211 need submodules that are modules (issue 15, Deliver 2)"],
-  ["mkForce/mkOverride priorities (mkForce at every nesting level)", "176,316,317,318,321,322,324,325,326,327,328,331,332,334,335,336,337,338", "not translated yet"],
+  ["mkForce/mkOverride priorities (mkForce at every nesting level)", "176", "176 tests lib.modules.mergeAttrDefinitionsWithPrio, not in keel's API"],
   ["_module.args/specialArgs (module arguments)", "198,203,379,380,385,386,470", "not in keel yet (issue 15, Deliver 4)"],
   ["lib.gvariant", "201", "not applicable (dconf values)"],
   ["types.attrTag", "224", "224: keel's attrTag takes options by type (a bare type is a type error in the editor)"],
@@ -274,7 +362,7 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["conditional definitions on option existence (options ? x)", "493,494,495,496,497,498", "modules cannot read `options' in keel"],
   ["attrsOf/lazyAttrsOf/attrsWith (laziness, conditionals, merging)", "507,510,511,512,515,516", "emptyValue (507) and attrsWith (510-516) are not in keel"],
   ["freeformType", "524,526,528,530,532,534,535,537,538,540,541,543,544,545,547,549,550", "freeform records only as submodule's second argument (issue 15, Deliver 4)"],
-  ["types.anything", "576,577,578,579,581,583,585,586,587,588,589,590,591,593,594,595,596,598,599,600,601,602,603,604", "not translated yet"],
+  ["types.anything", "581,593,594,595,596", "581 needs Nix's string-coercible sets (outPath); 593-596 need functions inside anything, which keel's anything compares as values"],
   ["functionTo", "607,608,609,610,611,612,613", "the fixtures' option defaults read config (issue 15, Deliver 1)"],
   ["emptyValue", "621,622,623,624,626,627", "keel has no emptyValue"],
   ["defaults/mkDefault", "630,631,632,633,634,635,636,638,640", "emptyValue: keel says an undefined option is used but not defined; 640 reads config in an option default (issue 15, Deliver 1)"],
@@ -292,4 +380,14 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
 
 describe("modules.sh groups not translated", () => {
   for (const [group, lines, why] of skipped) it(`${group} (modules.sh:${lines})`, { skip: why }, () => undefined);
+
+  it("every check of modules.sh is translated or skipped with its group's reason, and the count is said", () => {
+    const skippedLines = new Map(skipped.flatMap(([group, lines]) => lines.split(",").map((l) => [Number(l), group] as const)));
+    for (const check of catalog) {
+      const where = translated.has(check.line) ? "translated" : skippedLines.get(check.line) === check.group ? "skipped" : undefined;
+      assert.ok(where !== undefined, `modules.sh:${check.line} (${check.group}) is neither translated nor skipped in its group`);
+      assert.ok(!(translated.has(check.line) && skippedLines.has(check.line)), `modules.sh:${check.line} is both translated and skipped`);
+    }
+    console.log(`# modules.sh: ${catalog.length} checks, ${translated.size} translated, ${skippedLines.size} skipped in ${skipped.length} groups`);
+  });
 });
