@@ -21,6 +21,7 @@ import { ConfigError } from "../errors.js";
 import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
+import { evaluateSubmodulesWith } from "./submodule.js";
 import { mergeOptionDeclarations } from "./types.js";
 import { propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
@@ -611,3 +612,5 @@ export function evaluateModules(args: EvalArgs): Evaluation {
     waits.set(conflict.module, paths);
   }
 }
+
+evaluateSubmodulesWith(evaluateModules);

@@ -6,7 +6,9 @@ import { ConfigError } from "../errors.js";
 import { mergeDefinitions, mergeLater, notDefined, showDefinitions, Thunk, typeMismatch } from "./merge.js";
 import { isOption, mkOption, type AnyOption, type AnyType, type Definition, type DefinitionsOf, type Option, type OptionTree, type OptionType, type Path, type ResolvedOf } from "./option.js";
 import type { Wrapped } from "./properties.js";
+import type { Lib, ModuleInput } from "./module.js";
 import { showPath, showValue } from "./show.js";
+import { isModuleForm, moduleSubmodule } from "./submodule.js";
 import { collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
 
 function isDeepEqual(a: unknown, b: unknown): boolean {
@@ -258,35 +260,69 @@ function attrsType<R, I>(
   };
 }
 
+/** What a submodule's module sees: its own level of the configuration, and `name`, the value's last name (`alice` in `users.users.alice`). */
+export interface SubmoduleArgs<T extends OptionTree> {
+  readonly config: ResolvedOf<T>;
+  readonly name: string;
+  readonly lib: Lib;
+}
+
+/** A submodule written as a module: `options` and `config` (or definitions), `imports`, or a function of `{ config, name, lib }` returning them. */
+export type SubmoduleModule<T extends OptionTree> =
+  | { readonly options: T; readonly config?: DefinitionsOf<T> | ((args: SubmoduleArgs<T>) => DefinitionsOf<T>); readonly imports?: readonly ModuleInput[] }
+  | ((args: SubmoduleArgs<T>) => { readonly options: T; readonly config?: DefinitionsOf<T>; readonly imports?: readonly ModuleInput[] });
+
 /**
  * A record with its own options, merged the way a system's modules are:
  * defaults, priorities and mkIf apply inside it. Names the tree does not
  * declare go to `freeform` when given, and are errors otherwise.
  */
+export function submodule<T extends OptionTree>(module: SubmoduleModule<T>): OptionType<ResolvedOf<T>, DefinitionsOf<T>>;
 export function submodule<T extends OptionTree>(tree: T): OptionType<ResolvedOf<T>, DefinitionsOf<T>>;
 export function submodule<T extends OptionTree, FR, FI>(
   tree: T,
   freeform: OptionType<Readonly<Record<string, FR>>, Record<string, Wrapped<FI>>>,
 ): OptionType<ResolvedOf<T> & Readonly<Record<string, FR>>, DefinitionsOf<T> & Record<string, Wrapped<FI>>>;
-export function submodule(tree: OptionTree, freeform?: AnyType): AnyType {
+export function submodule(x: OptionTree | SubmoduleModule<OptionTree>, freeform?: AnyType): AnyType {
+  if (isModuleForm(x)) return ofModules([x]);
+  const tree = x as OptionTree;
   const type = submoduleType(tree, freeform);
-  return made(type, {
-    kind: "submodule",
-    of: [],
-    make: () => type,
-    join: (other) => {
-      const theirs = submodules.get(other);
-      if (theirs === undefined) return undefined;
-      const free = freeform === undefined ? theirs.freeform : theirs.freeform === undefined ? freeform : mergeTypes(freeform, theirs.freeform);
-      if (free === undefined && (freeform ?? theirs.freeform) !== undefined) return undefined;
-      const joined = mergeOptionTrees(tree, theirs.tree);
-      return typeof joined === "string" ? undefined : free === undefined ? submodule(joined) : submodule(joined, free as OptionType<Readonly<Record<string, unknown>>, Record<string, unknown>>);
-    },
-  });
+  return made(type, { kind: "submodule", of: [], make: () => type, join: (other) => joinSubmodules(type, other) });
 }
 
-/** The tree and freeform type each submodule type was made of. */
+/** A submodule of modules (submodule.ts), registered for declaration merging. */
+function ofModules(modules: readonly ModuleInput[]): AnyType {
+  const type = moduleSubmodule(modules);
+  submoduleModules.set(type, modules);
+  return made(type, { kind: "submodule", of: [], make: () => type, join: (other) => joinSubmodules(type, other) });
+}
+
+/** The tree and freeform type each submodule type of an option tree was made of. */
 const submodules = new WeakMap<AnyType, { readonly tree: OptionTree; readonly freeform: AnyType | undefined }>();
+
+/** The modules each submodule type of modules was made of. */
+const submoduleModules = new WeakMap<AnyType, readonly ModuleInput[]>();
+
+/**
+ * Two submodule types declared for one option as one: option trees joined
+ * (with their freeform types, which must merge), or, when either is made of
+ * modules, the modules of both (a tree is the module `{ options: tree }`).
+ */
+function joinSubmodules(a: AnyType, b: AnyType): AnyType | undefined {
+  const trees = [submodules.get(a), submodules.get(b)];
+  const [ta, tb] = trees;
+  if (ta !== undefined && tb !== undefined) {
+    const free = ta.freeform === undefined ? tb.freeform : tb.freeform === undefined ? ta.freeform : mergeTypes(ta.freeform, tb.freeform);
+    if (free === undefined && (ta.freeform ?? tb.freeform) !== undefined) return undefined;
+    const joined = mergeOptionTrees(ta.tree, tb.tree);
+    return typeof joined === "string" ? undefined : free === undefined ? submodule(joined) : submodule(joined, free as OptionType<Readonly<Record<string, unknown>>, Record<string, unknown>>);
+  }
+  const modulesOf = (type: AnyType, tree: (typeof trees)[number]): readonly ModuleInput[] | undefined =>
+    submoduleModules.get(type) ?? (tree !== undefined && tree.freeform === undefined ? [{ options: tree.tree }] : undefined);
+  const ma = modulesOf(a, ta);
+  const mb = modulesOf(b, tb);
+  return ma === undefined || mb === undefined ? undefined : ofModules([...ma, ...mb]);
+}
 
 function submoduleType(tree: OptionTree, freeform: AnyType | undefined): AnyType {
   const type = submoduleMerging(tree, freeform);

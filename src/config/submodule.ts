@@ -1,0 +1,119 @@
+// A submodule that is a module, as NixOS's `types.submodule`: each value is
+// evaluated like a system, from the submodule's own modules (options, config,
+// imports, functions of `{ config, name, lib }`) and every definition of it,
+// which merge as modules do. The value at `users.users.alice` is a separate
+// evaluation whose options sit at that path, so that every message names the
+// whole path; `name` is the value's last name (`alice`).
+import { moduleFile, noteFile, type ModuleInput } from "./module.js";
+import type { EvalArgs, Evaluation } from "./modules.js";
+import type { AnyType, OptionTree, Path } from "./option.js";
+import { isRecord } from "./tree.js";
+
+/**
+ * The module system's evaluation, given by modules.ts when it loads: types.ts
+ * (which makes submodules) is loaded before it, by lib.ts, which it needs.
+ */
+let evaluateModules: ((args: EvalArgs) => Evaluation) | undefined;
+
+export function evaluateSubmodulesWith(evaluate: (args: EvalArgs) => Evaluation): void {
+  evaluateModules = evaluate;
+}
+
+function evaluate(args: EvalArgs): Evaluation {
+  if (evaluateModules === undefined) throw new Error("keel: submodule.ts used before modules.ts was loaded");
+  return evaluateModules(args);
+}
+
+/** Whether a submodule's argument is a module (a function, or a record with `options`, `config` or `imports`) rather than an option tree. */
+export function isModuleForm(value: unknown): boolean {
+  if (typeof value === "function") return true;
+  if (!isRecord(value)) return false;
+  const part = (key: string) => key in value && isRecord(value[key]) && !isOptionLike(value[key]);
+  return part("options") || ("config" in value && !isOptionLike(value.config)) || Array.isArray(value.imports);
+}
+
+function isOptionLike(value: unknown): boolean {
+  return typeof value === "object" && value !== null && Symbol.for("keel.option") in value;
+}
+
+/** `value` placed at `path`: `{ users: { users: { alice: value } } }`. */
+function placed(path: Path, value: unknown): unknown {
+  return path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value);
+}
+
+/** The module's view of the configuration: its own level. */
+function below(config: unknown, path: Path): unknown {
+  return path.reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], config);
+}
+
+const partNames = ["imports", "options", "config"];
+
+/**
+ * `module` with its options and definitions moved to `path` and its functions
+ * given the configuration at `path`. Each module is moved once per evaluation
+ * (`moved`), so that one imported twice is still included once.
+ */
+function moveModule(module: ModuleInput, path: Path, name: string, moved: WeakMap<object, ModuleInput>): ModuleInput {
+  const done = moved.get(module);
+  if (done !== undefined) return done;
+  const file = moduleFile(module);
+  let result: ModuleInput;
+  if (typeof module === "function") {
+    const fn = module as (args: Record<string, unknown>) => unknown;
+    result = (args: Record<string, unknown>) => moveParts(fn({ ...args, config: below(args.config, path), name }), path, name, moved);
+  } else {
+    result = moveParts(module, path, name, moved) as ModuleInput;
+  }
+  noteFile(result, file);
+  moved.set(module, result);
+  return result;
+}
+
+function moveParts(module: unknown, path: Path, name: string, moved: WeakMap<object, ModuleInput>): unknown {
+  if (!isRecord(module)) return module;
+  const imports = Array.isArray(module.imports) ? (module.imports as ModuleInput[]).map((m) => (typeof m === "object" || typeof m === "function") && m !== null ? moveModule(m, path, name, moved) : m) : module.imports;
+  const hasParts = "options" in module || "config" in module;
+  const definitions: Record<string, unknown> = {};
+  if (!hasParts) {
+    for (const key of Object.keys(module).filter((k) => !partNames.includes(k))) {
+      Object.defineProperty(definitions, key, Object.getOwnPropertyDescriptor(module, key) as PropertyDescriptor);
+    }
+  }
+  const config = hasParts ? module.config : definitions;
+  const movedConfig =
+    typeof config === "function"
+      ? (args: Record<string, unknown>) => placed(path, (config as (a: unknown) => unknown)({ ...args, config: below(args.config, path), name }))
+      : placed(path, config ?? {});
+  return {
+    ...(imports === undefined ? {} : { imports }),
+    ...(module.options === undefined ? {} : { options: placed(path, module.options) }),
+    config: movedConfig,
+  };
+}
+
+/** A submodule type made of `modules`. */
+export function moduleSubmodule(modules: readonly ModuleInput[]): AnyType {
+  return {
+    description: "submodule",
+    check: isRecord,
+    merge: (path, defs) => {
+      const name = path[path.length - 1] ?? "";
+      const moved = new WeakMap<object, ModuleInput>();
+      const definitions = defs.map((def) => {
+        const module = { config: placed(path, def.value) };
+        noteFile(module, def.file);
+        return module;
+      });
+      const evaluation = evaluate({ modules: [...modules.map((m) => moveModule(m, path, name, moved)), ...definitions], rootFile: defs[0]?.file ?? "<submodule>", name });
+      return evaluation.resolve(path);
+    },
+    // For `keel options`: the options the modules declare, as a value named `<name>` sees them.
+    get subOptions(): OptionTree | undefined {
+      try {
+        return evaluate({ modules, rootFile: "<submodule>", name: "<name>" }).tree as OptionTree;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
