@@ -5,6 +5,7 @@ export { defineProject } from "./config/project.js";
 export type { ProjectSpec, ResolvedSystem } from "./config/project.js";
 export { lib } from "./config/lib.js";
 export { mkOption } from "./config/option.js";
+export { mkAliasOptionModule, mkRemovedOptionModule, mkRenamedOptionModule } from "./config/rename.js";
 export type { DefinitionsOf, Option, OptionTree, OptionType, ResolvedOf } from "./config/option.js";
 export {
   mkAfter,

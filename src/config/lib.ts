@@ -13,6 +13,7 @@ import {
   orders,
   priorities,
 } from "./properties.js";
+import { mkAliasOptionModule, mkRemovedOptionModule, mkRenamedOptionModule } from "./rename.js";
 import { types } from "./types.js";
 
 export const lib = {
@@ -26,6 +27,9 @@ export const lib = {
   mkBefore,
   mkAfter,
   mkOption,
+  mkRenamedOptionModule,
+  mkAliasOptionModule,
+  mkRemovedOptionModule,
   types,
   priorities,
   orders,

@@ -27,7 +27,7 @@ import { propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
 import { isOption, type AnyOption, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
-import { collectDefinitions, didYouMean, isRecord, pathKey, setAtPath, suggestions, walkOptions, type DefinitionSink } from "./tree.js";
+import { collectDefinitions, didYouMean, isRecord, pathKey, removedOption, setAtPath, suggestions, walkOptions, type DefinitionSink } from "./tree.js";
 import type { InputSpec } from "../inputs/spec.js";
 
 export interface EvalArgs {
@@ -97,6 +97,8 @@ export class Evaluation {
   private readonly name: string;
   private readonly imports: ImportGraph;
   readonly config: unknown;
+  /** Warnings of the evaluation itself: definitions of renamed options. */
+  readonly warnings = new Set<string>();
 
   constructor(
     args: EvalArgs,
@@ -160,15 +162,26 @@ export class Evaluation {
   private resolveLazily(path: Path): unknown {
     let node: AnyOption | OptionTree = this.tree;
     for (let i = 0; i < path.length; i++) {
-      if (isOption(node)) return this.within(path.slice(0, i), this.valueOf(path.slice(0, i), node), path.slice(i));
+      if (isOption(node)) return this.optionAt(path.slice(0, i), node, path.slice(i));
       node = this.lookup(path.slice(0, i + 1));
     }
-    if (isOption(node)) return this.valueOf(path, node);
+    if (isOption(node)) return this.optionAt(path, node, []);
     const result: Record<string, unknown> = {};
     for (const [relative, option] of walkOptions(node)) {
-      setAtPath(result, relative, this.valueOf([...path, ...relative], option));
+      // The configuration holds each value once, under its own name.
+      if (option.alias === undefined) setAtPath(result, relative, this.valueOf([...path, ...relative], option));
     }
     return result;
+  }
+
+  /** The value of the option at `at`, or of the part `rest` of it; an old name reads the new one, a removed one is an error. */
+  private optionAt(at: Path, option: AnyOption, rest: Path): unknown {
+    if (option.alias !== undefined) {
+      if (option.alias.to === undefined) throw removedOption(at, option.alias.message, undefined);
+      return this.resolveLazily([...option.alias.to, ...rest]);
+    }
+    const value = this.valueOf(at, option);
+    return rest.length === 0 ? value : this.within(at, value, rest);
   }
 
   private within(optionPath: Path, value: unknown, rest: Path): unknown {
@@ -285,7 +298,7 @@ export class Evaluation {
     this.stack.push({ kind: "module", entry });
     try {
       const own: DefinitionSink = new Map();
-      collectDefinitions({ tree: this.tree }, this.definitionsOf(entry, this.config), entry.file, [], own);
+      collectDefinitions({ tree: this.tree, warn: (w) => this.warnings.add(w) }, this.definitionsOf(entry, this.config), entry.file, [], own);
       for (const [key, collected] of own) entry.defined.set(key, collected);
       entry.state = "done";
     } catch (error) {
@@ -405,7 +418,7 @@ export class Evaluation {
           const child = node()[key];
           const childPath = [...path, key];
           if (child === undefined) throw this.unknownRead(childPath, Object.keys(node()));
-          return isOption(child) ? this.valueOf(childPath, child) : this.proxy(childPath);
+          return isOption(child) ? this.optionAt(childPath, child, []) : this.proxy(childPath);
         },
         has: (_target, key) => typeof key === "string" && key in node(),
         ownKeys: () => Object.keys(node()),

@@ -54,6 +54,8 @@ export class Option<R, I = R> {
   readonly defaultText: string | undefined;
   /** Filled in when a module declaring this option is collected. */
   declaredIn = "<unknown>";
+  /** An option that forwards to another (mkRenamedOptionModule, mkAliasOptionModule) or is refused (mkRemovedOptionModule). */
+  alias: OptionAlias | undefined;
 
   constructor(spec: OptionSpec<R, I>) {
     this.type = spec.type;
@@ -66,6 +68,14 @@ export class Option<R, I = R> {
 }
 
 export type AnyOption = Option<unknown, unknown>;
+
+export interface OptionAlias {
+  readonly kind: "renamed" | "alias" | "removed";
+  /** Where definitions and reads go (renamed, alias). */
+  readonly to: Path | undefined;
+  /** What a removed option's user should do instead. */
+  readonly message: string;
+}
 
 export function mkOption<R, I>(spec: OptionSpec<R, I>): Option<R, I> {
   return new Option(spec);

@@ -138,5 +138,5 @@ export function evaluateSystem(project: Project, name: string, options: Evaluate
         failed.map((a) => `- ${a.message}${definedIn(evaluation, a.option)}`).join("\n"),
     );
   }
-  return { name, config, warnings: config.warnings, evaluation };
+  return { name, config, warnings: [...config.warnings, ...evaluation.warnings], evaluation };
 }

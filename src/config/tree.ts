@@ -33,6 +33,8 @@ export interface CollectTarget {
   readonly tree: OptionTree;
   /** Where undeclared names go when the tree allows them (a freeform submodule). */
   readonly freeform?: Definition[];
+  /** Told of each definition of a renamed option, in NixOS's words. */
+  readonly warn?: (warning: string) => void;
 }
 
 export function collectDefinitions(
@@ -42,7 +44,15 @@ export function collectDefinitions(
   path: Path,
   sink: DefinitionSink,
 ): void {
-  collect(target.tree, value, file, path, sink, identity, target.freeform);
+  collect(target.tree, value, file, path, sink, identity, target.freeform, target.warn);
+}
+
+/** The error for a definition, or a read, of a removed option. */
+export function removedOption(path: Path, message: string, file: string | undefined): ConfigError {
+  return new ConfigError(
+    `The option \`${showPath(path)}'${file === undefined ? "" : ` defined in \`${file}'`} can no longer be used since it's been removed. ${message}\n` +
+      `Fix: ${file === undefined ? "stop reading it" : `remove its definition from \`${file}'`}; the message says what replaces it.`,
+  );
 }
 
 function collect(
@@ -53,6 +63,7 @@ function collect(
   sink: DefinitionSink,
   wrap: Wrap,
   freeform: Definition[] | undefined,
+  warn?: (warning: string) => void,
 ): void {
   const value = forceValue(raw);
   const property = propertyOf(value);
@@ -89,9 +100,12 @@ function collect(
       leftover[key] = wrap(value[key]);
     } else if (isOption(child)) {
       if (isOption(Object.getOwnPropertyDescriptor(value, key)?.value)) throw declaredInConfig(childPath, file);
-      record(sink, childPath, { file, value: wrap(readLazily(value, key, file, childPath)) });
+      const alias = child.alias;
+      if (alias?.kind === "removed") throw removedOption(childPath, alias.message, file);
+      if (alias?.kind === "renamed") warn?.(`The option \`${showPath(childPath)}' defined in \`${file}' has been renamed to \`${showPath(alias.to ?? [])}'.`);
+      record(sink, alias?.to ?? childPath, { file, value: wrap(readLazily(value, key, file, childPath)) });
     } else {
-      collect(child, value[key], file, childPath, sink, wrap, undefined);
+      collect(child, value[key], file, childPath, sink, wrap, undefined, warn);
     }
   }
   if (freeform !== undefined && Object.keys(leftover).length > 0) freeform.push({ file, value: leftover });

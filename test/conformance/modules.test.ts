@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { defineModule, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOption, types } from "../../src/index.ts";
+import { defineModule, mkAliasOptionModule, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOption, mkRenamedOptionModule, types } from "../../src/index.ts";
 import type { ModuleInput } from "../../src/config/module.ts";
 import { evaluateModules } from "../../src/config/modules.ts";
 
@@ -333,6 +333,26 @@ describe("types.anything", () => {
   checkConfigOutput(604, "baz", "config.value.nested.bar.baz", mods);
 });
 
+describe("mkAliasOptionModule, mkRenamedOptionModule (doRename)", () => {
+  const enable = { enable: mkOption({ type: types.nullOr(types.bool), default: null, example: true, description: "Some descriptive text" }) };
+  const aliasWith = (name: string, alias: unknown) =>
+    fixture(name, { options: enable, imports: [mkAliasOptionModule(["enableAlias"], ["enable"]), { enableAlias: alias }, { enable: true }] } as ModuleInput);
+  const lowAlias = aliasWith("alias-with-priority", mkDefault(false));
+  const forcedAlias = aliasWith("alias-with-priority-can-override", mkForce(false));
+  checkConfigOutput(411, true, "config.enable", lowAlias);
+  checkConfigOutput(412, true, "config.enableAlias", lowAlias);
+  checkConfigOutput(413, false, "config.enable", forcedAlias);
+  checkConfigOutput(414, false, "config.enableAlias", forcedAlias);
+  const renamed = (name: string) =>
+    fixture(name, { imports: [mkRenamedOptionModule(["a", "b"], ["c", "d", "e"])], options: { c: { d: { e: mkOption({ type: types.anything, description: "E." }) } } }, config: { a: { b: 1234 } } } as ModuleInput);
+  checkConfigOutput(714, 1234, "config.c.d.e", renamed("doRename-basic"));
+  translating(716, "output");
+  it("modules.sh:716 the rename's warning names the old option, the file and the new one (keel keeps it with the system's warnings)", () => {
+    const evaluation = evaluateModules({ modules: [renamed("doRename-warnings")], rootFile: "modules.sh" });
+    assert.deepEqual([...evaluation.warnings], ["The option `a.b' defined in `doRename-warnings.ts' has been renamed to `c.d.e'."]);
+  });
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -354,7 +374,7 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["either/oneOf", "553,554,555,556,557,558,559,560,562,563,564,565,566,567,568,569,571", "553-571 need freeformType at the top level (issue 15, Deliver 4)"],
   ["imports / module loading / keys / importApply", "353,358,490,707,709,710,711,724,725", "modules are TypeScript values, not paths with keys"],
   ["disabledModules", "362,363,364,365,366,367,369,370,371,374,375,484,485,486,487", "not in keel yet (issue 15, Deliver 4)"],
-  ["mkRenamedOptionModule/mkRemovedOptionModule/mkAliasOptionModule/doRename", "411,412,413,414,714,716,719,720,721", "not in keel yet (issue 15, Deliver 4)"],
+  ["mkRenamedOptionModule/mkRemovedOptionModule/mkAliasOptionModule/doRename", "719,720,721", "719-721 read options.<x>.isDefined through doRename's condition, not in keel's API"],
   ["mkPackageOption", "417,418,419,420,421,422,423,424,425,426,427,428,429,430,431,432,433,434,435,436,437,438,439", "not applicable: keel's packages are Debian package names"],
   ["submoduleWith/shorthandOnlyDefinesConfig", "444,447,448,449,450,453,454,457,460,461,464,467", "not in keel yet (issue 15, Deliver 2)"],
   ["deferredModule/moduleType", "474,476,477,616,617,618", "not in keel's API"],

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { evaluateModules } from "../../src/config/modules.ts";
-import { mkDefault, mkOption, types } from "../../src/index.ts";
+import { mkDefault, mkOption, mkRemovedOptionModule, mkRenamedOptionModule, types } from "../../src/index.ts";
 import type { ModuleInput } from "../../src/config/module.ts";
 
 const evaluate = (path: string, ...modules: ModuleInput[]) => evaluateModules({ modules, rootFile: "submodule.test.ts" }).resolve(path.split("."));
@@ -71,5 +71,24 @@ describe("types.submodule of a module", () => {
   it("declared twice, a submodule of a module and one of an option tree join: each value has the options of both", () => {
     const more = { options: { people: mkOption({ type: types.attrsOf(types.submodule({ uid: mkOption({ type: types.int, default: 1000, description: "The uid." }) })) }) } };
     assert.deepEqual(evaluate("people.alice", declareUsers, more, { people: { alice: { uid: 1001 } } }), { home: "/home/alice", shell: "/bin/sh", greeting: "alice uses /bin/sh", uid: 1001 });
+  });
+});
+
+describe("options that moved or went away", () => {
+  it("mkRemovedOptionModule: a definition is an error with the replacement instructions and the file; so is a read", () => {
+    const removed = mkRemovedOptionModule(["services", "old", "enable"], "Use services.new.enable instead.");
+    assert.throws(
+      () => evaluate("services", removed, { services: { old: { enable: true } } }),
+      /^ConfigError: The option `services\.old\.enable' defined in `submodule\.test\.ts' can no longer be used since it's been removed\. Use services\.new\.enable instead\.\nFix: remove its definition from `submodule\.test\.ts'; the message says what replaces it\.$/,
+    );
+    assert.throws(() => evaluate("services.old.enable", removed), /The option `services\.old\.enable' can no longer be used since it's been removed\./);
+  });
+
+  it("mkRenamedOptionModule: the old name's definitions (with their priorities) reach the new option, reading the old name reads the new, and the whole configuration holds the value once", () => {
+    const declare = { options: { port: mkOption({ type: types.port, default: 22, description: "The port." }) } };
+    const modules = [declare, mkRenamedOptionModule("sshPort", "port"), { sshPort: mkDefault(2222) }];
+    assert.equal(evaluate("port", ...modules), 2222);
+    assert.equal(evaluate("sshPort", ...modules), 2222);
+    assert.deepEqual(evaluateModules({ modules, rootFile: "submodule.test.ts" }).resolve([]), { port: 2222 });
   });
 });
