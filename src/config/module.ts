@@ -26,6 +26,8 @@ export type Definitions<O extends OptionTree = BuiltinOptions> = Wrapped<Definit
 interface ModuleParts<O extends OptionTree> {
   /** Other modules to include; each module is included once however often it is imported. */
   readonly imports?: readonly ModuleInput[];
+  /** Modules to leave out wherever they are imported (by value, or by file), with what only they import. */
+  readonly disabledModules?: readonly (ModuleInput | string)[];
   /** Options this module declares. */
   readonly options?: O;
   /** This module's definitions, when it declares options or computes them from `config`. */

@@ -103,6 +103,7 @@ export class Evaluation {
   constructor(
     args: EvalArgs,
     private readonly waits: Waits = new Map(),
+    private readonly disabled: Disabled = { modules: new Set(), files: new Set() },
   ) {
     this.inputs = args.inputs ?? {};
     this.name = args.name ?? "";
@@ -112,7 +113,14 @@ export class Evaluation {
     // Modules whose imports are still unknown come first, so that the modules
     // they bring are known before most values are read.
     for (const entry of this.entries.slice()) if (!entry.opened) this.compute(entry);
+    // A module disabled by one found after it was taken in: evaluation starts again without it (and what only it imports).
+    if (this.entries.some((e) => this.isDisabled(e.key, e.file))) throw new Restart();
     for (let i = 0; i < this.entries.length; i++) this.compute(this.entries[i] as Entry);
+  }
+
+  /** Whether `disabledModules` of some module names this one: the module itself, or its file. */
+  private isDisabled(module: object, file: string | undefined): boolean {
+    return this.disabled.modules.has(module) || (file !== undefined && this.disabled.files.has(withoutExtension(file)));
   }
 
   /** The value of one option, merged from every module. */
@@ -263,7 +271,7 @@ export class Evaluation {
       );
     }
     if (isNamespace(input)) throw namespaceModule(input, parentFile, where);
-    if (this.seen.has(input)) return;
+    if (this.seen.has(input) || this.isDisabled(input, moduleFile(input))) return;
     this.seen.add(input);
     const fn = typeof input === "function" ? (input as (args: unknown) => unknown) : undefined;
     const file = moduleFile(input) ?? parentFile;
@@ -284,7 +292,21 @@ export class Evaluation {
 
   /** Takes in a module's options and imports, and a module object's definitions. */
   private open(entry: Entry, module: unknown): void {
-    const { imports, options, config } = parts(entry.file, module);
+    const { imports, options, config, disabledModules } = parts(entry.file, module);
+    for (const [i, item] of disabledModules.entries()) {
+      if (typeof item === "string") {
+        // A file, absolute, relative to this module's, or as a module names it.
+        this.disabled.files.add(withoutExtension(path.resolve(path.dirname(entry.file), item)));
+        this.disabled.files.add(withoutExtension(item));
+      } else if ((typeof item === "object" && item !== null) || typeof item === "function") {
+        this.disabled.modules.add(item);
+      } else {
+        throw new ConfigError(
+          `\`disabledModules[${i}]' in \`${entry.file}' is ${String(item)}, which names no module.\n` +
+            "Fix: list the module itself (as imported) or its file, e.g. `disabledModules: [legacy]` or `disabledModules: [\"./legacy.ts\"]`.",
+        );
+      }
+    }
     if (options !== undefined) this.declare(options, entry.file, []);
     if (entry.fn === undefined) entry.config = config;
     entry.opened = true;
@@ -582,9 +604,21 @@ interface ModuleParts {
   readonly imports: readonly ModuleInput[];
   readonly options: unknown;
   readonly config: unknown;
+  readonly disabledModules: readonly unknown[];
 }
 
-const partNames = new Set(["imports", "options", "config"]);
+/** What `disabledModules` names so far: modules, and files (without their extension). */
+interface Disabled {
+  readonly modules: Set<object>;
+  readonly files: Set<string>;
+}
+
+/** Thrown when a module is disabled after it was taken in; evaluateModules starts again. */
+class Restart extends Error {}
+
+const withoutExtension = (file: string): string => file.replace(/\.(ts|mts|cts|js|mjs|cjs)$/, "");
+
+const partNames = new Set(["imports", "options", "config", "disabledModules"]);
 
 /**
  * Splits a module into imports, options and definitions, as NixOS's
@@ -611,13 +645,24 @@ function parts(file: string, module: unknown): ModuleParts {
   }
   const definitions = {};
   for (const key of loose) Object.defineProperty(definitions, key, Object.getOwnPropertyDescriptor(module, key) as PropertyDescriptor);
-  return { imports, options: module.options, config: hasParts ? module.config : definitions };
+  const disabledModules = module.disabledModules ?? [];
+  if (!Array.isArray(disabledModules)) {
+    throw new ConfigError(`\`disabledModules' in \`${file}' must be a list of modules or files.\nFix: write \`disabledModules: [legacy]'.`);
+  }
+  return { imports, options: module.options, config: hasParts ? module.config : definitions, disabledModules };
 }
 
 export function evaluateModules(args: EvalArgs): Evaluation {
   const waits: Waits = new Map();
+  const disabled: Disabled = { modules: new Set(), files: new Set() };
   for (;;) {
-    const evaluation = new Evaluation(args, waits);
+    let evaluation: Evaluation;
+    try {
+      evaluation = new Evaluation(args, waits, disabled);
+    } catch (error) {
+      if (error instanceof Restart) continue;
+      throw error;
+    }
     const conflict = evaluation.conflict();
     if (conflict === undefined) return evaluation;
     const paths = waits.get(conflict.module) ?? new Set<string>();

@@ -353,6 +353,30 @@ describe("mkAliasOptionModule, mkRenamedOptionModule (doRename)", () => {
   });
 });
 
+describe("disabledModules", () => {
+  const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
+  const defineEnable = fixture("define-enable", { enable: true } as ModuleInput);
+  const m = (name: string, module: object) => fixture(name, module as ModuleInput);
+  const notDeclared = /The option `enable' does not exist\. Definition values:\n- In `define-enable\.ts': true/;
+  const notThere = /The option `enable' does not exist\./;
+  checkConfigOutput(362, true, "config.enable", defineEnable, declareEnable);
+  checkConfigOutput(363, false, "config.enable", defineEnable, declareEnable, m("disable-define-enable", { disabledModules: [defineEnable] }));
+  checkConfigOutput(364, false, "config.enable", defineEnable, declareEnable, m("disable-define-enable-string-path", { disabledModules: ["define-enable.ts"] }));
+  checkConfigError(365, notDeclared, "config.enable", defineEnable, declareEnable, m("disable-declare-enable", { disabledModules: [declareEnable] }));
+  checkConfigError(366, notThere, "config.enable", defineEnable, declareEnable, m("disable-define-enable", { disabledModules: [defineEnable] }), m("disable-declare-enable", { disabledModules: [declareEnable] }));
+  checkConfigError(367, notThere, "config.enable", defineEnable, declareEnable, m("disable-enable-modules", { disabledModules: ["define-enable.ts", "declare-enable.ts"] }));
+  // disable-recursive: main imports foo and bar, each of which imports declare-enable.
+  const foo = m("disable-recursive/foo", { imports: [declareEnable] });
+  const bar = m("disable-recursive/bar", { imports: [declareEnable] });
+  const main = m("disable-recursive/main", { imports: [foo, bar], enable: true });
+  const disableFoo = m("disable-recursive/disable-foo", { disabledModules: [foo] });
+  const disableBar = m("disable-recursive/disable-bar", { disabledModules: [bar] });
+  checkConfigOutput(484, true, "config.enable", main);
+  checkConfigOutput(485, true, "config.enable", main, disableFoo);
+  checkConfigOutput(486, true, "config.enable", main, disableBar);
+  checkConfigError(487, /The option `enable' does not exist\. Definition values:\n- In `disable-recursive\/main\.ts': true/, "config.enable", main, disableFoo, disableBar);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -373,7 +397,7 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["types.str/strMatching", "293", "293 reads options.sm.type.name: types are not inspectable by name in keel"],
   ["either/oneOf", "553,554,555,556,557,558,559,560,562,563,564,565,566,567,568,569,571", "553-571 need freeformType at the top level (issue 15, Deliver 4)"],
   ["imports / module loading / keys / importApply", "353,358,490,707,709,710,711,724,725", "modules are TypeScript values, not paths with keys"],
-  ["disabledModules", "362,363,364,365,366,367,369,370,371,374,375,484,485,486,487", "not in keel yet (issue 15, Deliver 4)"],
+  ["disabledModules", "369,370,371,374,375", "369-375 disable by a module's `key' attribute, which keel's modules (values, not paths) do not have"],
   ["mkRenamedOptionModule/mkRemovedOptionModule/mkAliasOptionModule/doRename", "719,720,721", "719-721 read options.<x>.isDefined through doRename's condition, not in keel's API"],
   ["mkPackageOption", "417,418,419,420,421,422,423,424,425,426,427,428,429,430,431,432,433,434,435,436,437,438,439", "not applicable: keel's packages are Debian package names"],
   ["submoduleWith/shorthandOnlyDefinesConfig", "444,447,448,449,450,453,454,457,460,461,464,467", "not in keel yet (issue 15, Deliver 2)"],
