@@ -19,6 +19,8 @@ export interface ModuleArgs<O extends OptionTree = BuiltinOptions> {
   readonly inputs: Readonly<Record<string, InputSpec>>;
   /** The name of the system being evaluated, as in `defineProject({ systems })`. */
   readonly name: string;
+  /** The project's `specialArgs`, and what modules give in `_module.args`; asking for one nobody gives is an error. */
+  readonly [arg: string]: unknown;
 }
 
 export type Definitions<O extends OptionTree = BuiltinOptions> = Wrapped<DefinitionsOf<O>>;

@@ -22,10 +22,10 @@ import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
 import { evaluateSubmodulesWith } from "./submodule.js";
-import { mergeOptionDeclarations } from "./types.js";
+import { anything, lazyAttrsOf, mergeOptionDeclarations } from "./types.js";
 import { propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
-import { isOption, type AnyOption, type OptionTree, type Path } from "./option.js";
+import { isOption, mkOption, type AnyOption, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
 import { collectDefinitions, didYouMean, isRecord, pathKey, removedOption, setAtPath, suggestions, walkOptions, type DefinitionSink } from "./tree.js";
 import type { InputSpec } from "../inputs/spec.js";
@@ -36,6 +36,8 @@ export interface EvalArgs {
   readonly rootFile: string;
   readonly inputs?: Readonly<Record<string, InputSpec>>;
   readonly name?: string;
+  /** More arguments for every module function, as NixOS's `specialArgs` (known before any module: imports may use them). */
+  readonly specialArgs?: Readonly<Record<string, unknown>>;
   /** How messages name each of `modules` (e.g. `systems.qemu`), by index. */
   readonly labels?: readonly string[];
   /** Which config files import which, to explain a module that is undefined because of an import cycle. */
@@ -94,6 +96,7 @@ export class Evaluation {
   private readonly stack: Frame[] = [];
   private readonly reads: Read[] = [];
   private readonly inputs: Readonly<Record<string, InputSpec>>;
+  private readonly specialArgs: Readonly<Record<string, unknown>>;
   private readonly name: string;
   private readonly imports: ImportGraph;
   readonly config: unknown;
@@ -109,6 +112,8 @@ export class Evaluation {
     this.name = args.name ?? "";
     this.imports = args.imports ?? new Map();
     this.config = this.proxy([]);
+    this.specialArgs = args.specialArgs ?? {};
+    this.declare(moduleOptions, "<keel's module system>", []);
     args.modules.forEach((m, i) => this.add(m, args.rootFile, args.labels?.[i] ?? `modules[${i}]`));
     // Modules whose imports are still unknown come first, so that the modules
     // they bring are known before most values are read.
@@ -176,8 +181,8 @@ export class Evaluation {
     if (isOption(node)) return this.optionAt(path, node, []);
     const result: Record<string, unknown> = {};
     for (const [relative, option] of walkOptions(node)) {
-      // The configuration holds each value once, under its own name.
-      if (option.alias === undefined) setAtPath(result, relative, this.valueOf([...path, ...relative], option));
+      // The configuration holds each value once, under its own name; the module system's own options are not the system's.
+      if (option.alias === undefined && !(path.length === 0 && relative[0] === "_module")) setAtPath(result, relative, this.valueOf([...path, ...relative], option));
     }
     return result;
   }
@@ -345,8 +350,28 @@ export class Evaluation {
     return part ?? {};
   }
 
+  /**
+   * A module function's arguments: config, lib, inputs, name, the
+   * specialArgs, and what modules give in `_module.args` (read when the
+   * function asks for it). An argument nobody gives is an error naming it,
+   * not undefined. Probing with a stand-in `config` gets stand-ins for those.
+   */
   private args(config: unknown): unknown {
-    return { config, lib, inputs: this.inputs, name: this.name };
+    const known: Record<string, unknown> = { ...this.specialArgs, config, lib, inputs: this.inputs, name: this.name };
+    const probing = config !== this.config;
+    const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
+    return new Proxy(known, {
+      get: (target, key) => {
+        if (typeof key === "symbol" || key in target || key === "then") return target[key as string];
+        if (probing) return standIn();
+        const given = this.resolveLazily(["_module", "args"]) as Record<string, unknown>;
+        if (key in given) return given[key];
+        throw new ConfigError(
+          `The module function in \`${reader?.file ?? "a module"}' asks for the argument \`${key}', which no module gives.\n` +
+            `Fix: give it with \`_module: { args: { ${key}: … } }\` in a module, or as a special argument of the evaluation; the arguments every module gets are config, lib, inputs and name.`,
+        );
+      },
+    });
   }
 
   /** Undoes the reading module's computation, to be redone when the value can be had. */
@@ -486,6 +511,17 @@ function forced<T>(value: T, seen = new WeakSet<object>()): T {
   for (const key of Object.keys(value)) forced((value as Record<string, unknown>)[key], seen);
   return value;
 }
+
+/** The module system's own options, in every evaluation. */
+const moduleOptions = {
+  _module: {
+    args: mkOption({
+      type: lazyAttrsOf(anything),
+      default: {},
+      description: "More arguments for every module function (`({ config, pkgs }) => …` reads `pkgs' from here), merged from every module.",
+    }),
+  },
+};
 
 /** Whether a definition's value (through its properties) sets the names `rest`. */
 function reaches(value: unknown, rest: Path): boolean {

@@ -16,6 +16,8 @@ export interface ProjectSpec {
   readonly inputs?: Readonly<Record<string, InputSpec>>;
   /** The systems, by name: each a module (usually importing shared ones) or a list of modules. */
   readonly systems: Readonly<Record<string, ModuleInput | readonly ModuleInput[]>>;
+  /** More arguments for every module function of every system, as NixOS's `specialArgs` (config, lib, inputs and name are keel's). */
+  readonly specialArgs?: Readonly<Record<string, unknown>>;
 }
 
 export type ProjectExport = ProjectSpec | (() => ProjectSpec | Promise<ProjectSpec>);
@@ -33,6 +35,7 @@ export interface Project {
   readonly systems: ReadonlyMap<string, readonly ModuleInput[]>;
   /** Which config files import which (absent for a project not loaded from files). */
   readonly imports?: ImportGraph;
+  readonly specialArgs?: Readonly<Record<string, unknown>>;
 }
 
 export type ResolvedSystem = ResolvedOf<BuiltinOptions>;
@@ -52,6 +55,7 @@ const projectSchema = z.strictObject({
       error: (issue) => `a module (made with defineModule, usually imported from its file) or a list of modules, not ${describeValue(issue.input)}`,
     }),
   ),
+  specialArgs: z.optional(z.record(z.string(), z.unknown())),
 });
 
 /** Checks what keel.config.ts exported; types cannot catch everything (a JS config, a computed value). */
@@ -71,7 +75,8 @@ export function validateProject(file: string, exported: unknown, imports?: Impor
   for (const [name, value] of Object.entries((exported as ProjectSpec).systems)) {
     systems.set(name, Array.isArray(value) ? (value as ModuleInput[]) : [value as ModuleInput]);
   }
-  return { file, inputs: parsed.data.inputs as Record<string, InputSpec>, systems, ...(imports ? { imports } : {}) };
+  const specialArgs = (exported as ProjectSpec).specialArgs;
+  return { file, inputs: parsed.data.inputs as Record<string, InputSpec>, systems, ...(imports ? { imports } : {}), ...(specialArgs ? { specialArgs } : {}) };
 }
 
 export function systemModules(project: Project, name: string): readonly ModuleInput[] {
@@ -123,6 +128,7 @@ export function systemEvaluation(project: Project, name: string, options: Evalua
     ...(project.imports ? { imports: project.imports } : {}),
     rootFile: project.file,
     inputs: project.inputs,
+    ...(project.specialArgs ? { specialArgs: project.specialArgs } : {}),
     name,
   });
 }

@@ -377,12 +377,19 @@ describe("disabledModules", () => {
   checkConfigError(487, /The option `enable' does not exist\. Definition values:\n- In `disable-recursive\/main\.ts': true/, "config.enable", main, disableFoo, disableBar);
 });
 
+describe("_module.args", () => {
+  const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
+  const withCustomArg = fixture("define-enable-with-custom-arg", ({ custom }: { custom: boolean }) => ({ config: { enable: custom } }));
+  checkConfigError(379, /The module function in `define-enable-with-custom-arg\.ts' asks for the argument `custom', which no module gives\./, "config.enable", declareEnable, withCustomArg);
+  checkConfigOutput(380, true, "config.enable", declareEnable, withCustomArg, fixture("define-_module-args-custom", { config: { _module: { args: { custom: true } } } } as ModuleInput));
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
   ["error messages: non-attrset definition / option declared in config", "174,210,211", "174 needs shorthand-module push-down; 210-211 need submodules that are modules (issue 15, Deliver 2)"],
   ["mkForce/mkOverride priorities (mkForce at every nesting level)", "176", "176 tests lib.modules.mergeAttrDefinitionsWithPrio, not in keel's API"],
-  ["_module.args/specialArgs (module arguments)", "198,203,379,380,385,386,470", "not in keel yet (issue 15, Deliver 4)"],
+  ["_module.args/specialArgs (module arguments)", "198,203,385,386,470", "198: a module reading an argument it gives itself (keel calls the function before its own definitions are known); 203, 470: submoduleWith's specialArgs and _prefix; 385-386: imports computed from _module.args are not refused while keel learns imports by a probe (issue 15, Deliver 1)"],
   ["lib.gvariant", "201", "not applicable (dconf values)"],
   ["types.attrTag", "224", "224: keel's attrTag takes options by type (a bare type is a type error in the editor)"],
   ["type descriptions (types.nix assertion block)", "227", "not translated yet"],

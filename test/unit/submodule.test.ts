@@ -92,3 +92,14 @@ describe("options that moved or went away", () => {
     assert.deepEqual(evaluateModules({ modules, rootFile: "submodule.test.ts" }).resolve([]), { port: 2222 });
   });
 });
+
+describe("module arguments", () => {
+  it("specialArgs and _module.args reach every module function; an argument nobody gives is an error naming it and the module", () => {
+    const declare = { options: { motd: mkOption({ type: types.str, description: "The message." }) } };
+    const reads = ({ site, greeting }: { site: string; greeting: string }) => ({ motd: `${greeting} from ${site}` });
+    const evaluation = evaluateModules({ modules: [declare, reads, { _module: { args: { greeting: "hello" } } }], rootFile: "submodule.test.ts", specialArgs: { site: "office" } });
+    assert.equal(evaluation.resolve(["motd"]), "hello from office");
+    assert.deepEqual(evaluation.resolve([]), { motd: "hello from office" }, "the module system's own options are not in the configuration");
+    assert.throws(() => evaluateModules({ modules: [declare, reads], rootFile: "submodule.test.ts" }).resolve(["motd"]), /asks for the argument `site', which no module gives\./);
+  });
+});
