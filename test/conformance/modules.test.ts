@@ -59,6 +59,13 @@ const defineValueIntZero = fixture("define-value-int-zero", { value: 0 });
 const defineValueString = fixture("define-value-string", { value: "24" });
 const defineValueList = fixture("define-value-list", { value: [] });
 
+/** Fixtures several groups of modules.sh use. */
+const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
+const defineEnable = fixture("define-enable", { enable: true } as ModuleInput);
+const declareAttrsOfSub = fixture("declare-attrsOfSub-any-enable", {
+  options: { attrsOfSub: mkOption({ type: types.attrsOf(types.submodule({ enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) })), default: {}, example: {}, description: "Some descriptive text" }) },
+});
+
 describe("types.ints", () => {
   checkConfigOutput(297, 42, "config.value", declareIntUnsigned, defineValueIntPositive);
   checkConfigError(298, /A definition for option `value' is not of type `unsigned integer': it is .*\n- In `define-value-int-negative\.ts': -23/, "config.value", declareIntUnsigned, defineValueIntNegative);
@@ -119,36 +126,22 @@ describe("types.attrsOf and types.lazyAttrsOf", () => {
   const declareAttrsOf = fixture("declare-attrsOf", value(types.attrsOf(types.str), { default: {} }));
   const declareLazyAttrsOf = fixture("declare-lazyAttrsOf", value(types.lazyAttrsOf(types.str), { default: {} }));
   // `options.isLazy = mkOption { default = !config.value ? foo; }` is defined here by a getter: keel's option defaults cannot read config yet.
-  const isLazy = { isLazy: mkOption({ type: types.bool, description: "Whether value was not forced." }) };
-  const lazyCheck = fixture(
-    "attrsOf-lazy-check",
-    defineModule<typeof isLazy>(({ config }) => ({
-      options: isLazy,
+  const readsFoo = (file: string, option: string, value: object) =>
+    fixture(file, ({ config }: { config: { value: object } }) => ({
+      options: { [option]: mkOption({ type: types.bool, description: "Whether config.value lacks foo." }) },
       config: {
-        get isLazy() {
-          return !("foo" in (config as unknown as { value: object }).value);
+        get [option]() {
+          return !("foo" in config.value);
         },
-        value: {
-          get bar(): string {
-            throw new Error("is not lazy");
-          },
-        },
-      } as never,
-    })),
-  );
-  const conditionalWorks = { conditionalWorks: mkOption({ type: types.bool, description: "Whether mkIf false left foo out." }) };
-  const conditionalCheck = fixture(
-    "attrsOf-conditional-check",
-    defineModule<typeof conditionalWorks>(({ config }) => ({
-      options: conditionalWorks,
-      config: {
-        get conditionalWorks() {
-          return !("foo" in (config as unknown as { value: object }).value);
-        },
-        value: { foo: mkIf(false, "should not be defined") },
-      } as never,
-    })),
-  );
+        value,
+      },
+    }));
+  const lazyCheck = readsFoo("attrsOf-lazy-check", "isLazy", {
+    get bar(): string {
+      throw new Error("is not lazy");
+    },
+  });
+  const conditionalCheck = readsFoo("attrsOf-conditional-check", "conditionalWorks", { foo: mkIf(false, "should not be defined") });
   checkConfigError(503, /is not lazy/, "config.isLazy", declareAttrsOf, lazyCheck);
   checkConfigOutput(504, true, "config.isLazy", declareLazyAttrsOf, lazyCheck);
   checkConfigOutput(505, true, "config.conditionalWorks", declareAttrsOf, conditionalCheck);
@@ -236,17 +229,12 @@ describe("did you mean, and mkOption in config", () => {
 });
 
 describe("mkIf at every level, into an attrsOf submodule", () => {
-  const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
-  const declareAttrsOfSub = fixture("declare-attrsOfSub-any-enable", {
-    options: { attrsOfSub: mkOption({ type: types.attrsOf(types.submodule({ enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) })), default: {}, example: {}, description: "Some descriptive text" }) },
-  });
   type Enable = { enable: boolean };
   const reads = (name: string, body: (config: Enable) => unknown) => fixture(name, defineModule(({ config }) => body(config as unknown as Enable) as never));
   const ifTop = reads("define-if-attrsOfSub-foo-enable", (config) => mkIf(config.enable, { attrsOfSub: { foo: { enable: true } } }));
   const ifSub = reads("define-attrsOfSub-if-foo-enable", (config) => ({ attrsOfSub: mkIf(config.enable, { foo: { enable: true } }) }));
   const ifFoo = reads("define-attrsOfSub-foo-if-enable", (config) => ({ attrsOfSub: { foo: mkIf(config.enable, { enable: true }) } }));
   const ifValue = reads("define-attrsOfSub-foo-enable-if", (config) => ({ attrsOfSub: { foo: { enable: mkIf(config.enable, true) } } }));
-  const defineEnable = fixture("define-enable", { enable: true });
   const missing = /The value of `attrsOfSub' has no `attrsOfSub\.foo'/;
   checkConfigError(341, missing, "config.attrsOfSub.foo.enable", declareEnable, declareAttrsOfSub);
   checkConfigError(343, missing, "config.attrsOfSub.foo.enable", declareEnable, declareAttrsOfSub, ifTop);
@@ -262,12 +250,7 @@ describe("mkIf at every level, into an attrsOf submodule", () => {
 });
 
 describe("mkForce at every level, into an attrsOf submodule", () => {
-  const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
-  const declareAttrsOfSub = fixture("declare-attrsOfSub-any-enable", {
-    options: { attrsOfSub: mkOption({ type: types.attrsOf(types.submodule({ enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) })), default: {}, example: {}, description: "Some descriptive text" }) },
-  });
   const m = (name: string, module: object) => fixture(name, module as ModuleInput);
-  const defineEnable = m("define-enable", { enable: true });
   const foo = m("define-attrsOfSub-foo", { attrsOfSub: { foo: {} } });
   const fooEnable = m("define-attrsOfSub-foo-enable", { attrsOfSub: { foo: { enable: true } } });
   const forceTop = m("define-force-attrsOfSub-foo-enable", mkForce({ attrsOfSub: { foo: { enable: false } } }));
@@ -354,8 +337,6 @@ describe("mkAliasOptionModule, mkRenamedOptionModule (doRename)", () => {
 });
 
 describe("disabledModules", () => {
-  const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
-  const defineEnable = fixture("define-enable", { enable: true } as ModuleInput);
   const m = (name: string, module: object) => fixture(name, module as ModuleInput);
   const notDeclared = /The option `enable' does not exist\. Definition values:\n- In `define-enable\.ts': true/;
   const notThere = /The option `enable' does not exist\./;
@@ -378,7 +359,6 @@ describe("disabledModules", () => {
 });
 
 describe("_module.args", () => {
-  const declareEnable = fixture("declare-enable", { options: { enable: mkOption({ type: types.bool, default: false, example: true, description: "Some descriptive text" }) } });
   const withCustomArg = fixture("define-enable-with-custom-arg", ({ custom }: { custom: boolean }) => ({ config: { enable: custom } }));
   checkConfigError(379, /The module function in `define-enable-with-custom-arg\.ts' asks for the argument `custom', which no module gives\./, "config.enable", declareEnable, withCustomArg);
   checkConfigOutput(380, true, "config.enable", declareEnable, withCustomArg, fixture("define-_module-args-custom", { config: { _module: { args: { custom: true } } } } as ModuleInput));
