@@ -415,6 +415,12 @@ export class Evaluation {
   }
 
   private declare(options: unknown, file: string, path: Path): void {
+    if (isRecord(options) && typeof options.check === "function" && typeof options.merge === "function" && typeof options.description === "string") {
+      throw new ConfigError(
+        `\`options.${showPath(path)}' in \`${file}' is a type (${options.description}), where an option declaration is expected.\n` +
+          `Fix: declare the option with it: \`${path[path.length - 1] ?? "name"}: mkOption({ type: …, description: "…" })\`.`,
+      );
+    }
     if (!isRecord(options)) {
       throw new ConfigError(
         `\`options${path.length ? "." + showPath(path) : ""}' in \`${file}' is neither an option nor a record of options.\n` +

@@ -364,6 +364,15 @@ describe("_module.args", () => {
   checkConfigOutput(380, true, "config.enable", declareEnable, withCustomArg, fixture("define-_module-args-custom", { config: { _module: { args: { custom: true } } } } as ModuleInput));
 });
 
+describe("option declarations: a bare enable, a type where an option belongs, options under an option", () => {
+  checkConfigOutput(273, false, "config.enable", declareEnable);
+  checkConfigError(665, /`options\.result' in `options-type-error-typical\.ts' is a type \(string\), where an option declaration is expected/, "config.result", fixture("options-type-error-typical", { options: { result: types.str } } as ModuleInput));
+  checkConfigError(666, /`options\.result\.here' in `options-type-error-typical-nested\.ts' is a type \(string\), where an option declaration is expected/, "config.result.here", fixture("options-type-error-typical-nested", { options: { result: { here: types.str } } } as ModuleInput));
+  const declareSet = fixture("declare-set", { options: { set: mkOption({ type: types.attrsOf(types.int), default: {}, description: "A set." }) } });
+  const declareEnableNested = fixture("declare-enable-nested", { options: { set: { enable: mkOption({ type: types.bool, default: false, description: "Enable." }) } } });
+  checkConfigError(659, /`declare-enable-nested\.ts' declares options under `set', which `declare-set\.ts' declares as an option\./, "config.set", declareSet, declareEnableNested);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -376,11 +385,10 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["package/path (pathInStore, externalPath, pathWith)", "230,231,232,233,234,235,236,237,240,241,242,243,244,245,246,746,747,748,749,750,751,752,753,756,757,758,759,760,761,762,763,764,767,768,769,772,773,774,777,780", "not applicable: Nix store paths"],
   ["types.fileset", "249,250,251,252,253,254,255,256,257", "not applicable: Nix filesets"],
   ["types.serializableValueWith", "260,261,262,263,264,265,266,267,269,270", "not in keel's API"],
-  ["bool option / enable basics", "273", "not translated yet"],
   ["undeclared options (option does not exist) / _module.check", "275,276,277,390,391", "275-277 need Nix's throw/abort inside a definition; 390-391 need _module.check"],
   ["types.bool/boolByOr", "280,281,282,283", "boolByOr is not in keel"],
   ["bare submodule (nested option declarations into types.submodule {})", "285,286,287,288,289", "not translated yet (types.submodule takes modules now)"],
-  ["declaration merging / option collisions", "290,659,670", "a bare submodule's options and options under a typed option (issue 15, Deliver 2-3)"],
+  ["declaration merging / option collisions", "290,670", "290: a bare submodule's options declared twice; 670: a typeless option, which keel's mkOption refuses in the editor"],
   ["types.str/strMatching", "293", "293 reads options.sm.type.name: types are not inspectable by name in keel"],
   ["either/oneOf", "553,554,555,556,557,558,559,560,562,563,564,565,566,567,568,569,571", "553-571 need freeformType at the top level (issue 15, Deliver 4)"],
   ["imports / module loading / keys / importApply", "353,358,490,707,709,710,711,724,725", "modules are TypeScript values, not paths with keys"],
@@ -398,7 +406,7 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["emptyValue", "621,622,623,624,626,627", "keel has no emptyValue"],
   ["defaults/mkDefault", "630,631,632,633,634,635,636,638,640", "emptyValue: keel says an undefined option is used but not defined; 640 reads config in an option default (issue 15, Deliver 1)"],
   ["types.raw", "653,654,655,656", "not in keel's API"],
-  ["error messages: option-type used instead of mkOption", "665,666,667", "not translated yet"],
+  ["error messages: option-type used instead of mkOption", "667", "667: a whole configuration where an option belongs, which keel's modules cannot produce"],
   ["types.optionType/optionDeclaration", "673,674,677,678,681,684,687", "not in keel's API"],
   ["extendModules", "691", "not in keel's API"],
   ["module class (_class / class checks)", "694,695,696,697,700,701,704,791,792,793,794,795,796,797,798,799,800", "not in keel's API"],
