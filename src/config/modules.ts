@@ -22,7 +22,7 @@ import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
 import { evaluateSubmodulesWith } from "./submodule.js";
-import { anything, lazyAttrsOf, mergeOptionDeclarations } from "./types.js";
+import { anything, lazyAttrsOf, mergeOptionDeclarations, withNestedOptions } from "./types.js";
 import { propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
 import { isOption, mkOption, type AnyOption, type OptionTree, type Path } from "./option.js";
@@ -434,6 +434,13 @@ export class Evaluation {
       const existing = node[key];
       if (isOption(declared)) {
         if (declared.declaredIn === "<unknown>") declared.declaredIn = file;
+        // The group declared first (by `this.declaredIn`'s module) becomes the submodule's options.
+        const absorbing = existing !== undefined && !isOption(existing) ? withNestedOptions(declared, existing as OptionTree, this.declaredIn.get(pathKey(childPath)) ?? file) : undefined;
+        if (absorbing !== undefined) {
+          this.declaredIn.set(pathKey(childPath), file);
+          node[key] = absorbing;
+          continue;
+        }
         if (existing !== undefined) {
           // Declared again: merged as NixOS merges declarations (a submodule's options from two modules), or refused.
           const merged = isOption(existing) ? mergeOptionDeclarations(existing, declared) : "it is a group of options there";
@@ -449,13 +456,22 @@ export class Evaluation {
         this.declaredIn.set(pathKey(childPath), file);
         node[key] = declared;
       } else {
+        // Options declared under an option of submodule type join the submodule (NixOS's nested declarations).
+        const extended = isOption(existing) && isRecord(declared) ? withNestedOptions(existing, declared as OptionTree, file) : undefined;
+        if (extended !== undefined) {
+          node[key] = extended;
+          continue;
+        }
         if (isOption(existing)) {
           throw new ConfigError(
             `\`${file}' declares options under \`${showPath(childPath)}', which \`${this.declaredIn.get(pathKey(childPath)) ?? "another module"}' declares as an option.\n` +
               "Fix: choose another name for the group.",
           );
         }
-        if (existing === undefined) node[key] = {};
+        if (existing === undefined) {
+          node[key] = {};
+          this.declaredIn.set(pathKey(childPath), file);
+        }
         this.declare(declared, file, childPath);
       }
     }

@@ -6,7 +6,7 @@ import { ConfigError } from "../errors.js";
 import { mergeDefinitions, mergeLater, notDefined, showDefinitions, Thunk, typeMismatch } from "./merge.js";
 import { isOption, mkOption, type AnyOption, type AnyType, type Definition, type DefinitionsOf, type Option, type OptionTree, type OptionType, type Path, type ResolvedOf } from "./option.js";
 import type { Wrapped } from "./properties.js";
-import type { Lib, ModuleInput } from "./module.js";
+import { noteFile, type Lib, type ModuleInput } from "./module.js";
 import { showPath, showValue } from "./show.js";
 import { isModuleForm, moduleSubmodule } from "./submodule.js";
 import { collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
@@ -73,6 +73,28 @@ export function mergeOptionDeclarations(a: AnyOption, b: AnyOption): AnyOption |
   });
   merged.declaredIn = a.declaredIn;
   return merged;
+}
+
+/**
+ * An option of submodule type with more options declared under it by another
+ * module (`options.site.port = mkOption(…)` next to `options.site = mkOption({ type: submodule(…) })`),
+ * as NixOS takes nested declarations into a submodule; undefined when its type is no submodule.
+ */
+export function withNestedOptions(option: AnyOption, tree: OptionTree, file: string): AnyOption | undefined {
+  if (functors.get(option.type)?.kind !== "submodule") return undefined;
+  const declaring = { options: tree };
+  noteFile(declaring, file);
+  const type = joinSubmodules(option.type, submodule(declaring));
+  if (type === undefined) return undefined;
+  const extended = mkOption({
+    type,
+    description: option.description,
+    ...(option.hasDefault ? { default: option.default } : {}),
+    example: option.example,
+    ...(option.defaultText !== undefined ? { defaultText: option.defaultText } : {}),
+  });
+  extended.declaredIn = option.declaredIn;
+  return extended;
 }
 
 /** Two trees of declarations as one: options declared in both merge (`mergeOptionDeclarations`), groups merge by name. */

@@ -373,6 +373,28 @@ describe("option declarations: a bare enable, a type where an option belongs, op
   checkConfigError(659, /`declare-enable-nested\.ts' declares options under `set', which `declare-set\.ts' declares as an option\./, "config.set", declareSet, declareEnableNested);
 });
 
+describe("a bare submodule: options declared into it by other modules", () => {
+  // submoduleWith { modules = [ ]; } is a submodule of no modules here.
+  const bare = fixture("declare-bare-submodule", { options: { "bare-submodule": mkOption({ type: types.submodule({ options: {} }), default: {}, description: "Bare." }) } });
+  const nested = fixture("declare-bare-submodule-nested-option", {
+    options: { "bare-submodule": mkOption({ type: types.submodule({ options: { nested: mkOption({ type: types.int, default: 1 }) } }) }) },
+  });
+  const deep = fixture("declare-bare-submodule-deep-option", { options: { "bare-submodule": { deep: mkOption({ type: types.int, default: 2 }) } } });
+  const values = fixture("define-bare-submodule-values", { "bare-submodule": { nested: 42, deep: 420 } } as ModuleInput);
+  checkConfigOutput(285, 1, "config.bare-submodule.nested", bare, nested);
+  checkConfigOutput(286, 2, "config.bare-submodule.deep", bare, deep);
+  checkConfigOutput(287, 42, "config.bare-submodule.nested", bare, nested, deep, values);
+  checkConfigOutput(288, 420, "config.bare-submodule.deep", bare, nested, deep, values);
+  checkConfigError(
+    290,
+    /The option `bare-submodule\.deep' in `declare-bare-submodule-deep-option-duplicate\.ts' is already declared in `declare-bare-submodule-deep-option\.ts'/,
+    "config.bare-submodule.deep",
+    bare,
+    deep,
+    fixture("declare-bare-submodule-deep-option-duplicate", { options: { "bare-submodule": { deep: mkOption({ type: types.int, default: 2 }) } } }),
+  );
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -387,8 +409,8 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["types.serializableValueWith", "260,261,262,263,264,265,266,267,269,270", "not in keel's API"],
   ["undeclared options (option does not exist) / _module.check", "275,276,277,390,391", "275-277 need Nix's throw/abort inside a definition; 390-391 need _module.check"],
   ["types.bool/boolByOr", "280,281,282,283", "boolByOr is not in keel"],
-  ["bare submodule (nested option declarations into types.submodule {})", "285,286,287,288,289", "not translated yet (types.submodule takes modules now)"],
-  ["declaration merging / option collisions", "290,670", "290: a bare submodule's options declared twice; 670: a typeless option, which keel's mkOption refuses in the editor"],
+  ["bare submodule (nested option declarations into types.submodule {})", "289", "289 sets shorthandOnlyDefinesConfig from config (submoduleWith is not in keel)"],
+  ["declaration merging / option collisions", "670", "670: a typeless option, which keel's mkOption refuses in the editor"],
   ["types.str/strMatching", "293", "293 reads options.sm.type.name: types are not inspectable by name in keel"],
   ["either/oneOf", "553,554,555,556,557,558,559,560,562,563,564,565,566,567,568,569,571", "553-571 need freeformType at the top level (issue 15, Deliver 4)"],
   ["imports / module loading / keys / importApply", "353,358,490,707,709,710,711,724,725", "modules are TypeScript values, not paths with keys"],
