@@ -357,7 +357,8 @@ export class Evaluation {
    * not undefined. Probing with a stand-in `config` gets stand-ins for those.
    */
   private args(config: unknown): unknown {
-    const known: Record<string, unknown> = { ...this.specialArgs, config, lib, inputs: this.inputs, name: this.name };
+    // specialArgs may replace lib, inputs and name (as NixOS lets them replace lib), never config.
+    const known: Record<string, unknown> = { lib, inputs: this.inputs, name: this.name, ...this.specialArgs, config };
     const probing = config !== this.config;
     const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
     return new Proxy(known, {

@@ -48,6 +48,11 @@ function below(config: unknown, path: Path): unknown {
 
 const partNames = ["imports", "options", "config"];
 
+/** A module function's arguments as the submodule's module sees them: its level of config, the value's name; the rest (lib, specialArgs, _module.args) as given. */
+function atLevel(args: Record<string, unknown>, path: Path, name: string): Record<string, unknown> {
+  return new Proxy(args, { get: (target, key) => (key === "config" ? below(target.config, path) : key === "name" ? name : Reflect.get(target, key)) });
+}
+
 /**
  * `module` with its options and definitions moved to `path` and its functions
  * given the configuration at `path`. Each module is moved once per evaluation
@@ -60,7 +65,7 @@ function moveModule(module: ModuleInput, path: Path, name: string, moved: WeakMa
   let result: ModuleInput;
   if (typeof module === "function") {
     const fn = module as (args: Record<string, unknown>) => unknown;
-    result = (args: Record<string, unknown>) => moveParts(fn({ ...args, config: below(args.config, path), name }), path, name, moved);
+    result = (args: Record<string, unknown>) => moveParts(fn(atLevel(args, path, name)), path, name, moved);
   } else {
     result = moveParts(module, path, name, moved) as ModuleInput;
   }
@@ -82,7 +87,7 @@ function moveParts(module: unknown, path: Path, name: string, moved: WeakMap<obj
   const config = hasParts ? module.config : definitions;
   const movedConfig =
     typeof config === "function"
-      ? (args: Record<string, unknown>) => placed(path, (config as (a: unknown) => unknown)({ ...args, config: below(args.config, path), name }))
+      ? (args: Record<string, unknown>) => placed(path, (config as (a: unknown) => unknown)(atLevel(args, path, name)))
       : placed(path, config ?? {});
   return {
     ...(imports === undefined ? {} : { imports }),
@@ -91,20 +96,39 @@ function moveParts(module: unknown, path: Path, name: string, moved: WeakMap<obj
   };
 }
 
+/** How a submodule of modules evaluates its values (NixOS's submoduleWith's arguments). */
+export interface SubmoduleSettings {
+  /** More arguments for its module functions. */
+  readonly specialArgs?: Readonly<Record<string, unknown>>;
+  /** Whether a definition is only definitions (types.submodule), or a module that may declare options and import (submoduleWith's default). */
+  readonly shorthandOnlyDefinesConfig: boolean;
+}
+
 /** A submodule type made of `modules`. */
-export function moduleSubmodule(modules: readonly ModuleInput[]): AnyType {
+export function moduleSubmodule(modules: readonly ModuleInput[], settings: SubmoduleSettings): AnyType {
   return {
     description: "submodule",
-    check: isRecord,
+    check: (value) => isRecord(value) || (!settings.shorthandOnlyDefinesConfig && typeof value === "function"),
     merge: (path, defs) => {
       const name = path[path.length - 1] ?? "";
       const moved = new WeakMap<object, ModuleInput>();
       const definitions = defs.map((def) => {
+        if (!settings.shorthandOnlyDefinesConfig) {
+          // A copy to note the file on, its getters unread.
+          const module = typeof def.value === "function" ? def.value : Object.defineProperties({}, Object.getOwnPropertyDescriptors(def.value));
+          noteFile(module, def.file);
+          return moveModule(module, path, name, moved);
+        }
         const module = { config: placed(path, def.value) };
         noteFile(module, def.file);
         return module;
       });
-      const evaluation = evaluate({ modules: [...modules.map((m) => moveModule(m, path, name, moved)), ...definitions], rootFile: defs[0]?.file ?? "<submodule>", name });
+      const evaluation = evaluate({
+        modules: [...modules.map((m) => moveModule(m, path, name, moved)), ...definitions],
+        rootFile: defs[0]?.file ?? "<submodule>",
+        name,
+        ...(settings.specialArgs === undefined ? {} : { specialArgs: settings.specialArgs }),
+      });
       return evaluation.resolve(path);
     },
     // For `keel options`: the options the modules declare, as a value named `<name>` sees them.

@@ -8,7 +8,7 @@ import { isOption, mkOption, type AnyOption, type AnyType, type Definition, type
 import type { Wrapped } from "./properties.js";
 import { noteFile, type Lib, type ModuleInput } from "./module.js";
 import { showPath, showValue } from "./show.js";
-import { isModuleForm, moduleSubmodule } from "./submodule.js";
+import { isModuleForm, moduleSubmodule, type SubmoduleSettings } from "./submodule.js";
 import { collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
 
 function isDeepEqual(a: unknown, b: unknown): boolean {
@@ -84,7 +84,8 @@ export function withNestedOptions(option: AnyOption, tree: OptionTree, file: str
   if (functors.get(option.type)?.kind !== "submodule") return undefined;
   const declaring = { options: tree };
   noteFile(declaring, file);
-  const type = joinSubmodules(option.type, submodule(declaring));
+  const settings = submoduleModules.get(option.type)?.settings;
+  const type = joinSubmodules(option.type, settings === undefined ? submodule(declaring) : ofModules([declaring], settings));
   if (type === undefined) return undefined;
   const extended = mkOption({
     type,
@@ -306,24 +307,40 @@ export function submodule<T extends OptionTree, FR, FI>(
   freeform: OptionType<Readonly<Record<string, FR>>, Record<string, Wrapped<FI>>>,
 ): OptionType<ResolvedOf<T> & Readonly<Record<string, FR>>, DefinitionsOf<T> & Record<string, Wrapped<FI>>>;
 export function submodule(x: OptionTree | SubmoduleModule<OptionTree>, freeform?: AnyType): AnyType {
-  if (isModuleForm(x)) return ofModules([x]);
+  if (isModuleForm(x)) return ofModules([x], { shorthandOnlyDefinesConfig: true });
   const tree = x as OptionTree;
   const type = submoduleType(tree, freeform);
   return made(type, { kind: "submodule", of: [], make: () => type, join: (other) => joinSubmodules(type, other) });
 }
 
 /** A submodule of modules (submodule.ts), registered for declaration merging. */
-function ofModules(modules: readonly ModuleInput[]): AnyType {
-  const type = moduleSubmodule(modules);
-  submoduleModules.set(type, modules);
+function ofModules(modules: readonly ModuleInput[], settings: SubmoduleSettings): AnyType {
+  const type = moduleSubmodule(modules, settings);
+  submoduleModules.set(type, { modules, settings });
   return made(type, { kind: "submodule", of: [], make: () => type, join: (other) => joinSubmodules(type, other) });
+}
+
+/**
+ * NixOS's `submoduleWith`: a submodule of `modules`, whose module functions
+ * also get `specialArgs`, and whose definitions are modules themselves (they
+ * may declare options and import) unless `shorthandOnlyDefinesConfig`.
+ */
+export function submoduleWith<T extends OptionTree = OptionTree>(settings: {
+  readonly modules: readonly ModuleInput[];
+  readonly specialArgs?: Readonly<Record<string, unknown>>;
+  readonly shorthandOnlyDefinesConfig?: boolean;
+}): OptionType<ResolvedOf<T> & Readonly<Record<string, unknown>>, DefinitionsOf<T> & Record<string, unknown>> {
+  return ofModules(settings.modules, {
+    shorthandOnlyDefinesConfig: settings.shorthandOnlyDefinesConfig ?? false,
+    ...(settings.specialArgs === undefined ? {} : { specialArgs: settings.specialArgs }),
+  }) as OptionType<ResolvedOf<T> & Readonly<Record<string, unknown>>, DefinitionsOf<T> & Record<string, unknown>>;
 }
 
 /** The tree and freeform type each submodule type of an option tree was made of. */
 const submodules = new WeakMap<AnyType, { readonly tree: OptionTree; readonly freeform: AnyType | undefined }>();
 
-/** The modules each submodule type of modules was made of. */
-const submoduleModules = new WeakMap<AnyType, readonly ModuleInput[]>();
+/** The modules each submodule type of modules was made of, and how it evaluates them. */
+const submoduleModules = new WeakMap<AnyType, { readonly modules: readonly ModuleInput[]; readonly settings: SubmoduleSettings }>();
 
 /**
  * Two submodule types declared for one option as one: option trees joined
@@ -339,11 +356,16 @@ function joinSubmodules(a: AnyType, b: AnyType): AnyType | undefined {
     const joined = mergeOptionTrees(ta.tree, tb.tree);
     return typeof joined === "string" ? undefined : free === undefined ? submodule(joined) : submodule(joined, free as OptionType<Readonly<Record<string, unknown>>, Record<string, unknown>>);
   }
-  const modulesOf = (type: AnyType, tree: (typeof trees)[number]): readonly ModuleInput[] | undefined =>
-    submoduleModules.get(type) ?? (tree !== undefined && tree.freeform === undefined ? [{ options: tree.tree }] : undefined);
+  const shorthand: SubmoduleSettings = { shorthandOnlyDefinesConfig: true };
+  const modulesOf = (type: AnyType, tree: (typeof trees)[number]) =>
+    submoduleModules.get(type) ?? (tree !== undefined && tree.freeform === undefined ? { modules: [{ options: tree.tree }], settings: shorthand } : undefined);
   const ma = modulesOf(a, ta);
   const mb = modulesOf(b, tb);
-  return ma === undefined || mb === undefined ? undefined : ofModules([...ma, ...mb]);
+  // Joined when they evaluate alike: the same reading of definitions, the same special arguments.
+  if (ma === undefined || mb === undefined || ma.settings.shorthandOnlyDefinesConfig !== mb.settings.shorthandOnlyDefinesConfig) return undefined;
+  if (ma.settings.specialArgs !== mb.settings.specialArgs && ma.settings.specialArgs !== undefined && mb.settings.specialArgs !== undefined) return undefined;
+  const specialArgs = ma.settings.specialArgs ?? mb.settings.specialArgs;
+  return ofModules([...ma.modules, ...mb.modules], { ...ma.settings, ...(specialArgs === undefined ? {} : { specialArgs }) });
 }
 
 function submoduleType(tree: OptionTree, freeform: AnyType | undefined): AnyType {
@@ -658,6 +680,7 @@ export const types = {
   attrsOf,
   attrsNamed,
   submodule,
+  submoduleWith,
   oneOf,
   anything,
   checked,

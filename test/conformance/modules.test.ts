@@ -395,6 +395,33 @@ describe("a bare submodule: options declared into it by other modules", () => {
   );
 });
 
+describe("types.submoduleWith", () => {
+  const special = fixture("declare-submoduleWith-special", {
+    options: {
+      submodule: mkOption({
+        type: types.submoduleWith({ modules: [({ lib }: { lib: { foo: string } }) => ({ options: { foo: mkOption({ type: types.str, default: lib.foo }) } })], specialArgs: { lib: { foo: "foo" } } }),
+        default: {},
+      }),
+    },
+  });
+  checkConfigOutput(444, "foo", "config.submodule.foo", special);
+  const sub = { options: { config: mkOption({ type: types.bool, default: false }) } };
+  const declare = (name: string, shorthandOnlyDefinesConfig?: boolean) =>
+    fixture(name, { options: { submodule: mkOption({ type: types.submoduleWith({ modules: [sub], ...(shorthandOnlyDefinesConfig === undefined ? {} : { shorthandOnlyDefinesConfig }) }), default: {} }) } });
+  const shorthand = fixture("define-submoduleWith-shorthand", { submodule: { config: true } } as ModuleInput);
+  const noShorthand = fixture("define-submoduleWith-noshorthand", { submodule: { config: { config: true } } } as ModuleInput);
+  checkConfigOutput(447, true, "config.submodule.config", declare("declare-submoduleWith-shorthand", true), shorthand);
+  checkConfigError(448, /is not of type `boolean'/, "config.submodule.config", declare("declare-submoduleWith-shorthand", true), noShorthand);
+  checkConfigError(449, /`submodule' is a group of options, but `define-submoduleWith-shorthand\.ts' sets it to the boolean true/, "config.submodule.config", declare("declare-submoduleWith-noshorthand"), shorthand);
+  checkConfigOutput(450, true, "config.submodule.config", declare("declare-submoduleWith-noshorthand"), noShorthand);
+  const withModules = fixture("declare-submoduleWith-modules", {
+    options: { submodule: mkOption({ type: types.submoduleWith({ modules: [{ options: { inner: mkOption({ type: types.bool, default: false }) } }] }), default: {} }) },
+    config: { submodule: mkMerge([() => ({ options: { outer: mkOption({ type: types.bool, default: false }) } }), { inner: true, outer: true }]) },
+  } as ModuleInput);
+  checkConfigOutput(453, true, "config.submodule.inner", withModules);
+  checkConfigOutput(454, true, "config.submodule.outer", withModules);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -417,7 +444,7 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["disabledModules", "369,370,371,374,375", "369-375 disable by a module's `key' attribute, which keel's modules (values, not paths) do not have"],
   ["mkRenamedOptionModule/mkRemovedOptionModule/mkAliasOptionModule/doRename", "719,720,721", "719-721 read options.<x>.isDefined through doRename's condition, not in keel's API"],
   ["mkPackageOption", "417,418,419,420,421,422,423,424,425,426,427,428,429,430,431,432,433,434,435,436,437,438,439", "not applicable: keel's packages are Debian package names"],
-  ["submoduleWith/shorthandOnlyDefinesConfig", "444,447,448,449,450,453,454,457,460,461,464,467", "not in keel yet (issue 15, Deliver 2)"],
+  ["submoduleWith/shorthandOnlyDefinesConfig", "457,460,461,464,467", "457, 464: options.<x>.type.description is not readable in keel; 460-461: lib.evalModules' type; 467: a module given by path"],
   ["deferredModule/moduleType", "474,476,477,616,617,618", "not in keel's API"],
   ["submodule (config, name, imports, file locations)", "480", "480 checks the file locations of a submodule's definitions, which keel's messages do not list that way"],
   ["conditional definitions on option existence (options ? x)", "493,494,495,496,497,498", "modules cannot read `options' in keel"],
