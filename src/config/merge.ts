@@ -63,7 +63,11 @@ export type MergeResult = { readonly defined: true; readonly value: unknown } | 
  * highest priority kept, each value checked against the type.
  */
 function effectiveDefinitions(path: Path, target: MergeTarget, defs: readonly Definition[]): Definition[] {
-  const kept = prevailingDefinitions(target, defs, path);
+  return checkedDefinitions(path, target, prevailingDefinitions(target, defs, path));
+}
+
+/** `kept`, each value checked against the type. */
+function checkedDefinitions(path: Path, target: MergeTarget, kept: Definition[]): Definition[] {
   for (const def of kept) {
     if (!target.type.check(def.value)) throw typeMismatch(path, target.type, def);
   }
@@ -96,16 +100,11 @@ export function mergeDefinitions(path: Path, target: MergeTarget, defs: readonly
  * record's value per name, as NixOS's attribute values are thunks.
  */
 export function mergeLater(path: Path, target: MergeTarget, defs: readonly Definition[]): (() => unknown) | undefined {
-  if (prevailingDefinitions(target, defs, path).length === 0) return undefined;
+  // Discharged once: a getter among the definitions is not read again when the value is merged.
+  const kept = prevailingDefinitions(target, defs, path);
+  if (kept.length === 0) return undefined;
   let merged: { readonly value: unknown } | undefined;
-  return () => {
-    if (merged === undefined) {
-      const result = mergeDefinitions(path, target, defs);
-      if (!result.defined) throw notDefined(path);
-      merged = { value: result.value };
-    }
-    return merged.value;
-  };
+  return () => (merged ??= { value: target.type.merge(path, checkedDefinitions(path, target, kept)) }).value;
 }
 
 export function typeMismatch(path: Path, type: AnyType, def: Definition): ConfigError {

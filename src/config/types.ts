@@ -85,17 +85,9 @@ export function withNestedOptions(option: AnyOption, tree: OptionTree, file: str
   const declaring = { options: tree };
   noteFile(declaring, file);
   const settings = submoduleModules.get(option.type)?.settings;
-  const type = joinSubmodules(option.type, settings === undefined ? submodule(declaring) : ofModules([declaring], settings));
-  if (type === undefined) return undefined;
-  const extended = mkOption({
-    type,
-    description: option.description,
-    ...(option.hasDefault ? { default: option.default } : {}),
-    example: option.example,
-    ...(option.defaultText !== undefined ? { defaultText: option.defaultText } : {}),
-  });
-  extended.declaredIn = option.declaredIn;
-  return extended;
+  // A second declaration of the option with just the submodule of those options: merged as any other.
+  const extended = mergeOptionDeclarations(option, mkOption({ type: settings === undefined ? submodule(declaring) : ofModules([declaring], settings) }));
+  return typeof extended === "string" ? undefined : extended;
 }
 
 /** Two trees of declarations as one: options declared in both merge (`mergeOptionDeclarations`), groups merge by name. */
