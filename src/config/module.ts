@@ -3,11 +3,13 @@
 // it notes the calling file so that every definition can name where it came from.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { ConfigError } from "../errors.js";
 import type { BuiltinOptions } from "../options/index.js";
 import type { InputSpec } from "../inputs/spec.js";
 import type { lib } from "./lib.js";
 import type { DefinitionsOf, OptionTree, ResolvedOf } from "./option.js";
 import type { Wrapped } from "./properties.js";
+import { isRecord } from "./tree.js";
 
 export type Lib = typeof lib;
 
@@ -132,4 +134,46 @@ function locationFile(location: string): string | undefined {
   }
   if (file.startsWith("file://")) file = fileURLToPath(file.replace(/\?.*$/, ""));
   return file.replace(/\?.*$/, "");
+}
+
+/** A module's parts, as splitModule gives them. */
+export interface SplitModule {
+  readonly imports: readonly ModuleInput[];
+  readonly options: unknown;
+  readonly config: unknown;
+  readonly disabledModules: readonly unknown[];
+}
+
+const partNames = new Set(["imports", "options", "config", "disabledModules"]);
+
+/**
+ * Splits a module into imports, options and definitions, as NixOS's
+ * `unifyModuleSyntax`. Definitions are copied with their getters unread.
+ */
+export function splitModule(file: string, module: unknown): SplitModule {
+  if (!isRecord(module)) {
+    throw new ConfigError(
+      `The module function in \`${file}' returned ${module === undefined ? "nothing" : "something that is not a record"}.\n` +
+        "Fix: return a module, e.g. `({ config }) => ({ networking: { hostName: \"x\" } })`.",
+    );
+  }
+  const loose = Object.keys(module).filter((k) => !partNames.has(k));
+  const hasParts = "options" in module || "config" in module;
+  if (hasParts && loose.length > 0) {
+    throw new ConfigError(
+      `The module in \`${file}' has \`options' or \`config' and also definitions at its top level (${loose.join(", ")}).\n` +
+        "Fix: move those definitions into `config`.",
+    );
+  }
+  const imports = module.imports ?? [];
+  if (!Array.isArray(imports)) {
+    throw new ConfigError(`\`imports' in \`${file}' must be a list of modules.\nFix: write \`imports: [common]'.`);
+  }
+  const definitions = {};
+  for (const key of loose) Object.defineProperty(definitions, key, Object.getOwnPropertyDescriptor(module, key) as PropertyDescriptor);
+  const disabledModules = module.disabledModules ?? [];
+  if (!Array.isArray(disabledModules)) {
+    throw new ConfigError(`\`disabledModules' in \`${file}' must be a list of modules or files.\nFix: write \`disabledModules: [legacy]'.`);
+  }
+  return { imports, options: module.options, config: hasParts ? module.config : definitions, disabledModules };
 }

@@ -24,7 +24,7 @@ import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
 import { evaluateSubmodulesWith } from "./submodule.js";
 import { anything, lazyAttrsOf, mergeOptionDeclarations, withNestedOptions } from "./types.js";
 import { propertyOf } from "./properties.js";
-import { importSpecifier, isNamespace, moduleFile, type ModuleInput } from "./module.js";
+import { importSpecifier, isNamespace, moduleFile, splitModule, type ModuleInput } from "./module.js";
 import { isOption, mkOption, type AnyOption, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
 import { collectDefinitions, didYouMean, isRecord, pathKey, removedOption, setAtPath, suggestions, walkOptions, type DefinitionSink } from "./tree.js";
@@ -297,7 +297,7 @@ export class Evaluation {
 
   /** Takes in a module's options and imports, and a module object's definitions. */
   private open(entry: Entry, module: unknown): void {
-    const { imports, options, config, disabledModules } = parts(entry.file, module);
+    const { imports, options, config, disabledModules } = splitModule(entry.file, module);
     for (const [i, item] of disabledModules.entries()) {
       if (typeof item === "string") {
         // A file, absolute, relative to this module's, or as a module names it.
@@ -342,7 +342,7 @@ export class Evaluation {
     if (entry.fn) {
       const module = callModule(entry.fn, this.args(config), entry.file);
       if (!entry.opened) this.open(entry, module);
-      const { imports, config: definitions } = parts(entry.file, module);
+      const { imports, config: definitions } = splitModule(entry.file, module);
       if (!sameModules(entry.imports ?? [], imports)) throw importsReadConfig(entry.file);
       part = definitions;
     }
@@ -659,13 +659,6 @@ function callModule(fn: (args: unknown) => unknown, args: unknown, file: string)
   return userCode(() => fn(args), () => `The module function in \`${file}'`, "correct the module at that line; --debug shows the whole stack.");
 }
 
-interface ModuleParts {
-  readonly imports: readonly ModuleInput[];
-  readonly options: unknown;
-  readonly config: unknown;
-  readonly disabledModules: readonly unknown[];
-}
-
 /** What `disabledModules` names so far: modules, and files (without their extension). */
 interface Disabled {
   readonly modules: Set<object>;
@@ -676,40 +669,6 @@ interface Disabled {
 class Restart extends Error {}
 
 const withoutExtension = (file: string): string => file.replace(/\.(ts|mts|cts|js|mjs|cjs)$/, "");
-
-const partNames = new Set(["imports", "options", "config", "disabledModules"]);
-
-/**
- * Splits a module into imports, options and definitions, as NixOS's
- * `unifyModuleSyntax`. Definitions are copied with their getters unread.
- */
-function parts(file: string, module: unknown): ModuleParts {
-  if (!isRecord(module)) {
-    throw new ConfigError(
-      `The module function in \`${file}' returned ${module === undefined ? "nothing" : "something that is not a record"}.\n` +
-        "Fix: return a module, e.g. `({ config }) => ({ networking: { hostName: \"x\" } })`.",
-    );
-  }
-  const loose = Object.keys(module).filter((k) => !partNames.has(k));
-  const hasParts = "options" in module || "config" in module;
-  if (hasParts && loose.length > 0) {
-    throw new ConfigError(
-      `The module in \`${file}' has \`options' or \`config' and also definitions at its top level (${loose.join(", ")}).\n` +
-        "Fix: move those definitions into `config`.",
-    );
-  }
-  const imports = module.imports ?? [];
-  if (!Array.isArray(imports)) {
-    throw new ConfigError(`\`imports' in \`${file}' must be a list of modules.\nFix: write \`imports: [common]'.`);
-  }
-  const definitions = {};
-  for (const key of loose) Object.defineProperty(definitions, key, Object.getOwnPropertyDescriptor(module, key) as PropertyDescriptor);
-  const disabledModules = module.disabledModules ?? [];
-  if (!Array.isArray(disabledModules)) {
-    throw new ConfigError(`\`disabledModules' in \`${file}' must be a list of modules or files.\nFix: write \`disabledModules: [legacy]'.`);
-  }
-  return { imports, options: module.options, config: hasParts ? module.config : definitions, disabledModules };
-}
 
 export function evaluateModules(args: EvalArgs): Evaluation {
   const waits: Waits = new Map();

@@ -7,6 +7,7 @@
 import { types } from "./types.js";
 import { mkOption, type OptionAlias, type OptionTree, type Path } from "./option.js";
 import { showPath } from "./show.js";
+import { nestedAt } from "./tree.js";
 
 /** A path as NixOS writes it (a list of names) or dotted. */
 const pathOf = (path: string | Path): Path => (typeof path === "string" ? path.split(".") : path);
@@ -14,9 +15,7 @@ const pathOf = (path: string | Path): Path => (typeof path === "string" ? path.s
 function aliasModule(from: string | Path, alias: OptionAlias, description: string): { options: OptionTree } {
   const option = mkOption({ type: types.anything, description });
   option.alias = alias;
-  const names = pathOf(from);
-  const options = names.slice(0, -1).reduceRight<OptionTree>((inner, key) => ({ [key]: inner }), { [names[names.length - 1] ?? ""]: option });
-  return { options };
+  return { options: nestedAt(pathOf(from), option) as OptionTree };
 }
 
 /** `from` is now `to`: definitions of `from` go to `to`, with a warning. */

@@ -4,10 +4,10 @@
 // which merge as modules do. The value at `users.users.alice` is a separate
 // evaluation whose options sit at that path, so that every message names the
 // whole path; `name` is the value's last name (`alice`).
-import { moduleFile, noteFile, type ModuleInput } from "./module.js";
+import { moduleFile, noteFile, splitModule, type ModuleInput } from "./module.js";
 import type { EvalArgs, Evaluation } from "./modules.js";
-import type { AnyType, OptionTree, Path } from "./option.js";
-import { isRecord } from "./tree.js";
+import { isOption, type AnyType, type OptionTree, type Path } from "./option.js";
+import { isRecord, nestedAt } from "./tree.js";
 
 /**
  * The module system's evaluation, given by modules.ts when it loads: types.ts
@@ -28,25 +28,13 @@ function evaluate(args: EvalArgs): Evaluation {
 export function isModuleForm(value: unknown): boolean {
   if (typeof value === "function") return true;
   if (!isRecord(value)) return false;
-  const part = (key: string) => key in value && isRecord(value[key]) && !isOptionLike(value[key]);
-  return part("options") || ("config" in value && !isOptionLike(value.config)) || Array.isArray(value.imports);
-}
-
-function isOptionLike(value: unknown): boolean {
-  return typeof value === "object" && value !== null && Symbol.for("keel.option") in value;
-}
-
-/** `value` placed at `path`: `{ users: { users: { alice: value } } }`. */
-function placed(path: Path, value: unknown): unknown {
-  return path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value);
+  return (isRecord(value.options) && !isOption(value.options)) || ("config" in value && !isOption(value.config)) || Array.isArray(value.imports);
 }
 
 /** The module's view of the configuration: its own level. */
 function below(config: unknown, path: Path): unknown {
   return path.reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], config);
 }
-
-const partNames = ["imports", "options", "config"];
 
 /** A module function's arguments as the submodule's module sees them: its level of config, the value's name; the rest (lib, specialArgs, _module.args) as given. */
 function atLevel(args: Record<string, unknown>, path: Path, name: string): Record<string, unknown> {
@@ -65,34 +53,25 @@ function moveModule(module: ModuleInput, path: Path, name: string, moved: WeakMa
   let result: ModuleInput;
   if (typeof module === "function") {
     const fn = module as (args: Record<string, unknown>) => unknown;
-    result = (args: Record<string, unknown>) => moveParts(fn(atLevel(args, path, name)), path, name, moved);
+    result = (args: Record<string, unknown>) => moveParts(fn(atLevel(args, path, name)), file, path, name, moved);
   } else {
-    result = moveParts(module, path, name, moved) as ModuleInput;
+    result = moveParts(module, file, path, name, moved) as ModuleInput;
   }
   noteFile(result, file);
   moved.set(module, result);
   return result;
 }
 
-function moveParts(module: unknown, path: Path, name: string, moved: WeakMap<object, ModuleInput>): unknown {
-  if (!isRecord(module)) return module;
-  const imports = Array.isArray(module.imports) ? (module.imports as ModuleInput[]).map((m) => (typeof m === "object" || typeof m === "function") && m !== null ? moveModule(m, path, name, moved) : m) : module.imports;
-  const hasParts = "options" in module || "config" in module;
-  const definitions: Record<string, unknown> = {};
-  if (!hasParts) {
-    for (const key of Object.keys(module).filter((k) => !partNames.includes(k))) {
-      Object.defineProperty(definitions, key, Object.getOwnPropertyDescriptor(module, key) as PropertyDescriptor);
-    }
-  }
-  const config = hasParts ? module.config : definitions;
-  const movedConfig =
-    typeof config === "function"
-      ? (args: Record<string, unknown>) => placed(path, (config as (a: unknown) => unknown)(atLevel(args, path, name)))
-      : placed(path, config ?? {});
+/** A module's parts moved: imports and disabled modules moved alike, options and definitions nested at `path`. */
+function moveParts(module: unknown, file: string | undefined, path: Path, name: string, moved: WeakMap<object, ModuleInput>): unknown {
+  const { imports, options, config, disabledModules } = splitModule(file ?? "<submodule>", module);
+  // What is no module (a file name to disable, a mistake the evaluation names) is passed on as it is.
+  const move = (m: unknown) => ((typeof m === "object" && m !== null) || typeof m === "function" ? moveModule(m, path, name, moved) : m);
   return {
-    ...(imports === undefined ? {} : { imports }),
-    ...(module.options === undefined ? {} : { options: placed(path, module.options) }),
-    config: movedConfig,
+    imports: imports.map(move),
+    disabledModules: disabledModules.map(move),
+    ...(options === undefined ? {} : { options: nestedAt(path, options) }),
+    config: typeof config === "function" ? (args: Record<string, unknown>) => nestedAt(path, (config as (a: unknown) => unknown)(atLevel(args, path, name))) : nestedAt(path, config ?? {}),
   };
 }
 
@@ -119,7 +98,7 @@ export function moduleSubmodule(modules: readonly ModuleInput[], settings: Submo
           noteFile(module, def.file);
           return moveModule(module, path, name, moved);
         }
-        const module = { config: placed(path, def.value) };
+        const module = { config: nestedAt(path, def.value) };
         noteFile(module, def.file);
         return module;
       });

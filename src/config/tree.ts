@@ -201,6 +201,11 @@ export function* walkOptions(tree: OptionTree, path: Path = []): Generator<[Path
 }
 
 /** Sets `value` at `path` inside `target`, creating records on the way. */
+/** `value` nested at `path`: `["users", "users", "alice"]` gives `{ users: { users: { alice: value } } }`. */
+export function nestedAt(path: Path, value: unknown): unknown {
+  return path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value);
+}
+
 export function setAtPath(target: Record<string, unknown>, path: Path, value: unknown): void {
   let node = target;
   for (const key of path.slice(0, -1)) {
