@@ -3,19 +3,25 @@
 // definitions merged per option in module order, and `config` as a lazy fixed
 // point that module functions may read.
 //
-// JavaScript builds a module function's result eagerly, so reading `config`
-// inside it needs the option's definitions before that module's own are known.
-// keel first calls each module function with a stand-in `config` to learn its
-// imports and options, then calls it again, for real, when definitions are
-// needed. A value read while other modules are unfinished:
-// - is computed from the finished ones, and keel checks afterwards that none of
-//   the unfinished ones defined it; when one did, evaluation starts again and
-//   this time the reading module waits until that module is finished;
-// - makes the reading module wait (its computation is undone and redone later)
-//   when the value cannot be had yet: the option is itself being computed
-//   further down, or it has no definition among the finished modules.
-// A module that needs an option it defines itself is a cycle. A wrong read is
-// an error or a retry, never a silently different value.
+// JavaScript builds a module function's result eagerly, so a module function
+// reads `config` while it is called, before its own imports, options and
+// definitions are known. keel calls each module function with the real
+// `config` and answers every read with the option's value from the modules
+// known so far:
+// - a value read while other modules are unfinished is checked afterwards
+//   against what they defined; when one did, evaluation starts again and this
+//   time the reading module waits until that module is finished;
+// - the reading module waits (its call is undone and redone later) when the
+//   value cannot be had yet: the option is itself being computed further down;
+// - a read nothing known can answer (an option not declared, or not defined,
+//   by the modules known so far) gets a placeholder, so that the call can
+//   finish and tell its imports; the call is then made again with those
+//   modules in, and a read still unanswered is the error. Nothing from a call
+//   that got a placeholder is kept but its imports, which the next call must
+//   return again.
+// Modules that imports bring after a value was read are known from the start
+// of the next attempt. A module that needs an option it defines itself is a
+// cycle. A wrong read is an error or a retry, never a silently different value.
 import path from "node:path";
 import { ConfigError } from "../errors.js";
 import { userCode, Wait } from "./blame.js";
@@ -52,14 +58,22 @@ interface Entry {
   readonly key: object;
   readonly file: string;
   state: "pending" | "computing" | "done";
-  /** A module function, called for real when its definitions are needed. */
+  /** A module function, called when its definitions are needed. */
   readonly fn?: (args: unknown) => unknown;
-  /** Whether its imports and options are known; not when calling it with a stand-in `config` failed. */
+  /** Whether its options are declared: a module object at once, a module function once a call of it got every read answered. */
   opened: boolean;
-  /** The imports it was opened with: a module function must return the same ones whatever `config` is. */
+  /** Its imports once known (a module function's from an earlier call or attempt): every call must return the same ones. */
   imports?: readonly ModuleInput[];
+  /** Where it stands in the import tree (its index, then each import's): definitions merge in this order, as NixOS's. */
+  order: readonly number[];
+  /** Whether its module function, or its `config` function, is being called. */
+  calling: boolean;
+  /** The reads its current call got a placeholder for, with the error each would be. */
+  unanswered: { readonly path: Path; readonly error: ConfigError }[];
   /** Its definitions, for a module object: a record, properties, or a function of the module arguments. */
   config?: unknown;
+  /** The imports its module function's last call returned. */
+  returned?: readonly ModuleInput[] | undefined;
   /** Its definitions by option, once computed. */
   readonly defined: DefinitionSink;
   /** The option it last had to wait for, for messages. */
@@ -81,16 +95,23 @@ interface Read {
 /** Options (by `pathKey`) that must not be read while a module is unfinished, by module. */
 export type Waits = Map<object, Set<string>>;
 
-/** A read that a later attempt must avoid: `path` while `module` is unfinished. */
-interface Conflict {
-  readonly module: object;
-  readonly path: string;
-}
+/** The imports each module function returned, by module: known from the start of a later attempt. */
+export type KnownImports = Map<object, readonly ModuleInput[]>;
+
+/**
+ * A read that a later attempt must avoid: `path` while `module` is unfinished;
+ * or "imports": a read that modules imported after it define, known from the start next time.
+ */
+type Conflict = { readonly module: object; readonly path: string } | "imports";
 
 export class Evaluation {
   readonly tree: Record<string, AnyOption | OptionTree> = {};
   private readonly entries: Entry[] = [];
-  private readonly seen = new Set<object>();
+  /** `entries` in import-tree order, when it is known. */
+  private inOrder: Entry[] | undefined;
+  private readonly seen = new Map<object, Entry>();
+  /** How many module functions' imports this attempt learned. */
+  private learned = 0;
   private readonly declaredIn = new Map<string, string>();
   private readonly values = new Map<string, { readonly value: unknown } | "evaluating">();
   private readonly stack: Frame[] = [];
@@ -107,6 +128,7 @@ export class Evaluation {
     args: EvalArgs,
     private readonly waits: Waits = new Map(),
     private readonly disabled: Disabled = { modules: new Set(), files: new Set() },
+    private readonly known: KnownImports = new Map(),
   ) {
     this.inputs = args.inputs ?? {};
     this.name = args.name ?? "";
@@ -114,13 +136,24 @@ export class Evaluation {
     this.config = this.proxy([]);
     this.specialArgs = args.specialArgs ?? {};
     this.declare(moduleOptions, "<keel's module system>", []);
-    args.modules.forEach((m, i) => this.add(m, args.rootFile, args.labels?.[i] ?? `modules[${i}]`));
-    // Modules whose imports are still unknown come first, so that the modules
-    // they bring are known before most values are read.
+    args.modules.forEach((m, i) => this.add(m, args.rootFile, args.labels?.[i] ?? `modules[${i}]`, [i]));
+    // Module functions come first, so that the modules they import and the
+    // options they declare are known before most values are read.
     for (const entry of this.entries.slice()) if (!entry.opened) this.compute(entry);
     // A module disabled by one found after it was taken in: evaluation starts again without it (and what only it imports).
-    if (this.entries.some((e) => this.isDisabled(e.key, e.file))) throw new Restart();
+    if (this.disabledTaken()) throw new Restart();
     for (let i = 0; i < this.entries.length; i++) this.compute(this.entries[i] as Entry);
+    if (this.disabledTaken()) throw new Restart();
+  }
+
+  private disabledTaken(): boolean {
+    return this.entries.some((e) => this.isDisabled(e.key, e.file));
+  }
+
+  /** The modules in import-tree order: each before its imports, those in the order written. */
+  private ordered(): readonly Entry[] {
+    this.inOrder ??= this.entries.slice().sort((a, b) => compareOrder(a.order, b.order));
+    return this.inOrder;
   }
 
   /** Whether `disabledModules` of some module names this one: the module itself, or its file. */
@@ -146,21 +179,26 @@ export class Evaluation {
     }
     this.values.set(key, "evaluating");
     this.stack.push({ kind: "option", path });
+    let unanswered: ConfigError;
     try {
       for (let i = 0; i < this.entries.length; i++) this.compute(this.entries[i] as Entry);
       const excluded = this.entries.filter((e) => e.state !== "done");
-      const defs = this.entries.flatMap((e) => e.defined.get(key)?.defs ?? []);
+      const defs = this.ordered().flatMap((e) => e.defined.get(key)?.defs ?? []);
       const merged = mergeDefinitions(path, option, defs);
-      if (!merged.defined) throw this.undefinedValue(path, reader, excluded);
-      if (excluded.length > 0) this.reads.push({ path, reader, excluded, known: this.entries.length });
-      this.values.set(key, { value: merged.value });
-      return merged.value;
+      if (merged.defined) {
+        if (excluded.length > 0) this.reads.push({ path, reader, excluded, known: this.entries.length });
+        this.values.set(key, { value: merged.value });
+        return merged.value;
+      }
+      unanswered = this.undefinedValue(path, reader, excluded);
+      this.values.delete(key);
     } catch (error) {
       this.values.delete(key);
       throw error;
     } finally {
       this.stack.pop();
     }
+    return this.unanswered(path, unanswered);
   }
 
   /**
@@ -226,7 +264,7 @@ export class Evaluation {
       split++;
     }
     const rest = path.slice(split);
-    const defs = this.entries.flatMap((e) => e.defined.get(pathKey(path.slice(0, split)))?.defs ?? []);
+    const defs = this.ordered().flatMap((e) => e.defined.get(pathKey(path.slice(0, split)))?.defs ?? []);
     return [...new Set(defs.filter((d) => reaches(d.value, rest)).map((d) => d.file))];
   }
 
@@ -261,12 +299,14 @@ export class Evaluation {
       if (culprit !== undefined && culprit !== read.reader && !this.waits.get(culprit.key)?.has(key)) {
         return { module: culprit.key, path: key };
       }
+      // Brought by imports learned in this attempt: the next one knows them from the start.
+      if (culprit === undefined && this.learned > 0) return "imports";
       throw selfRecursion((culprit ?? late)?.file ?? "", read.path);
     }
     return undefined;
   }
 
-  private add(input: ModuleInput, parentFile: string, where: string): void {
+  private add(input: ModuleInput, parentFile: string, where: string, order: readonly number[]): void {
     const cycle = input === undefined ? importCycle(this.imports, parentFile) : undefined;
     if (cycle !== undefined) throw cycleError(cycle, where);
     if ((typeof input !== "object" || input === null || Array.isArray(input)) && typeof input !== "function") {
@@ -276,23 +316,44 @@ export class Evaluation {
       );
     }
     if (isNamespace(input)) throw namespaceModule(input, parentFile, where);
-    if (this.seen.has(input) || this.isDisabled(input, moduleFile(input))) return;
-    this.seen.add(input);
-    const fn = typeof input === "function" ? (input as (args: unknown) => unknown) : undefined;
-    const file = moduleFile(input) ?? parentFile;
-    const entry: Entry = { key: input, file, state: "pending", opened: false, defined: new Map(), ...(fn ? { fn } : {}) };
-    this.entries.push(entry);
-    if (fn === undefined) {
-      this.open(entry, input);
+    const seen = this.seen.get(input);
+    if (seen !== undefined) {
+      // Imported again from earlier in the tree: it takes that place, as NixOS orders the modules.
+      if (compareOrder(order, seen.order) < 0) this.reorder(seen, order);
       return;
     }
-    let probed: unknown;
-    try {
-      probed = fn(this.args(standIn()));
-    } catch {
-      return; // Opened when it is computed.
+    if (this.isDisabled(input, moduleFile(input))) return;
+    const fn = typeof input === "function" ? (input as (args: unknown) => unknown) : undefined;
+    const file = moduleFile(input) ?? parentFile;
+    const entry: Entry = { key: input, file, state: "pending", opened: false, order, calling: false, unanswered: [], defined: new Map(), ...(fn ? { fn } : {}) };
+    this.seen.set(input, entry);
+    this.entries.push(entry);
+    this.inOrder = undefined;
+    if (fn === undefined) this.open(entry, input);
+    else if (this.known.has(input)) this.takeImports(entry, this.known.get(input) ?? []);
+  }
+
+  private reorder(entry: Entry, order: readonly number[]): void {
+    entry.order = order;
+    this.inOrder = undefined;
+    entry.imports?.forEach((m, j) => {
+      const imported = this.seen.get(m);
+      if (imported !== undefined && compareOrder([...order, j], imported.order) < 0) this.reorder(imported, [...order, j]);
+    });
+  }
+
+  /** Takes in the modules a module imports; a module function's are the same in every call, or they were computed from `config`. */
+  private takeImports(entry: Entry, imports: readonly ModuleInput[]): void {
+    if (entry.imports !== undefined) {
+      if (!sameModules(entry.imports, imports)) throw importsReadConfig(entry.file);
+      return;
     }
-    this.open(entry, probed);
+    entry.imports = imports;
+    if (entry.fn !== undefined && !this.known.has(entry.key)) {
+      this.known.set(entry.key, imports);
+      this.learned++;
+    }
+    imports.forEach((m, i) => this.add(m, entry.file, `imports[${i}]`, [...entry.order, i]));
   }
 
   /** Takes in a module's options and imports, and a module object's definitions. */
@@ -315,8 +376,7 @@ export class Evaluation {
     if (options !== undefined) this.declare(options, entry.file, []);
     if (entry.fn === undefined) entry.config = config;
     entry.opened = true;
-    entry.imports = imports;
-    imports.forEach((m, i) => this.add(m, entry.file, `imports[${i}]`));
+    this.takeImports(entry, imports);
   }
 
   private compute(entry: Entry): void {
@@ -325,7 +385,7 @@ export class Evaluation {
     this.stack.push({ kind: "module", entry });
     try {
       const own: DefinitionSink = new Map();
-      collectDefinitions({ tree: this.tree, warn: (w) => this.warnings.add(w) }, this.definitionsOf(entry, this.config), entry.file, [], own);
+      collectDefinitions({ tree: this.tree, warn: (w) => this.warnings.add(w) }, this.definitionsOf(entry), entry.file, [], own);
       for (const [key, collected] of own) entry.defined.set(key, collected);
       entry.state = "done";
     } catch (error) {
@@ -336,40 +396,96 @@ export class Evaluation {
     }
   }
 
-  /** A module's definitions, computed with `config` as the module's view of the configuration. */
-  private definitionsOf(entry: Entry, config: unknown): unknown {
-    let part = entry.config;
-    if (entry.fn) {
-      const module = callModule(entry.fn, this.args(config), entry.file);
-      if (!entry.opened) this.open(entry, module);
-      const { imports, config: definitions } = splitModule(entry.file, module);
-      if (!sameModules(entry.imports ?? [], imports)) throw importsReadConfig(entry.file);
-      part = definitions;
+  /**
+   * A module's definitions. A call that got a placeholder for a read is made
+   * again once the imports it returned are in; a read still unanswered then is
+   * the error (a module reading what it defines itself, when it does).
+   */
+  private definitionsOf(entry: Entry): unknown {
+    for (;;) {
+      entry.unanswered = [];
+      let definitions: unknown;
+      let failure: unknown;
+      try {
+        definitions = this.call(entry);
+      } catch (error) {
+        if (entry.unanswered.length === 0 || error instanceof Wait) throw error;
+        failure = error;
+      }
+      const [first] = entry.unanswered;
+      if (first === undefined) return definitions;
+      const before = this.entries.length;
+      if (entry.returned !== undefined && !entry.opened) this.takeImports(entry, entry.returned);
+      if (this.entries.length > before) continue;
+      throw failure === undefined && this.defines(entry, definitions, first.path) ? selfRecursion(entry.file, first.path) : first.error;
     }
-    if (typeof part === "function") part = callModule(part as (args: unknown) => unknown, this.args(config), entry.file);
-    return part ?? {};
+  }
+
+  /** One call of a module's function and of its `config` function; the module is opened by a call that got every read answered. */
+  private call(entry: Entry): unknown {
+    entry.returned = undefined;
+    let part = entry.config;
+    entry.calling = true;
+    try {
+      if (entry.fn) {
+        const module = callModule(entry.fn, this.args(), entry.file);
+        const { imports, config: definitions } = splitModule(entry.file, module);
+        entry.returned = imports;
+        if (entry.unanswered.length > 0) return definitions;
+        if (entry.opened) this.takeImports(entry, imports);
+        else this.open(entry, module);
+        part = definitions;
+      }
+      if (typeof part === "function") part = callModule(part as (args: unknown) => unknown, this.args(), entry.file);
+      return part ?? {};
+    } finally {
+      entry.calling = false;
+    }
+  }
+
+  /** Whether definitions computed with placeholders define `path`: to say a module reads what it defines itself. */
+  private defines(entry: Entry, definitions: unknown, path: Path): boolean {
+    const sink: DefinitionSink = new Map();
+    try {
+      collectDefinitions({ tree: this.tree }, definitions, entry.file, [], sink);
+    } catch {
+      return false;
+    }
+    return sink.has(pathKey(path));
+  }
+
+  /**
+   * A read nothing known answers: in a module's own call, a placeholder (the
+   * call is made again, or fails, once it returns); anywhere else, the error.
+   */
+  private unanswered(path: Path, error: ConfigError): unknown {
+    const top = this.stack[this.stack.length - 1];
+    if (top?.kind !== "module" || !top.entry.calling) throw error;
+    top.entry.unanswered.push({ path, error });
+    return placeholder();
   }
 
   /**
    * A module function's arguments: config, lib, inputs, name, the
    * specialArgs, and what modules give in `_module.args` (read when the
    * function asks for it). An argument nobody gives is an error naming it,
-   * not undefined. Probing with a stand-in `config` gets stand-ins for those.
+   * not undefined.
    */
-  private args(config: unknown): unknown {
+  private args(): unknown {
     // specialArgs may replace lib, inputs and name (as NixOS lets them replace lib), never config.
-    const known: Record<string, unknown> = { lib, inputs: this.inputs, name: this.name, ...this.specialArgs, config };
-    const probing = config !== this.config;
+    const known: Record<string, unknown> = { lib, inputs: this.inputs, name: this.name, ...this.specialArgs, config: this.config };
     const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
     return new Proxy(known, {
       get: (target, key) => {
         if (typeof key === "symbol" || key in target || key === "then") return target[key as string];
-        if (probing) return standIn();
         const given = this.resolveLazily(["_module", "args"]) as Record<string, unknown>;
         if (key in given) return given[key];
-        throw new ConfigError(
-          `The module function in \`${reader?.file ?? "a module"}' asks for the argument \`${key}', which no module gives.\n` +
-            `Fix: give it with \`_module: { args: { ${key}: … } }\` in a module, or as a special argument of the evaluation; the arguments every module gets are config, lib, inputs and name.`,
+        return this.unanswered(
+          ["_module", "args", key],
+          new ConfigError(
+            `The module function in \`${reader?.file ?? "a module"}' asks for the argument \`${key}', which no module gives.\n` +
+              `Fix: give it with \`_module: { args: { ${key}: … } }\` in a module, or as a special argument of the evaluation; the arguments every module gets are config, lib, inputs and name.`,
+          ),
         );
       },
     });
@@ -398,21 +514,7 @@ export class Evaluation {
           `Fix: read one of these options in a getter (\`get x() { return config.${showPath(path)}; }\`), which is evaluated only when needed.`,
       );
     }
-    if (reader !== undefined && excluded.includes(reader) && this.probedDefines(reader, path)) {
-      return selfRecursion(reader.file, path);
-    }
     return notDefined(path);
-  }
-
-  /** Whether a module would define `path`, judged from its result with a stand-in `config`. */
-  private probedDefines(entry: Entry, path: Path): boolean {
-    const sink: DefinitionSink = new Map();
-    try {
-      collectDefinitions({ tree: this.tree }, this.definitionsOf(entry, standIn()), entry.file, [], sink);
-    } catch {
-      return false;
-    }
-    return sink.has(pathKey(path));
   }
 
   private declare(options: unknown, file: string, path: Path): void {
@@ -485,9 +587,9 @@ export class Evaluation {
       {
         get: (_target, key) => {
           if (typeof key === "symbol") return undefined;
-          const child = node()[key];
           const childPath = [...path, key];
-          if (child === undefined) throw this.unknownRead(childPath, Object.keys(node()));
+          const child = node()[key] ?? this.declaredLater(childPath, node);
+          if (child === undefined) return this.unanswered(childPath, this.unknownRead(childPath, Object.keys(node())));
           return isOption(child) ? this.optionAt(childPath, child, []) : this.proxy(childPath);
         },
         has: (_target, key) => typeof key === "string" && key in node(),
@@ -496,6 +598,18 @@ export class Evaluation {
           typeof key === "string" && key in node() ? { enumerable: true, configurable: true } : undefined,
       },
     );
+  }
+
+  /**
+   * A name not declared yet: the module functions not called yet may declare
+   * it; one being called may too (the reader waits for it).
+   */
+  private declaredLater(path: Path, node: () => OptionTree): AnyOption | OptionTree | undefined {
+    for (const entry of this.entries.slice()) if (!entry.opened) this.compute(entry);
+    const child = node()[path[path.length - 1] ?? ""];
+    const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
+    if (child === undefined && reader !== undefined && this.entries.some((e) => e !== reader && e.state === "computing" && !e.opened)) this.wait(reader, path);
+    return child;
   }
 
   private unknownRead(path: Path, siblings: readonly string[]): ConfigError {
@@ -638,10 +752,11 @@ function selfRecursion(file: string, path: Path): ConfigError {
 }
 
 /**
- * A `config` that answers anything with itself, so that a module function can
- * run far enough to return its imports and options before any value is known.
+ * The answer to a read nothing known answers yet: it answers anything with
+ * itself, so that the module function can finish and return its imports.
+ * Nothing computed from it is kept.
  */
-function standIn(): unknown {
+function placeholder(): unknown {
   const self: unknown = new Proxy(() => undefined, {
     get(_target, key) {
       if (key === Symbol.toPrimitive) return () => "";
@@ -665,6 +780,12 @@ interface Disabled {
   readonly files: Set<string>;
 }
 
+/** Orders places in the import tree: a module before its imports, imports in the order written. */
+function compareOrder(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+  return a.length - b.length;
+}
+
 /** Thrown when a module is disabled after it was taken in; evaluateModules starts again. */
 class Restart extends Error {}
 
@@ -673,16 +794,18 @@ const withoutExtension = (file: string): string => file.replace(/\.(ts|mts|cts|j
 export function evaluateModules(args: EvalArgs): Evaluation {
   const waits: Waits = new Map();
   const disabled: Disabled = { modules: new Set(), files: new Set() };
+  const known: KnownImports = new Map();
   for (;;) {
     let evaluation: Evaluation;
     try {
-      evaluation = new Evaluation(args, waits, disabled);
+      evaluation = new Evaluation(args, waits, disabled, known);
     } catch (error) {
       if (error instanceof Restart) continue;
       throw error;
     }
     const conflict = evaluation.conflict();
     if (conflict === undefined) return evaluation;
+    if (conflict === "imports") continue;
     const paths = waits.get(conflict.module) ?? new Set<string>();
     paths.add(conflict.path);
     waits.set(conflict.module, paths);

@@ -31,9 +31,21 @@ export function isModuleForm(value: unknown): boolean {
   return (isRecord(value.options) && !isOption(value.options)) || ("config" in value && !isOption(value.config)) || Array.isArray(value.imports);
 }
 
-/** The module's view of the configuration: its own level. */
+/**
+ * The module's view of the configuration: its own level, found when it is
+ * read (a module function is called before the options it declares exist).
+ */
 function below(config: unknown, path: Path): unknown {
-  return path.reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], config);
+  const node = (): object => path.reduce<unknown>((at, key) => (at as Record<string, unknown>)[key], config) as object;
+  return new Proxy(
+    {},
+    {
+      get: (_target, key) => Reflect.get(node(), key),
+      has: (_target, key) => Reflect.has(node(), key),
+      ownKeys: () => Reflect.ownKeys(node()),
+      getOwnPropertyDescriptor: (_target, key) => Reflect.getOwnPropertyDescriptor(node(), key),
+    },
+  );
 }
 
 /** A module function's arguments as the submodule's module sees them: its level of config, the value's name; the rest (lib, specialArgs, _module.args) as given. */
