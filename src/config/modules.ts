@@ -28,12 +28,12 @@ import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
 import { evaluateSubmodulesWith } from "./submodule.js";
-import { anything, lazyAttrsOf, mergeOptionDeclarations, withNestedOptions } from "./types.js";
+import { anything, lazyAttrsOf, mergeOptionDeclarations, nullOr, raw, withNestedOptions } from "./types.js";
 import { propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, splitModule, type ModuleInput } from "./module.js";
-import { isOption, mkOption, type AnyOption, type OptionTree, type Path } from "./option.js";
+import { isOption, mkOption, type AnyOption, type AnyType, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
-import { collectDefinitions, didYouMean, isRecord, pathKey, removedOption, setAtPath, suggestions, walkOptions, type DefinitionSink } from "./tree.js";
+import { collectDefinitions, didYouMean, isRecord, pathKey, removedOption, setAtPath, suggestions, unmatchedDefinitions, unmatchedError, walkOptions, type DefinitionSink, type Unmatched } from "./tree.js";
 import type { InputSpec } from "../inputs/spec.js";
 
 export interface EvalArgs {
@@ -48,6 +48,8 @@ export interface EvalArgs {
   readonly labels?: readonly string[];
   /** Which config files import which, to explain a module that is undefined because of an import cycle. */
   readonly imports?: ImportGraph;
+  /** Where the evaluation's own options sit (a submodule's value: `users.users.alice`): its freeform values are a record there. */
+  readonly prefix?: Path;
 }
 
 /** The config files each config file imports, by path. */
@@ -76,6 +78,8 @@ interface Entry {
   returned?: readonly ModuleInput[] | undefined;
   /** Its definitions by option, once computed. */
   readonly defined: DefinitionSink;
+  /** Its definitions of names no option declares, once computed: freeform values, or the error. */
+  unmatched: readonly Unmatched[];
   /** The option it last had to wait for, for messages. */
   waitedFor?: Path;
 }
@@ -120,6 +124,9 @@ export class Evaluation {
   private readonly specialArgs: Readonly<Record<string, unknown>>;
   private readonly name: string;
   private readonly imports: ImportGraph;
+  private readonly prefix: Path;
+  /** The record of freeform values: every module's unmatched definitions, merged with `_module.freeformType`. */
+  private readonly freeformOption: AnyOption;
   readonly config: unknown;
   /** Warnings of the evaluation itself: definitions of renamed options. */
   readonly warnings = new Set<string>();
@@ -133,6 +140,8 @@ export class Evaluation {
     this.inputs = args.inputs ?? {};
     this.name = args.name ?? "";
     this.imports = args.imports ?? new Map();
+    this.prefix = args.prefix ?? [];
+    this.freeformOption = mkOption({ type: this.freeformValues(), default: {}, description: "The values of names no option declares." });
     this.config = this.proxy([]);
     this.specialArgs = args.specialArgs ?? {};
     this.declare(moduleOptions, "<keel's module system>", []);
@@ -214,6 +223,8 @@ export class Evaluation {
     let node: AnyOption | OptionTree = this.tree;
     for (let i = 0; i < path.length; i++) {
       if (isOption(node)) return this.optionAt(path.slice(0, i), node, path.slice(i));
+      const free = node[path[i] ?? ""] === undefined ? this.freeformAt(path.slice(0, i + 1)) : undefined;
+      if (free !== undefined) return i + 1 === path.length ? free.value : this.within(path.slice(0, i + 1), free.value, path.slice(i + 1));
       node = this.lookup(path.slice(0, i + 1));
     }
     if (isOption(node)) return this.optionAt(path, node, []);
@@ -222,6 +233,9 @@ export class Evaluation {
       // The configuration holds each value once, under its own name; the module system's own options are not the system's.
       if (option.alias === undefined && !(path.length === 0 && relative[0] === "_module")) setAtPath(result, relative, this.valueOf([...path, ...relative], option));
     }
+    // Freeform values sit beside the declared ones (NixOS's recursiveUpdate of the two), the declared winning.
+    const free = this.freeformAt(path);
+    if (free !== undefined && isRecord(free.value)) overlay(result, free.value);
     return result;
   }
 
@@ -325,7 +339,7 @@ export class Evaluation {
     if (this.isDisabled(input, moduleFile(input))) return;
     const fn = typeof input === "function" ? (input as (args: unknown) => unknown) : undefined;
     const file = moduleFile(input) ?? parentFile;
-    const entry: Entry = { key: input, file, state: "pending", opened: false, order, calling: false, unanswered: [], defined: new Map(), ...(fn ? { fn } : {}) };
+    const entry: Entry = { key: input, file, state: "pending", opened: false, order, calling: false, unanswered: [], defined: new Map(), unmatched: [], ...(fn ? { fn } : {}) };
     this.seen.set(input, entry);
     this.entries.push(entry);
     this.inOrder = undefined;
@@ -385,15 +399,48 @@ export class Evaluation {
     this.stack.push({ kind: "module", entry });
     try {
       const own: DefinitionSink = new Map();
-      collectDefinitions({ tree: this.tree, warn: (w) => this.warnings.add(w) }, this.definitionsOf(entry), entry.file, [], own);
+      const unmatched: Unmatched[] = [];
+      collectDefinitions({ tree: this.tree, warn: (w) => this.warnings.add(w), freeform: unmatched }, this.definitionsOf(entry), entry.file, [], own);
       for (const [key, collected] of own) entry.defined.set(key, collected);
+      if (unmatched.length > 0) entry.defined.set(pathKey(freeformPath), { path: freeformPath, defs: unmatchedDefinitions(unmatched, this.prefix.length) });
+      entry.unmatched = unmatched;
       entry.state = "done";
     } catch (error) {
       entry.state = "pending";
       if (!(error instanceof Wait)) throw error;
+      return;
     } finally {
       this.stack.pop();
     }
+    // Names no option declares are errors unless a module gives a freeform type for them.
+    const [first] = entry.unmatched;
+    if (first !== undefined && this.resolveLazily(["_module", "freeformType"]) === null) throw unmatchedError(this.tree, first);
+  }
+
+  /** The type of the record of freeform values: `_module.freeformType`'s merge of every module's unmatched definitions, at the prefix. */
+  private freeformValues(): AnyType {
+    return {
+      description: "freeform values",
+      check: isRecord,
+      merge: (_path, defs) => {
+        const type = this.resolveLazily(["_module", "freeformType"]) as AnyType | null;
+        if (type === null) return {};
+        const merged = mergeDefinitions(this.prefix, { type }, defs);
+        return merged.defined ? merged.value : {};
+      },
+    };
+  }
+
+  /** The freeform value at `path`, if there is one. */
+  private freeformAt(path: Path): { readonly value: unknown } | undefined {
+    if (!this.entries.some((e) => e.unmatched.length > 0 || e.state !== "done")) return undefined;
+    if (path.length < this.prefix.length || this.prefix.some((key, i) => path[i] !== key)) return undefined;
+    let value = this.valueOf(freeformPath, this.freeformOption);
+    for (const key of path.slice(this.prefix.length)) {
+      if (!isRecord(value) || !(key in value)) return undefined;
+      value = value[key];
+    }
+    return { value };
   }
 
   /**
@@ -582,6 +629,10 @@ export class Evaluation {
 
   private proxy(path: Path): unknown {
     const node = (): OptionTree => this.lookup(path) as OptionTree;
+    const names = (): string[] => {
+      const free = this.freeformAt(path);
+      return [...new Set([...Object.keys(node()), ...(free !== undefined && isRecord(free.value) ? Object.keys(free.value) : [])])];
+    };
     return new Proxy(
       {},
       {
@@ -589,13 +640,16 @@ export class Evaluation {
           if (typeof key === "symbol") return undefined;
           const childPath = [...path, key];
           const child = node()[key] ?? this.declaredLater(childPath, node);
-          if (child === undefined) return this.unanswered(childPath, this.unknownRead(childPath, Object.keys(node())));
+          if (child === undefined) {
+            const free = this.freeformAt(childPath);
+            if (free !== undefined) return free.value;
+            return this.unanswered(childPath, this.unknownRead(childPath, Object.keys(node())));
+          }
           return isOption(child) ? this.optionAt(childPath, child, []) : this.proxy(childPath);
         },
-        has: (_target, key) => typeof key === "string" && key in node(),
-        ownKeys: () => Object.keys(node()),
-        getOwnPropertyDescriptor: (_target, key) =>
-          typeof key === "string" && key in node() ? { enumerable: true, configurable: true } : undefined,
+        has: (_target, key) => typeof key === "string" && (key in node() || this.freeformAt([...path, key]) !== undefined),
+        ownKeys: () => names(),
+        getOwnPropertyDescriptor: (_target, key) => (typeof key === "string" && names().includes(key) ? { enumerable: true, configurable: true } : undefined),
       },
     );
   }
@@ -649,9 +703,26 @@ function forced<T>(value: T, seen = new WeakSet<object>()): T {
   return value;
 }
 
+/** Where the record of freeform values is kept among a module's definitions (no option is declared there). */
+const freeformPath: Path = ["_module", "freeform"];
+
+/** `free`'s names that `declared` lacks, copied into it (getters unread), records merged at every depth. */
+function overlay(declared: Record<string, unknown>, free: Record<string, unknown>): void {
+  for (const key of Object.keys(free)) {
+    const mine = declared[key];
+    if (!(key in declared)) Object.defineProperty(declared, key, { ...Object.getOwnPropertyDescriptor(free, key), enumerable: true, configurable: true });
+    else if (isRecord(mine) && isRecord(free[key])) overlay(mine, free[key]);
+  }
+}
+
 /** The module system's own options, in every evaluation. */
 const moduleOptions = {
   _module: {
+    freeformType: mkOption({
+      type: nullOr(raw),
+      default: null,
+      description: "The type of the values of names no option declares (`types.attrsOf(types.str)`); null: such names are errors.",
+    }),
     args: mkOption({
       type: lazyAttrsOf(anything),
       default: {},

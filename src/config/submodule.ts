@@ -83,8 +83,17 @@ function moveParts(module: unknown, file: string | undefined, path: Path, name: 
     imports: imports.map(move),
     disabledModules: disabledModules.map(move),
     ...(options === undefined ? {} : { options: nestedAt(path, options) }),
-    config: typeof config === "function" ? (args: Record<string, unknown>) => nestedAt(path, (config as (a: unknown) => unknown)(atLevel(args, path, name))) : nestedAt(path, config ?? {}),
+    config: typeof config === "function" ? (args: Record<string, unknown>) => nestConfig(path, (config as (a: unknown) => unknown)(atLevel(args, path, name))) : nestConfig(path, config ?? {}),
   };
+}
+
+/** Definitions moved to `path`, but for the module system's own (`_module.freeformType`), which stay at the evaluation's top. */
+function nestConfig(path: Path, config: unknown): unknown {
+  if (!isRecord(config) || !("_module" in config)) return nestedAt(path, config);
+  // A copy without `_module', its getters unread.
+  const rest = Object.defineProperties({}, Object.getOwnPropertyDescriptors(config)) as Record<string, unknown>;
+  delete rest._module;
+  return { _module: config._module, ...(nestedAt(path, rest) as object) };
 }
 
 /** How a submodule of modules evaluates its values (NixOS's submoduleWith's arguments). */
@@ -118,6 +127,7 @@ export function moduleSubmodule(modules: readonly ModuleInput[], settings: Submo
         modules: [...modules.map((m) => moveModule(m, path, name, moved)), ...definitions],
         rootFile: defs[0]?.file ?? "<submodule>",
         name,
+        prefix: path,
         ...(settings.specialArgs === undefined ? {} : { specialArgs: settings.specialArgs }),
       });
       return evaluation.resolve(path);

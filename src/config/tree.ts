@@ -31,10 +31,34 @@ const identity: Wrap = (value) => value;
 
 export interface CollectTarget {
   readonly tree: OptionTree;
-  /** Where undeclared names go when the tree allows them (a freeform submodule). */
-  readonly freeform?: Definition[];
+  /** Where definitions of undeclared names go when the tree may allow them (a freeform type), at any depth. */
+  readonly freeform?: Unmatched[];
   /** Told of each definition of a renamed option, in NixOS's words. */
   readonly warn?: (warning: string) => void;
+}
+
+/** A definition of a name no option declares: kept for a freeform type, or to be the error. */
+export interface Unmatched extends Definition {
+  /** Where it is, from the top of the evaluation. */
+  readonly path: Path;
+  /** The value as written, for the message. */
+  readonly written: unknown;
+}
+
+/** Unmatched definitions as definitions of one record at `base`: what a freeform type merges. */
+export function unmatchedDefinitions(items: readonly Unmatched[], base: number): Definition[] {
+  return items.map((item) => ({ file: item.file, value: nestedAt(item.path.slice(base), item.value) }));
+}
+
+/** The error for a definition of a name no option declares, with the names it may have meant. */
+export function unmatchedError(tree: OptionTree, item: Unmatched): ConfigError {
+  let node: OptionTree = tree;
+  for (const key of item.path.slice(0, -1)) {
+    const child: AnyOption | OptionTree | undefined = node[key];
+    if (child === undefined || isOption(child)) break;
+    node = child;
+  }
+  return unknownOption(node, item.path, item.file, item.written);
 }
 
 export function collectDefinitions(
@@ -62,7 +86,7 @@ function collect(
   path: Path,
   sink: DefinitionSink,
   wrap: Wrap,
-  freeform: Definition[] | undefined,
+  freeform: Unmatched[] | undefined,
   warn?: (warning: string) => void,
 ): void {
   const value = forceValue(raw);
@@ -70,16 +94,16 @@ function collect(
   if (property !== undefined) {
     switch (property._type) {
       case "merge":
-        for (const content of property.contents) collect(tree, content, file, path, sink, wrap, freeform);
+        for (const content of property.contents) collect(tree, content, file, path, sink, wrap, freeform, warn);
         return;
       case "if":
-        collect(tree, property.content, file, path, sink, (v) => wrap(mkIf(property.condition, v)), freeform);
+        collect(tree, property.content, file, path, sink, (v) => wrap(mkIf(property.condition, v)), freeform, warn);
         return;
       case "override":
-        collect(tree, property.content, file, path, sink, (v) => wrap(mkOverride(property.priority, v)), freeform);
+        collect(tree, property.content, file, path, sink, (v) => wrap(mkOverride(property.priority, v)), freeform, warn);
         return;
       case "order":
-        collect(tree, property.content, file, path, sink, (v) => wrap(mkOrder(property.priority, v)), freeform);
+        collect(tree, property.content, file, path, sink, (v) => wrap(mkOrder(property.priority, v)), freeform, warn);
         return;
     }
   }
@@ -91,13 +115,12 @@ function collect(
         `Fix: set the options inside it instead; ${optionsCommand(path)} lists them.`,
     );
   }
-  const leftover: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
     const child = tree[key];
     const childPath = [...path, key];
     if (child === undefined) {
       if (freeform === undefined) throw unknownOption(tree, childPath, file, value[key]);
-      leftover[key] = wrap(value[key]);
+      freeform.push({ file, path: childPath, value: wrap(value[key]), written: value[key] });
     } else if (isOption(child)) {
       if (isOption(Object.getOwnPropertyDescriptor(value, key)?.value)) throw declaredInConfig(childPath, file);
       const alias = child.alias;
@@ -105,10 +128,9 @@ function collect(
       if (alias?.kind === "renamed") warn?.(`The option \`${showPath(childPath)}' defined in \`${file}' has been renamed to \`${showPath(alias.to ?? [])}'.`);
       record(sink, alias?.to ?? childPath, { file, value: wrap(readLazily(value, key, file, childPath)) });
     } else {
-      collect(child, value[key], file, childPath, sink, wrap, undefined, warn);
+      collect(child, value[key], file, childPath, sink, wrap, freeform, warn);
     }
   }
-  if (freeform !== undefined && Object.keys(leftover).length > 0) freeform.push({ file, value: leftover });
 }
 
 /** A getter on an option's definition is kept unread until the option is merged. */

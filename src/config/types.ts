@@ -9,7 +9,7 @@ import type { Wrapped } from "./properties.js";
 import { noteFile, type Lib, type ModuleInput } from "./module.js";
 import { showPath, showValue } from "./show.js";
 import { isModuleForm, moduleSubmodule, type SubmoduleSettings } from "./submodule.js";
-import { collectDefinitions, isRecord, pathKey, setAtPath, walkOptions, type DefinitionSink } from "./tree.js";
+import { collectDefinitions, isRecord, pathKey, setAtPath, unmatchedDefinitions, walkOptions, type DefinitionSink, type Unmatched } from "./tree.js";
 
 function isDeepEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
@@ -372,11 +372,11 @@ function submoduleMerging(tree: OptionTree, freeform: AnyType | undefined): AnyT
     check: isRecord,
     merge: (p, defs) => {
       const sink: DefinitionSink = new Map();
-      const leftover: Definition[] | undefined = freeform ? [] : undefined;
+      const leftover: Unmatched[] | undefined = freeform ? [] : undefined;
       for (const def of defs) collectDefinitions({ tree, freeform: leftover }, def.value, def.file, p, sink);
       const result: Record<string, unknown> = {};
       if (freeform && leftover && leftover.length > 0) {
-        const merged = mergeDefinitions(p, { type: freeform }, leftover);
+        const merged = mergeDefinitions(p, { type: freeform }, unmatchedDefinitions(leftover, p.length));
         if (merged.defined) Object.assign(result, merged.value);
       }
       for (const [relative, option] of walkOptions(tree)) {
@@ -544,6 +544,12 @@ export function unique<R, I>(options: { readonly message: string }, type: Option
 }
 
 /**
+ * Any one value, taken as it is: not merged, not looked into (records stay
+ * unread), as NixOS's `types.raw`; two definitions of it are an error.
+ */
+export const raw: OptionType<unknown> = unique({ message: "" }, { description: "raw value", check: () => true, merge: (_p, defs) => defs[0]?.value });
+
+/**
  * Values of `to`, or of `from` converted by `coerce`, as NixOS's
  * `coercedTo`: `coercedTo(types.str, (s) => [s], types.listOf(types.str))`.
  */
@@ -656,6 +662,7 @@ export function either<AR, AI, BR, BI>(a: OptionType<AR, AI>, b: OptionType<BR, 
 }
 
 export const types = {
+  raw,
   bool,
   str,
   lines,
