@@ -7,7 +7,7 @@ import { ConfigError } from "../errors.js";
 import type { BuiltinOptions } from "../options/index.js";
 import type { InputSpec } from "../inputs/spec.js";
 import type { lib } from "./lib.js";
-import type { DefinitionsOf, OptionTree, ResolvedOf } from "./option.js";
+import type { DefinitionsOf, OptionTree, OptionType, ResolvedOf } from "./option.js";
 import type { Wrapped } from "./properties.js";
 import { isRecord } from "./tree.js";
 
@@ -34,6 +34,8 @@ interface ModuleParts<O extends OptionTree> {
   readonly disabledModules?: readonly (ModuleInput | string)[];
   /** Options this module declares. */
   readonly options?: O;
+  /** The type of names no option declares (`types.attrsOf(types.str)`): they become values of it instead of errors. */
+  readonly freeformType?: OptionType<unknown>;
   /** This module's definitions, when it declares options or computes them from `config`. */
   readonly config?:
     | Definitions<BuiltinOptions & NoInfer<O>>
@@ -142,9 +144,11 @@ export interface SplitModule {
   readonly options: unknown;
   readonly config: unknown;
   readonly disabledModules: readonly unknown[];
+  /** Its `freeformType`: NixOS's shorthand for defining `_module.freeformType`. */
+  readonly freeformType?: unknown;
 }
 
-const partNames = new Set(["imports", "options", "config", "disabledModules"]);
+const partNames = new Set(["imports", "options", "config", "disabledModules", "freeformType"]);
 
 /**
  * Splits a module into imports, options and definitions, as NixOS's
@@ -175,5 +179,5 @@ export function splitModule(file: string, module: unknown): SplitModule {
   if (!Array.isArray(disabledModules)) {
     throw new ConfigError(`\`disabledModules' in \`${file}' must be a list of modules or files.\nFix: write \`disabledModules: [legacy]'.`);
   }
-  return { imports, options: module.options, config: hasParts ? module.config : definitions, disabledModules };
+  return { imports, options: module.options, config: hasParts ? module.config : definitions, disabledModules, ...("freeformType" in module ? { freeformType: module.freeformType } : {}) };
 }

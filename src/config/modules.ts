@@ -29,7 +29,7 @@ import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
 import { evaluateSubmodulesWith } from "./submodule.js";
 import { anything, lazyAttrsOf, mergeOptionDeclarations, nullOr, raw, withNestedOptions } from "./types.js";
-import { propertyOf } from "./properties.js";
+import { mkMerge, propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, splitModule, type ModuleInput } from "./module.js";
 import { isOption, mkOption, type AnyOption, type AnyType, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
@@ -76,6 +76,8 @@ interface Entry {
   config?: unknown;
   /** The imports its module function's last call returned. */
   returned?: readonly ModuleInput[] | undefined;
+  /** Its `freeformType`, once opened: a definition of `_module.freeformType`. */
+  freeformType?: { readonly type: unknown };
   /** Its definitions by option, once computed. */
   readonly defined: DefinitionSink;
   /** Its definitions of names no option declares, once computed: freeform values, or the error. */
@@ -127,6 +129,8 @@ export class Evaluation {
   private readonly prefix: Path;
   /** The record of freeform values: every module's unmatched definitions, merged with `_module.freeformType`. */
   private readonly freeformOption: AnyOption;
+  /** Modules with definitions of undeclared names, not yet checked against the freeform type. */
+  private unchecked: Entry[] = [];
   readonly config: unknown;
   /** Warnings of the evaluation itself: definitions of renamed options. */
   readonly warnings = new Set<string>();
@@ -215,7 +219,9 @@ export class Evaluation {
    * value, or a part of it (`users.users.root.shell`).
    */
   resolve(path: Path = []): unknown {
-    return forced(this.resolveLazily(path));
+    const value = forced(this.resolveLazily(path));
+    this.checkUnmatched();
+    return value;
   }
 
   /** `resolve` without forcing: a record's values (attrsOf) are merged when read. */
@@ -372,7 +378,8 @@ export class Evaluation {
 
   /** Takes in a module's options and imports, and a module object's definitions. */
   private open(entry: Entry, module: unknown): void {
-    const { imports, options, config, disabledModules } = splitModule(entry.file, module);
+    const { imports, options, config, disabledModules, ...split } = splitModule(entry.file, module);
+    if ("freeformType" in split) entry.freeformType = { type: split.freeformType };
     for (const [i, item] of disabledModules.entries()) {
       if (typeof item === "string") {
         // A file, absolute, relative to this module's, or as a module names it.
@@ -400,7 +407,9 @@ export class Evaluation {
     try {
       const own: DefinitionSink = new Map();
       const unmatched: Unmatched[] = [];
-      collectDefinitions({ tree: this.tree, warn: (w) => this.warnings.add(w), freeform: unmatched }, this.definitionsOf(entry), entry.file, [], own);
+      const definitions = this.definitionsOf(entry);
+      const all = entry.freeformType === undefined ? definitions : mkMerge([definitions, { _module: { freeformType: entry.freeformType.type } }]);
+      collectDefinitions({ tree: this.tree, warn: (w) => this.warnings.add(w), freeform: unmatched }, all, entry.file, [], own);
       for (const [key, collected] of own) entry.defined.set(key, collected);
       if (unmatched.length > 0) entry.defined.set(pathKey(freeformPath), { path: freeformPath, defs: unmatchedDefinitions(unmatched, this.prefix.length) });
       entry.unmatched = unmatched;
@@ -412,9 +421,20 @@ export class Evaluation {
     } finally {
       this.stack.pop();
     }
-    // Names no option declares are errors unless a module gives a freeform type for them.
-    const [first] = entry.unmatched;
-    if (first !== undefined && this.resolveLazily(["_module", "freeformType"]) === null) throw unmatchedError(this.tree, first);
+    if (entry.unmatched.length > 0) this.unchecked.push(entry);
+    this.checkUnmatched();
+  }
+
+  /**
+   * Names no option declares are errors unless a module gives a freeform
+   * type. Modules computed while that type is being merged are checked once it is.
+   */
+  private checkUnmatched(): void {
+    if (this.unchecked.length === 0 || this.stack.some((f) => f.kind === "option" && pathKey(f.path) === pathKey(freeformTypePath))) return;
+    const [first] = this.unchecked;
+    this.unchecked = [];
+    const item = first?.unmatched[0];
+    if (item !== undefined && this.resolveLazily(freeformTypePath) === null) throw unmatchedError(this.tree, item);
   }
 
   /** The type of the record of freeform values: `_module.freeformType`'s merge of every module's unmatched definitions, at the prefix. */
@@ -423,7 +443,8 @@ export class Evaluation {
       description: "freeform values",
       check: isRecord,
       merge: (_path, defs) => {
-        const type = this.resolveLazily(["_module", "freeformType"]) as AnyType | null;
+        const type = this.resolveLazily(freeformTypePath) as AnyType | null;
+        this.checkUnmatched();
         if (type === null) return {};
         const merged = mergeDefinitions(this.prefix, { type }, defs);
         return merged.defined ? merged.value : {};
@@ -705,6 +726,7 @@ function forced<T>(value: T, seen = new WeakSet<object>()): T {
 
 /** Where the record of freeform values is kept among a module's definitions (no option is declared there). */
 const freeformPath: Path = ["_module", "freeform"];
+const freeformTypePath: Path = ["_module", "freeformType"];
 
 /** `free`'s names that `declared` lacks, copied into it (getters unread), records merged at every depth. */
 function overlay(declared: Record<string, unknown>, free: Record<string, unknown>): void {

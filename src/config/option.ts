@@ -61,7 +61,10 @@ export class Option<R, I = R> {
     this.type = spec.type;
     this.description = spec.description ?? "";
     this.hasDefault = "default" in spec;
-    this.default = spec.default;
+    // A default written as a getter is read when the option's value is, so it may read config (NixOS's defaults are lazy).
+    const getter = Object.getOwnPropertyDescriptor(spec, "default")?.get;
+    if (getter === undefined) this.default = spec.default;
+    else Object.defineProperty(this, "default", { get: () => getter.call(spec) as I | undefined, enumerable: true });
     this.example = spec.example;
     this.defaultText = spec.defaultText;
   }

@@ -30,7 +30,7 @@ function render(value: unknown, depth: number): string {
  */
 export function showPath(path: readonly string[]): string {
   return path
-    .map((p) => (/^[A-Za-z_][\w-]*$|^<name>$|^\*$|^\[.*\]$/.test(p) ? p : JSON.stringify(p)))
+    .map((p) => (/^[A-Za-z_][\w-]*$|^<[\w ]+>$|^\*$|^\[.*\]$/.test(p) ? p : JSON.stringify(p)))
     .join(".")
     .replaceAll(".[", "[");
 }

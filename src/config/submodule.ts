@@ -76,13 +76,14 @@ function moveModule(module: ModuleInput, path: Path, name: string, moved: WeakMa
 
 /** A module's parts moved: imports and disabled modules moved alike, options and definitions nested at `path`. */
 function moveParts(module: unknown, file: string | undefined, path: Path, name: string, moved: WeakMap<object, ModuleInput>): unknown {
-  const { imports, options, config, disabledModules } = splitModule(file ?? "<submodule>", module);
+  const { imports, options, config, disabledModules, ...freeformType } = splitModule(file ?? "<submodule>", module);
   // What is no module (a file name to disable, a mistake the evaluation names) is passed on as it is.
   const move = (m: unknown) => ((typeof m === "object" && m !== null) || typeof m === "function" ? moveModule(m, path, name, moved) : m);
   return {
     imports: imports.map(move),
     disabledModules: disabledModules.map(move),
     ...(options === undefined ? {} : { options: nestedAt(path, options) }),
+    ...freeformType,
     config: typeof config === "function" ? (args: Record<string, unknown>) => nestConfig(path, (config as (a: unknown) => unknown)(atLevel(args, path, name))) : nestConfig(path, config ?? {}),
   };
 }

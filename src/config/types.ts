@@ -578,7 +578,7 @@ export function coercedTo<FR, FI, R, I>(from: OptionType<FR, FI>, coerce: (value
  * the same arguments and merges what they return.
  */
 export function functionTo<R, I>(type: OptionType<R, I>): OptionType<(...args: never[]) => R, (...args: never[]) => Wrapped<I>> {
-  return {
+  const functions: OptionType<(...args: never[]) => R, (...args: never[]) => Wrapped<I>> = {
     description: `function that evaluates to a(n) ${nested(type)}`,
     check: (v) => typeof v === "function",
     merge: (p, defs) =>
@@ -589,6 +589,7 @@ export function functionTo<R, I>(type: OptionType<R, I>): OptionType<(...args: n
         return merged.value as R;
       },
   };
+  return made(functions as AnyType, { kind: "functionTo", of: [type as AnyType], make: ([t]) => functionTo(t as AnyType) as AnyType }) as typeof functions;
 }
 
 /**

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { defineModule, mkAliasOptionModule, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOption, mkRenamedOptionModule, types } from "../../src/index.ts";
+import { defineModule, mkAfter, mkAliasOptionModule, mkBefore, mkDefault, mkForce, mkIf, mkMerge, mkOption, mkRenamedOptionModule, types } from "../../src/index.ts";
 import type { ModuleInput } from "../../src/config/module.ts";
 import { evaluateModules } from "../../src/config/modules.ts";
 
@@ -422,6 +422,114 @@ describe("types.submoduleWith", () => {
   checkConfigOutput(454, true, "config.submodule.outer", withModules);
 });
 
+describe("freeformType", () => {
+  const freeformAttrsOf = fixture("freeform-attrsOf", { freeformType: types.attrsOf(types.either(types.str, types.attrsOf(types.str))) });
+  const freeformLazyAttrsOf = fixture("freeform-lazyAttrsOf", { freeformType: types.lazyAttrsOf(types.either(types.str, types.lazyAttrsOf(types.str))) });
+  const properties = fixture("define-value-string-properties", { imports: [{ value: mkDefault("def") }], value: mkMerge([mkIf(false, "nope"), "yes"]) } as ModuleInput);
+  const tooStrict = (what: string) => assert.fail(`The module system is too strict, accessing an unused option's ${what}.`);
+  // mkOption itself takes its attributes; what the module system could touch is the type's and the default's.
+  const deathtrap = { type: new Proxy({}, { get: (_t, key) => tooStrict(`type's ${String(key)}`) }) as typeof types.bool, get default() { return tooStrict("default"); } };
+  const nested = fixture("freeform-nested", {
+    options: { nest: { foo: mkOption({ type: types.bool, default: false }), unused: mkOption(deathtrap) } },
+    config: { nest: { bar: "bar" } },
+  } as ModuleInput);
+  // `mkIf (config ? value) config.value`: JavaScript evaluates both arguments first, so the read waits behind the test.
+  const strDepUnstr = fixture("freeform-str-dep-unstr", ({ config }: { config: Record<string, unknown> }) => ({
+    options: { foo: mkOption({ type: types.nullOr(types.str), default: null }) },
+    config: { get foo() { return "value" in config ? config.value : mkIf(false, null); } },
+  }));
+  // A module reading its own option does it in `config` as a function, called once its options are declared.
+  const unstrDepStr = fixture("freeform-unstr-dep-str", {
+    options: { value: mkOption({ type: types.nullOr(types.str), default: null }) },
+    config: ({ config }: { config: { value: string | null } }) => ({ foo: mkIf(config.value !== null, config.value) }),
+  } as ModuleInput);
+  checkConfigOutput(524, "24", "config.value", freeformAttrsOf, defineValueString);
+  checkConfigOutput(528, {}, "config", freeformAttrsOf);
+  checkConfigError(530, /A definition for option `value' is not of type .*\n- In `define-value-list\.ts': \[\]/, "config.value", freeformAttrsOf, defineValueList);
+  checkConfigOutput(532, "yes", "config.value", freeformAttrsOf, properties);
+  checkConfigOutput(534, false, "config.enable", freeformAttrsOf, defineValueString, declareEnable);
+  checkConfigOutput(535, "24", "config.value", freeformAttrsOf, defineValueString, declareEnable);
+  checkConfigOutput(537, false, "config.nest.foo", freeformAttrsOf, nested);
+  checkConfigOutput(538, "bar", "config.nest.bar", freeformAttrsOf, nested);
+  checkConfigOutput(540, null, "config.foo", freeformAttrsOf, strDepUnstr);
+  checkConfigOutput(541, "24", "config.foo", freeformAttrsOf, strDepUnstr, defineValueString);
+  checkConfigError(544, /The option `foo' is used but not defined/, "config.foo", freeformLazyAttrsOf, unstrDepStr);
+  checkConfigOutput(545, "24", "config.foo", freeformLazyAttrsOf, unstrDepStr, defineValueString);
+});
+
+describe("types.raw", () => {
+  const rawFixture = fixture("raw", ({ config }: { config: { unprocessedNesting: unknown } }) => ({
+    options: {
+      processedToplevel: mkOption({ type: types.raw }),
+      unprocessedNesting: mkOption({ type: types.raw }),
+      multiple: mkOption({ type: types.raw }),
+      priorities: mkOption({ type: types.raw }),
+      unprocessedNestingEvaluates: mkOption({
+        type: types.anything,
+        get default() {
+          try {
+            return { success: config.unprocessedNesting !== undefined, value: config.unprocessedNesting };
+          } catch {
+            return { success: false };
+          }
+        },
+      }),
+    },
+    config: {
+      processedToplevel: mkIf(true, 10),
+      unprocessedNesting: { get foo(): never { throw new Error("foo"); } },
+      multiple: mkMerge(["foo", "foo"]),
+      priorities: mkMerge(["foo", mkForce("bar")]),
+    },
+  }));
+  checkConfigOutput(653, true, "config.unprocessedNestingEvaluates.success", rawFixture);
+  checkConfigOutput(654, 10, "config.processedToplevel", rawFixture);
+  checkConfigError(655, /The option `multiple' is defined multiple times/, "config.multiple", rawFixture);
+  checkConfigOutput(656, "bar", "config.priorities", rawFixture);
+});
+
+describe("types.functionTo", () => {
+  type Fun<T> = (input: Record<string, string>) => T;
+  const resultOf = <T>(name: string, type: Parameters<typeof mkOption>[0]["type"], show: (fun: Fun<T>) => string, fun: unknown) =>
+    fixture(name, ({ config }: { config: { fun: Fun<T> } }) => ({
+      options: { fun: mkOption({ type }), result: mkOption({ type: types.str, get default() { return show(config.fun); } }) },
+      config: { fun },
+    }));
+  const abc = { a: "a", b: "b", c: "c" };
+  checkConfigOutput(607, "input is input", "config.result", resultOf<string>("functionTo/trivial", types.functionTo(types.str), (fun) => fun("input" as never), (input: string) => `input is ${input}`));
+  const list = (fun: Fun<string[]>) => fun(abc).join(" ");
+  checkConfigOutput(608, "a b", "config.result", resultOf("functionTo/merging-list", types.functionTo(types.listOf(types.str)), list, mkMerge([(input: typeof abc) => [input.a], (input: typeof abc) => [input.b]])));
+  checkConfigError(
+    609,
+    /A definition for option `fun\.<function body>' is not of type `string'.*\n- In `functionTo\/wrong-type\.ts'/,
+    "config.result",
+    resultOf<string>("functionTo/wrong-type", types.functionTo(types.str), (fun) => fun(0 as never), (input: number) => input + 1),
+  );
+  checkConfigOutput(610, "b a", "config.result", resultOf("functionTo/list-order", types.functionTo(types.listOf(types.str)), list, mkMerge([(input: typeof abc) => mkAfter([input.a]), (input: typeof abc) => [input.b]])));
+  checkConfigOutput(
+    611,
+    "a c",
+    "config.result",
+    resultOf<Record<string, string>>(
+      "functionTo/merging-attrs",
+      types.functionTo(types.attrsOf(types.str)),
+      (fun) => Object.values(fun(abc)).join(" "),
+      mkMerge([(input: typeof abc) => ({ a: input.a }), (input: typeof abc) => ({ b: input.b }), (input: typeof abc) => ({ b: mkForce(input.c) })]),
+    ),
+  );
+  const submoduleOptions = fixture("functionTo/submodule-options", ({ config }: { config: { fun: Fun<Record<string, string>> } }) => ({
+    imports: [
+      { options: { fun: mkOption({ type: types.functionTo(types.submodule({ a: mkOption({ type: types.str, default: "a" }) })) }) } },
+      { options: { fun: mkOption({ type: types.functionTo(types.submodule({ b: mkOption({ type: types.str, default: "b" }) })) }) } },
+    ],
+    options: {
+      result: mkOption({ type: types.str, get default() { return Object.values(config.fun(new Proxy({}, { get: () => assert.fail("shouldn't use input param") }))).join(" "); } }),
+    },
+    config: { fun: mkMerge([() => ({ b: "bee" })]) },
+  }));
+  checkConfigOutput(612, "a bee", "config.result", submoduleOptions);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -449,12 +557,11 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["submodule (config, name, imports, file locations)", "480", "480 checks the file locations of a submodule's definitions, which keel's messages do not list that way"],
   ["conditional definitions on option existence (options ? x)", "493,494,495,496,497,498", "modules cannot read `options' in keel"],
   ["attrsOf/lazyAttrsOf/attrsWith (laziness, conditionals, merging)", "507,510,511,512,515,516", "emptyValue (507) and attrsWith (510-516) are not in keel"],
-  ["freeformType", "524,526,528,530,532,534,535,537,538,540,541,543,544,545,547,549,550", "freeform records only as submodule's second argument (issue 15, Deliver 4)"],
+  ["freeformType", "526,543,547,549,550", "526: shorthand modules' meta/class keywords are not keel's; 543: NixOS recurses infinitely (strict attrsOf needs every freeform name, and one's condition reads a declared option); keel answers, that `foo' does not exist (its only definition is mkIf(false)); 547-550: freeform types merged as option types, and their declaration locations"],
   ["types.anything", "581,593,594,595,596", "581 needs Nix's string-coercible sets (outPath); 593-596 need functions inside anything, which keel's anything compares as values"],
-  ["functionTo", "607,608,609,610,611,612,613", "the fixtures' option defaults read config (issue 15, Deliver 1)"],
+  ["functionTo", "613", "613 reads options.fun.type.getSubOptions, not in keel's API"],
   ["emptyValue", "621,622,623,624,626,627", "keel has no emptyValue"],
   ["defaults/mkDefault", "630,631,632,633,634,635,636,638,640", "emptyValue: keel says an undefined option is used but not defined; 640 reads config in an option default (issue 15, Deliver 1)"],
-  ["types.raw", "653,654,655,656", "not in keel's API"],
   ["error messages: option-type used instead of mkOption", "667", "667: a whole configuration where an option belongs, which keel's modules cannot produce"],
   ["types.optionType/optionDeclaration", "673,674,677,678,681,684,687", "not in keel's API"],
   ["extendModules", "691", "not in keel's API"],
