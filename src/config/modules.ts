@@ -197,7 +197,9 @@ export class Evaluation {
       for (let i = 0; i < this.entries.length; i++) this.compute(this.entries[i] as Entry);
       const excluded = this.entries.filter((e) => e.state !== "done");
       const defs = this.ordered().flatMap((e) => e.defined.get(key)?.defs ?? []);
-      const merged = mergeDefinitions(path, option, defs);
+      let merged = mergeDefinitions(path, option, defs);
+      // No definitions, and none to come from a module still unfinished: the type's empty value, if it has one.
+      if (!merged.defined && option.type.emptyValue !== undefined && excluded.every((e) => e === reader)) merged = { defined: true, value: option.type.emptyValue(path) };
       if (merged.defined) {
         if (excluded.length > 0) this.reads.push({ path, reader, excluded, known: this.entries.length });
         this.values.set(key, { value: merged.value });

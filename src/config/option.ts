@@ -19,6 +19,12 @@ export interface OptionType<R, I = R> {
   check(value: unknown): boolean;
   /** Merges definitions that passed `check`, in order, highest priority only. */
   merge(path: Path, defs: readonly Definition[]): R;
+  /**
+   * The value of an option of this type that has no definitions (all of them
+   * `mkIf(false, …)`, or none and no default), as NixOS's `emptyValue`: `[]`
+   * for a list, `{}` for a record, null, a submodule's defaults. Without it, reading such an option is an error.
+   */
+  emptyValue?(path: Path): R;
   /** Sub-options, for types made of a module (submodule): shown by `keel options`. */
   readonly subOptions?: OptionTree;
   /** The names between the option and its sub-options in docs: `<name>` for a record, `*` for a list. */

@@ -110,6 +110,9 @@ export function moduleSubmodule(modules: readonly ModuleInput[], settings: Submo
   return {
     description: "submodule",
     check: (value) => isRecord(value) || (!settings.shorthandOnlyDefinesConfig && typeof value === "function"),
+    emptyValue(path) {
+      return this.merge(path, []);
+    },
     merge: (path, defs) => {
       const name = path[path.length - 1] ?? "";
       const moved = new WeakMap<object, ModuleInput>();

@@ -206,6 +206,7 @@ function nullOrType<R, I>(type: OptionType<R, I>): OptionType<R | null, I | null
           "Fix: use `mkForce(value)` on the one that should win.",
       );
     },
+    emptyValue: () => null,
     subOptions: type.subOptions,
     subPath: type.subPath,
   };
@@ -230,6 +231,7 @@ function listType<R, I>(type: OptionType<R, I>): OptionType<readonly R[], readon
       });
       return result;
     },
+    emptyValue: () => [],
     subOptions: type.subOptions,
     subPath: ["*", ...(type.subPath ?? [])],
   };
@@ -270,6 +272,7 @@ function attrsType<R, I>(
       }
       return result;
     },
+    emptyValue: () => ({}),
     subOptions: type.subOptions,
     subPath: ["<name>", ...(type.subPath ?? [])],
   };
@@ -370,6 +373,9 @@ function submoduleMerging(tree: OptionTree, freeform: AnyType | undefined): AnyT
   return {
     description: "submodule",
     check: isRecord,
+    emptyValue(path) {
+      return this.merge(path, []);
+    },
     merge: (p, defs) => {
       const sink: DefinitionSink = new Map();
       const leftover: Unmatched[] | undefined = freeform ? [] : undefined;
@@ -516,12 +522,14 @@ export function strMatching(pattern: string | RegExp): OptionType<string> {
 /** A list that no definition leaves empty, as NixOS's `nonEmptyListOf`. */
 export function nonEmptyListOf<R, I>(type: OptionType<R, I>): OptionType<readonly R[], readonly Wrapped<I>[]> {
   const list = listOf(type);
-  return checked(
+  // An empty list is no value of it: no empty value either.
+  const { emptyValue: _, ...nonEmpty } = checked(
     list,
     (value, { option, file }) =>
       value.length > 0 ? undefined : { problem: `is not of type \`non-empty (${list.description})': it is an empty list.`, fix: `give \`${option}' at least one element in \`${file}'.` },
     `non-empty (${list.description})`,
   );
+  return nonEmpty;
 }
 
 /**
@@ -567,6 +575,7 @@ export function coercedTo<FR, FI, R, I>(from: OptionType<FR, FI>, coerce: (value
       });
       return to.merge(p, converted);
     },
+    ...(to.emptyValue === undefined ? {} : { emptyValue: (p: Path) => (to.emptyValue as (p: Path) => R)(p) }),
     subOptions: to.subOptions,
     subPath: to.subPath,
   };
@@ -611,8 +620,9 @@ export function lazyAttrsOf<R, I>(type: OptionType<R, I>): OptionType<Readonly<R
           get: () => {
             if (merged === undefined) {
               const value = mergeDefinitions([...p, name], { type }, list);
-              if (!value.defined) throw notDefined([...p, name]);
-              merged = { value: value.value as R };
+              if (value.defined) merged = { value: value.value as R };
+              else if (type.emptyValue !== undefined) merged = { value: type.emptyValue([...p, name]) };
+              else throw notDefined([...p, name]);
             }
             return merged.value;
           },

@@ -530,6 +530,58 @@ describe("types.functionTo", () => {
   checkConfigOutput(612, "a bee", "config.result", submoduleOptions);
 });
 
+describe("emptyValue, and options with no definitions", () => {
+  const none = mkIf(false, null);
+  const emptyValues = fixture("emptyValues", {
+    options: {
+      int: mkOption({ type: types.lazyAttrsOf(types.int) }),
+      list: mkOption({ type: types.lazyAttrsOf(types.listOf(types.int)) }),
+      nonEmptyList: mkOption({ type: types.lazyAttrsOf(types.nonEmptyListOf(types.int)) }),
+      attrs: mkOption({ type: types.lazyAttrsOf(types.attrsOf(types.int)) }),
+      null: mkOption({ type: types.lazyAttrsOf(types.nullOr(types.int)) }),
+      submodule: mkOption({ type: types.lazyAttrsOf(types.submodule({})) }),
+    },
+    config: { int: { a: none }, list: { a: none }, nonEmptyList: { a: none }, attrs: { a: none }, null: { a: none }, submodule: { a: none } },
+  } as ModuleInput);
+  checkConfigOutput(621, [], "config.list.a", emptyValues);
+  checkConfigOutput(622, {}, "config.attrs.a", emptyValues);
+  checkConfigOutput(623, null, "config.null.a", emptyValues);
+  checkConfigOutput(624, {}, "config.submodule.a", emptyValues);
+  checkConfigError(626, /The option `int\.a' is used but not defined/, "config.int.a", emptyValues);
+  checkConfigError(627, /The option `nonEmptyList\.a' is used but not defined/, "config.nonEmptyList.a", emptyValues);
+
+  const defaults = fixture("defaults", ({ config }: { config: { submoduleWithDefaults: unknown } }) => ({
+    options: {
+      list: mkOption({ type: types.listOf(types.int) }),
+      // NixOS's types.attrs: a record of anything.
+      attrs: mkOption({ type: types.attrsOf(types.anything) }),
+      attrsOf: mkOption({ type: types.attrsOf(types.int) }),
+      null: mkOption({ type: types.nullOr(types.int) }),
+      submodule: mkOption({ type: types.submodule({}) }),
+      submoduleWithDefaults: mkOption({ type: types.submodule({ enabled: mkOption({ type: types.bool, default: true }), count: mkOption({ type: types.int, default: 13 }) }) }),
+      unique: mkOption({ type: types.unique({ message: "hi" }, types.listOf(types.int)) }),
+      coercedTo: mkOption({ type: types.coercedTo(types.attrsOf(types.int), (attrs: Record<string, number>) => Object.keys(attrs), types.listOf(types.str)) }),
+      int: mkOption({ type: types.int }),
+      result: mkOption({
+        type: types.str,
+        get default() {
+          assert.deepEqual(config.submoduleWithDefaults, { enabled: true, count: 13 });
+          return "ok";
+        },
+      }),
+    },
+  }));
+  checkConfigOutput(630, [], "config.list", defaults);
+  checkConfigOutput(631, {}, "config.attrs", defaults);
+  checkConfigOutput(632, {}, "config.attrsOf", defaults);
+  checkConfigOutput(633, null, "config.null", defaults);
+  checkConfigOutput(634, {}, "config.submodule", defaults);
+  checkConfigOutput(635, [], "config.unique", defaults);
+  checkConfigOutput(636, [], "config.coercedTo", defaults);
+  checkConfigError(638, /The option `int' is used but not defined/, "config.int", defaults);
+  checkConfigOutput(640, "ok", "config.result", defaults);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -560,8 +612,6 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["freeformType", "526,543,547,549,550", "526: shorthand modules' meta/class keywords are not keel's; 543: NixOS recurses infinitely (strict attrsOf needs every freeform name, and one's condition reads a declared option); keel answers, that `foo' does not exist (its only definition is mkIf(false)); 547-550: freeform types merged as option types, and their declaration locations"],
   ["types.anything", "581,593,594,595,596", "581 needs Nix's string-coercible sets (outPath); 593-596 need functions inside anything, which keel's anything compares as values"],
   ["functionTo", "613", "613 reads options.fun.type.getSubOptions, not in keel's API"],
-  ["emptyValue", "621,622,623,624,626,627", "keel has no emptyValue"],
-  ["defaults/mkDefault", "630,631,632,633,634,635,636,638,640", "emptyValue: keel says an undefined option is used but not defined; 640 reads config in an option default (issue 15, Deliver 1)"],
   ["error messages: option-type used instead of mkOption", "667", "667: a whole configuration where an option belongs, which keel's modules cannot produce"],
   ["types.optionType/optionDeclaration", "673,674,677,678,681,684,687", "not in keel's API"],
   ["extendModules", "691", "not in keel's API"],
