@@ -43,6 +43,8 @@ interface Functor {
   readonly of: readonly AnyType[];
   readonly make: (of: readonly AnyType[]) => AnyType;
   readonly join?: (other: AnyType) => AnyType | undefined;
+  /** A record's placeholder for its names in docs (attrsWith's): `name` unless set. */
+  readonly placeholder?: string;
 }
 
 const functors = new WeakMap<AnyType, Functor>();
@@ -135,6 +137,11 @@ function nested(type: AnyType): string {
 const isInteger = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
 
 export const bool = scalar<boolean>("boolean", (v) => typeof v === "boolean");
+/** A boolean that any module may turn on, as NixOS's `boolByOr`: definitions merge by or, so true and false is true. */
+export const boolByOr: OptionType<boolean> = made(
+  { description: "boolean (merged using or)", check: (v) => typeof v === "boolean", merge: (_p, defs) => defs.some((d) => d.value === true) },
+  { kind: "boolByOr", of: [], make: () => boolByOr as AnyType },
+);
 export const str = scalar<string>("string", (v) => typeof v === "string");
 export const int = scalar<number>("integer", isInteger);
 export const number = scalar<number>("number", (v) => typeof v === "number" && Number.isFinite(v));
@@ -253,12 +260,41 @@ function definitionsByName(defs: readonly Definition[]): Map<string, Definition[
 }
 
 export function attrsOf<R, I>(type: OptionType<R, I>): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
-  const records = attrsType(type);
-  return made(records as AnyType, { kind: "attrsOf", of: [type as AnyType], make: ([t]) => attrsOf(t as AnyType) as AnyType }) as typeof records;
+  return attrsWith({ elemType: type });
+}
+
+/**
+ * A record of `elemType`, as NixOS's `attrsWith`: `lazy` merges each value
+ * only when read (lazyAttrsOf), `placeholder` names its names in docs
+ * (`<id>` for "id"). Two declarations merge when their laziness is the same
+ * and at most one sets a placeholder other than "name".
+ */
+export function attrsWith<R, I>(settings: {
+  readonly elemType: OptionType<R, I>;
+  readonly lazy?: boolean;
+  readonly placeholder?: string;
+}): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
+  const { elemType, lazy = false, placeholder = "name" } = settings;
+  const records = lazy ? lazyAttrsType(elemType, placeholder) : attrsType(elemType, placeholder);
+  return made(records as AnyType, {
+    kind: lazy ? "lazyAttrsOf" : "attrsOf",
+    of: [elemType as AnyType],
+    make: ([t]) => attrsWith({ elemType: t as AnyType, lazy, placeholder }) as AnyType,
+    placeholder,
+    join: (other) => {
+      const theirs = functors.get(other);
+      const named = new Set([placeholder, theirs?.placeholder ?? "name"].filter((p) => p !== "name"));
+      const elem = mergeTypes(elemType as AnyType, theirs?.of[0] as AnyType);
+      if (named.size > 1 || elem === undefined) return undefined;
+      const [merged = "name"] = named;
+      return elem === elemType && merged === placeholder ? (records as AnyType) : (attrsWith({ elemType: elem, lazy, placeholder: merged }) as AnyType);
+    },
+  }) as typeof records;
 }
 
 function attrsType<R, I>(
   type: OptionType<R, I>,
+  placeholder: string,
 ): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
   return {
     description: `record of ${nested(type)}`,
@@ -274,7 +310,7 @@ function attrsType<R, I>(
     },
     emptyValue: () => ({}),
     subOptions: type.subOptions,
-    subPath: ["<name>", ...(type.subPath ?? [])],
+    subPath: [`<${placeholder}>`, ...(type.subPath ?? [])],
   };
 }
 
@@ -603,11 +639,16 @@ export function functionTo<R, I>(type: OptionType<R, I>): OptionType<(...args: n
 
 /**
  * A record whose values are merged when read, as NixOS's `lazyAttrsOf`: a
- * name whose definitions are all `mkIf(false, …)` is present, and reading it
- * is the error "used but not defined"; reading one name does not merge the others.
+ * name whose definitions are all `mkIf(false, …)` is present, and reads as
+ * the type's empty value (`[]` for a list), or is the error "used but not
+ * defined" if it has none; reading one name does not merge the others.
  */
 export function lazyAttrsOf<R, I>(type: OptionType<R, I>): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
-  const records = attrsOf(type);
+  return attrsWith({ elemType: type, lazy: true });
+}
+
+function lazyAttrsType<R, I>(type: OptionType<R, I>, placeholder: string): OptionType<Readonly<Record<string, R>>, Record<string, Wrapped<I>>> {
+  const records = attrsType(type, placeholder);
   return {
     ...records,
     description: `lazy attribute set of ${nested(type)}`,
@@ -675,6 +716,7 @@ export function either<AR, AI, BR, BI>(a: OptionType<AR, AI>, b: OptionType<BR, 
 export const types = {
   raw,
   bool,
+  boolByOr,
   str,
   lines,
   singleLineStr,
@@ -700,6 +742,7 @@ export const types = {
   coercedTo,
   functionTo,
   lazyAttrsOf,
+  attrsWith,
   attrTag,
   either,
 };

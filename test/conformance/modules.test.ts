@@ -582,6 +582,37 @@ describe("emptyValue, and options with no definitions", () => {
   checkConfigOutput(640, "ok", "config.result", defaults);
 });
 
+describe("types.boolByOr", () => {
+  const boolByOr = fixture("boolByOr", {
+    options: { value: mkOption({ type: types.lazyAttrsOf(types.boolByOr) }) },
+    config: { value: { falseFalse: mkMerge([false, false]), trueFalse: mkMerge([true, false]), falseTrue: mkMerge([false, true]), trueTrue: mkMerge([true, true]) } },
+  } as ModuleInput);
+  checkConfigOutput(280, false, "config.value.falseFalse", boolByOr);
+  checkConfigOutput(281, true, "config.value.trueFalse", boolByOr);
+  checkConfigOutput(282, true, "config.value.falseTrue", boolByOr);
+  checkConfigOutput(283, true, "config.value.trueTrue", boolByOr);
+});
+
+describe("types.attrsWith", () => {
+  const lazy = mkOption({ type: types.attrsWith({ lazy: true, elemType: types.int }) });
+  const strict = mkOption({ type: types.attrsWith({ elemType: types.int }) });
+  const lazyAttrsWith = fixture("lazy-attrsWith", {
+    imports: [
+      { options: { mergedLazyLazy: lazy, mergedLazyNonLazy: lazy, mergedNonLazyNonLazy: strict } },
+      { options: { mergedLazyLazy: lazy, mergedLazyNonLazy: strict, mergedNonLazyNonLazy: strict } },
+    ],
+  } as ModuleInput);
+  checkConfigError(510, /The option `mergedLazyNonLazy' in `lazy-attrsWith\.ts' is already declared in `lazy-attrsWith\.ts'/, "config.mergedLazyNonLazy", lazyAttrsWith);
+  const nested = types.submodule({ nested: mkOption({ type: types.int, default: 1 }) });
+  const nameMerge2 = fixture("name-merge-attrsWith-2", {
+    imports: [
+      fixture("name-merge-attrsWith-2/a", { options: { mergedName: mkOption({ type: types.attrsWith({ placeholder: "id", elemType: nested }), default: {} }) } }),
+      fixture("name-merge-attrsWith-2/b", { options: { mergedName: mkOption({ type: types.attrsWith({ placeholder: "other", elemType: types.submodule({}) }) }) } }),
+    ],
+  } as ModuleInput);
+  checkConfigError(516, /The option `mergedName' in `name-merge-attrsWith-2\/b\.ts' is already declared in `name-merge-attrsWith-2\/a\.ts'/, "config.mergedName", nameMerge2);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -595,7 +626,6 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["types.fileset", "249,250,251,252,253,254,255,256,257", "not applicable: Nix filesets"],
   ["types.serializableValueWith", "260,261,262,263,264,265,266,267,269,270", "not in keel's API"],
   ["undeclared options (option does not exist) / _module.check", "275,276,277,390,391", "275-277 need Nix's throw/abort inside a definition; 390-391 need _module.check"],
-  ["types.bool/boolByOr", "280,281,282,283", "boolByOr is not in keel"],
   ["bare submodule (nested option declarations into types.submodule {})", "289", "289 sets shorthandOnlyDefinesConfig from config (submoduleWith is not in keel)"],
   ["declaration merging / option collisions", "670", "670: a typeless option, which keel's mkOption refuses in the editor"],
   ["types.str/strMatching", "293", "293 reads options.sm.type.name: types are not inspectable by name in keel"],
@@ -608,7 +638,7 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["deferredModule/moduleType", "474,476,477,616,617,618", "not in keel's API"],
   ["submodule (config, name, imports, file locations)", "480", "480 checks the file locations of a submodule's definitions, which keel's messages do not list that way"],
   ["conditional definitions on option existence (options ? x)", "493,494,495,496,497,498", "modules cannot read `options' in keel"],
-  ["attrsOf/lazyAttrsOf/attrsWith (laziness, conditionals, merging)", "507,510,511,512,515,516", "emptyValue (507) and attrsWith (510-516) are not in keel"],
+  ["attrsOf/lazyAttrsOf/attrsWith (laziness, conditionals, merging)", "507,511,512,515", "507: an element type's own emptyValue, written in Nix as an attribute set update of a type; 512: NixOS recurses infinitely where keel answers (keel merges a strict record's values per name too, only its names at once); 515 reads options.<x>.type.getSubOptions, not in keel's API; 511: keel refuses the fixture's conflicting declaration (mergedLazyNonLazy) when the modules are read, NixOS only when that option is"],
   ["freeformType", "526,543,547,549,550", "526: shorthand modules' meta/class keywords are not keel's; 543: NixOS recurses infinitely (strict attrsOf needs every freeform name, and one's condition reads a declared option); keel answers, that `foo' does not exist (its only definition is mkIf(false)); 547-550: freeform types merged as option types, and their declaration locations"],
   ["types.anything", "581,593,594,595,596", "581 needs Nix's string-coercible sets (outPath); 593-596 need functions inside anything, which keel's anything compares as values"],
   ["functionTo", "613", "613 reads options.fun.type.getSubOptions, not in keel's API"],
