@@ -448,6 +448,7 @@ export class Evaluation {
         const type = this.resolveLazily(freeformTypePath) as AnyType | null;
         this.checkUnmatched();
         if (type === null) return {};
+        if (!type.check({})) throw noRecordType(this.prefix, type);
         const merged = mergeDefinitions(this.prefix, { type }, defs);
         return merged.defined ? merged.value : {};
       },
@@ -729,6 +730,15 @@ function forced<T>(value: T, seen = new WeakSet<object>()): T {
 /** Where the record of freeform values is kept among a module's definitions (no option is declared there). */
 const freeformPath: Path = ["_module", "freeform"];
 const freeformTypePath: Path = ["_module", "freeformType"];
+
+/** A freeform type must take a record: the values of the names no option declares are one (NixOS warns, and takes them unchecked). */
+function noRecordType(prefix: Path, type: AnyType): ConfigError {
+  const where = prefix.length === 0 ? "" : ` of \`${showPath(prefix)}'`;
+  return new ConfigError(
+    `The freeform type${where} is \`${type.description}', which takes no record; the values of names no option declares are a record.\n` +
+      "Fix: wrap it in a record type: `freeformType: types.attrsOf(…)`.",
+  );
+}
 
 /** `free`'s names that `declared` lacks, copied into it (getters unread), records merged at every depth. */
 function overlay(declared: Record<string, unknown>, free: Record<string, unknown>): void {

@@ -28,7 +28,12 @@ function evaluate(args: EvalArgs): Evaluation {
 export function isModuleForm(value: unknown): boolean {
   if (typeof value === "function") return true;
   if (!isRecord(value)) return false;
-  return (isRecord(value.options) && !isOption(value.options)) || ("config" in value && !isOption(value.config)) || Array.isArray(value.imports);
+  return (
+    (isRecord(value.options) && !isOption(value.options)) ||
+    ("config" in value && !isOption(value.config)) ||
+    Array.isArray(value.imports) ||
+    ("freeformType" in value && !isOption(value.freeformType))
+  );
 }
 
 /**

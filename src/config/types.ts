@@ -323,7 +323,12 @@ export interface SubmoduleArgs<T extends OptionTree> {
 
 /** A submodule written as a module: `options` and `config` (or definitions), `imports`, or a function of `{ config, name, lib }` returning them. */
 export type SubmoduleModule<T extends OptionTree> =
-  | { readonly options: T; readonly config?: DefinitionsOf<T> | ((args: SubmoduleArgs<T>) => DefinitionsOf<T>); readonly imports?: readonly ModuleInput[] }
+  | {
+      readonly options: T;
+      readonly config?: DefinitionsOf<T> | ((args: SubmoduleArgs<T>) => DefinitionsOf<T>);
+      readonly imports?: readonly ModuleInput[];
+      readonly freeformType?: AnyType;
+    }
   | ((args: SubmoduleArgs<T>) => { readonly options: T; readonly config?: DefinitionsOf<T>; readonly imports?: readonly ModuleInput[] });
 
 /**
