@@ -28,7 +28,7 @@ import { userCode, Wait } from "./blame.js";
 import { lib } from "./lib.js";
 import { mergeDefinitions, notDefined, Thunk } from "./merge.js";
 import { evaluateSubmodulesWith } from "./submodule.js";
-import { anything, lazyAttrsOf, mergeOptionDeclarations, nullOr, raw, withNestedOptions } from "./types.js";
+import { anything, bool, lazyAttrsOf, mergeOptionDeclarations, nullOr, raw, withNestedOptions } from "./types.js";
 import { mkMerge, propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, splitModule, type ModuleInput } from "./module.js";
 import { isOption, mkOption, type AnyOption, type AnyType, type OptionTree, type Path } from "./option.js";
@@ -436,7 +436,7 @@ export class Evaluation {
     const [first] = this.unchecked;
     this.unchecked = [];
     const item = first?.unmatched[0];
-    if (item !== undefined && this.resolveLazily(freeformTypePath) === null) throw unmatchedError(this.tree, item);
+    if (item !== undefined && this.resolveLazily(freeformTypePath) === null && this.resolveLazily(["_module", "check"]) === true) throw unmatchedError(this.tree, item);
   }
 
   /** The type of the record of freeform values: `_module.freeformType`'s merge of every module's unmatched definitions, at the prefix. */
@@ -544,7 +544,15 @@ export class Evaluation {
    */
   private args(): unknown {
     // specialArgs may replace lib, inputs and name (as NixOS lets them replace lib), never config.
-    const known: Record<string, unknown> = { lib, inputs: this.inputs, name: this.name, ...this.specialArgs, config: this.config };
+    const known: Record<string, unknown> = {
+      lib,
+      inputs: this.inputs,
+      name: this.name,
+      _prefix: this.prefix,
+      ...this.specialArgs,
+      specialArgs: this.specialArgs,
+      config: this.config,
+    };
     const reader = this.stack.findLast((f) => f.kind === "module")?.entry;
     return new Proxy(known, {
       get: (target, key) => {
@@ -555,7 +563,7 @@ export class Evaluation {
           ["_module", "args", key],
           new ConfigError(
             `The module function in \`${reader?.file ?? "a module"}' asks for the argument \`${key}', which no module gives.\n` +
-              `Fix: give it with \`_module: { args: { ${key}: … } }\` in a module, or as a special argument of the evaluation; the arguments every module gets are config, lib, inputs and name.`,
+              `Fix: give it with \`_module: { args: { ${key}: … } }\` in a module, or as a special argument of the evaluation; the arguments every module gets are config, lib, inputs, name, specialArgs and _prefix.`,
           ),
         );
       },
@@ -756,6 +764,11 @@ const moduleOptions = {
       type: nullOr(raw),
       default: null,
       description: "The type of the values of names no option declares (`types.attrsOf(types.str)`); null: such names are errors.",
+    }),
+    check: mkOption({
+      type: bool,
+      default: true,
+      description: "Whether a definition of a name no option declares is an error; false ignores such definitions (NixOS's `_module.check`).",
     }),
     args: mkOption({
       type: lazyAttrsOf(anything),

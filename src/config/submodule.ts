@@ -114,7 +114,7 @@ export interface SubmoduleSettings {
 export function moduleSubmodule(modules: readonly ModuleInput[], settings: SubmoduleSettings): AnyType {
   return {
     description: "submodule",
-    check: (value) => isRecord(value) || (!settings.shorthandOnlyDefinesConfig && typeof value === "function"),
+    check: (value) => isRecord(value) || typeof value === "function",
     emptyValue(path) {
       return this.merge(path, []);
     },
@@ -122,7 +122,8 @@ export function moduleSubmodule(modules: readonly ModuleInput[], settings: Submo
       const name = path[path.length - 1] ?? "";
       const moved = new WeakMap<object, ModuleInput>();
       const definitions = defs.map((def) => {
-        if (!settings.shorthandOnlyDefinesConfig) {
+        // A record is definitions when shorthandOnlyDefinesConfig; a function is always a module.
+        if (!settings.shorthandOnlyDefinesConfig || typeof def.value === "function") {
           // A copy to note the file on, its getters unread.
           const module = typeof def.value === "function" ? def.value : Object.defineProperties({}, Object.getOwnPropertyDescriptors(def.value));
           noteFile(module, def.file);

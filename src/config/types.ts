@@ -411,13 +411,19 @@ function submoduleType(tree: OptionTree, freeform: AnyType | undefined): AnyType
 }
 
 function submoduleMerging(tree: OptionTree, freeform: AnyType | undefined): AnyType {
+  let asModules: AnyType | undefined;
   return {
     description: "submodule",
-    check: isRecord,
+    // A function is a module (NixOS's submodules take one), which may declare more options: evaluated as modules.
+    check: (value) => isRecord(value) || typeof value === "function",
     emptyValue(path) {
       return this.merge(path, []);
     },
     merge: (p, defs) => {
+      if (defs.some((d) => typeof d.value === "function")) {
+        asModules ??= ofModules([{ options: tree, ...(freeform === undefined ? {} : { freeformType: freeform }) }], { shorthandOnlyDefinesConfig: true });
+        return asModules.merge(p, defs);
+      }
       const sink: DefinitionSink = new Map();
       const leftover: Unmatched[] | undefined = freeform ? [] : undefined;
       for (const def of defs) collectDefinitions({ tree, freeform: leftover }, def.value, def.file, p, sink);

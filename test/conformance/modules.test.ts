@@ -362,6 +362,40 @@ describe("_module.args", () => {
   const withCustomArg = fixture("define-enable-with-custom-arg", ({ custom }: { custom: boolean }) => ({ config: { enable: custom } }));
   checkConfigError(379, /The module function in `define-enable-with-custom-arg\.ts' asks for the argument `custom', which no module gives\./, "config.enable", declareEnable, withCustomArg);
   checkConfigOutput(380, true, "config.enable", declareEnable, withCustomArg, fixture("define-_module-args-custom", { config: { _module: { args: { custom: true } } } } as ModuleInput));
+  const prefixArgument = fixture("prefix-module-argument", {
+    options: { foo: mkOption({ type: types.submodule({}), default: {} }) },
+    config: {
+      foo: ({ _prefix }: { _prefix: readonly string[] }) => {
+        assert.deepEqual(_prefix, ["foo"]);
+        return { options: { ok: mkOption({ type: types.bool }) }, config: { ok: true } };
+      },
+    },
+  } as ModuleInput);
+  checkConfigOutput(470, true, "config.foo.ok", prefixArgument);
+  const specialArgsLib = fixture("specialArgs-lib", ({ config }: { config: { weird: { foo: string } } }) => ({
+    options: {
+      result: mkOption({ type: types.str }),
+      weird: mkOption({ type: types.submoduleWith({ specialArgs: { lib: {} }, modules: [] }) }),
+    },
+    config: {
+      weird: (args: { lib: unknown; specialArgs: unknown }) => {
+        assert.deepEqual(args.lib, {});
+        assert.deepEqual(args.specialArgs, { lib: {} });
+        return { options: { foo: mkOption({ type: types.str }) }, config: { foo: mkIf(true, "alright") } };
+      },
+      get result() {
+        assert.equal(config.weird.foo, "alright");
+        return "ok";
+      },
+    },
+  }));
+  checkConfigOutput(203, "ok", "config.result", specialArgsLib);
+});
+
+describe("_module.check", () => {
+  const defineAttrsOfSubFoo = fixture("define-attrsOfSub-foo", { attrsOfSub: { foo: {} } } as ModuleInput);
+  checkConfigError(390, /The option `attrsOfSub' does not exist\. Definition values:\n- In `define-attrsOfSub-foo\.ts'/, "config.enable", declareEnable, defineEnable, defineAttrsOfSubFoo);
+  checkConfigOutput(391, true, "config.enable", declareEnable, defineEnable, defineAttrsOfSubFoo, fixture("define-module-check", { _module: { check: false } } as ModuleInput));
 });
 
 describe("option declarations: a bare enable, a type where an option belongs, options under an option", () => {
@@ -646,14 +680,14 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
   ["error messages: non-attrset definition / option declared in config", "174,210,211", "174 needs shorthand-module push-down; 210-211 need submodules that are modules (issue 15, Deliver 2)"],
   ["mkForce/mkOverride priorities (mkForce at every nesting level)", "176", "176 tests lib.modules.mergeAttrDefinitionsWithPrio, not in keel's API"],
-  ["_module.args/specialArgs (module arguments)", "198,203,385,386,470", "198: a module reading an argument it gives itself (keel calls the function before its own definitions are known); 203, 470: submoduleWith's specialArgs and _prefix; 385-386: imports computed from _module.args are not refused while keel learns imports by a probe (issue 15, Deliver 1)"],
+  ["_module.args/specialArgs (module arguments)", "198,385,386", "198: a module reading an argument it gives itself with a default (Nix passes every argument the function names; keel's module function asks for each, and one no module gives yet is an error); 385-386: NixOS refuses imports computed from _module.args (infinite recursion), keel takes them when they are the same in every call"],
   ["lib.gvariant", "201", "not applicable (dconf values)"],
   ["types.attrTag", "224", "224: keel's attrTag takes options by type (a bare type is a type error in the editor)"],
   ["type descriptions (types.nix assertion block)", "227", "not translated yet"],
   ["package/path (pathInStore, externalPath, pathWith)", "230,231,232,233,234,235,236,237,240,241,242,243,244,245,246,746,747,748,749,750,751,752,753,756,757,758,759,760,761,762,763,764,767,768,769,772,773,774,777,780", "not applicable: Nix store paths"],
   ["types.fileset", "249,250,251,252,253,254,255,256,257", "not applicable: Nix filesets"],
   ["types.serializableValueWith", "260,261,262,263,264,265,266,267,269,270", "not in keel's API"],
-  ["undeclared options (option does not exist) / _module.check", "275,276,277,390,391", "275-277 need Nix's throw/abort inside a definition; 390-391 need _module.check"],
+  ["undeclared options (option does not exist) / _module.check", "275,276,277", "275-277 need Nix's throw/abort inside a definition"],
   ["bare submodule (nested option declarations into types.submodule {})", "289", "289 sets shorthandOnlyDefinesConfig from config (submoduleWith is not in keel)"],
   ["declaration merging / option collisions", "670", "670: a typeless option, which keel's mkOption refuses in the editor"],
   ["types.str/strMatching", "293", "293 reads options.sm.type.name: types are not inspectable by name in keel"],
