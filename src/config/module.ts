@@ -36,6 +36,8 @@ interface ModuleParts<O extends OptionTree> {
   readonly options?: O;
   /** The type of names no option declares (`types.attrsOf(types.str)`): they become values of it instead of errors. */
   readonly freeformType?: OptionType<unknown>;
+  /** The kind of evaluation this module is written for: importing it into one of another class is an error. */
+  readonly _class?: string;
   /** This module's definitions, when it declares options or computes them from `config`. */
   readonly config?:
     | Definitions<BuiltinOptions & NoInfer<O>>
@@ -146,9 +148,11 @@ export interface SplitModule {
   readonly disabledModules: readonly unknown[];
   /** Its `freeformType`: NixOS's shorthand for defining `_module.freeformType`. */
   readonly freeformType?: unknown;
+  /** Its `_class`: the kind of evaluation it is written for ("nixos"), checked against the evaluation's. */
+  readonly _class?: unknown;
 }
 
-const partNames = new Set(["imports", "options", "config", "disabledModules", "freeformType"]);
+const partNames = new Set(["imports", "options", "config", "disabledModules", "freeformType", "_class"]);
 
 /**
  * Splits a module into imports, options and definitions, as NixOS's
@@ -179,5 +183,6 @@ export function splitModule(file: string, module: unknown): SplitModule {
   if (!Array.isArray(disabledModules)) {
     throw new ConfigError(`\`disabledModules' in \`${file}' must be a list of modules or files.\nFix: write \`disabledModules: [legacy]'.`);
   }
-  return { imports, options: module.options, config: hasParts ? module.config : definitions, disabledModules, ...("freeformType" in module ? { freeformType: module.freeformType } : {}) };
+  const parts: SplitModule = { imports, options: module.options, config: hasParts ? module.config : definitions, disabledModules };
+  return { ...parts, ...("freeformType" in module ? { freeformType: module.freeformType } : {}), ...("_class" in module ? { _class: module._class } : {}) };
 }

@@ -33,7 +33,7 @@ import { mkMerge, propertyOf } from "./properties.js";
 import { importSpecifier, isNamespace, moduleFile, splitModule, type ModuleInput } from "./module.js";
 import { isOption, mkOption, type AnyOption, type AnyType, type OptionTree, type Path } from "./option.js";
 import { optionsCommand, showPath } from "./show.js";
-import { collectDefinitions, didYouMean, isRecord, pathKey, removedOption, setAtPath, suggestions, unmatchedDefinitions, unmatchedError, walkOptions, type DefinitionSink, type Unmatched } from "./tree.js";
+import { collectDefinitions, didYouMean, isRecord, nestedAt, pathKey, removedOption, setAtPath, suggestions, unmatchedDefinitions, unmatchedError, walkOptions, type DefinitionSink, type Unmatched } from "./tree.js";
 import type { InputSpec } from "../inputs/spec.js";
 
 export interface EvalArgs {
@@ -48,6 +48,8 @@ export interface EvalArgs {
   readonly labels?: readonly string[];
   /** Which config files import which, to explain a module that is undefined because of an import cycle. */
   readonly imports?: ImportGraph;
+  /** The kind of modules it takes ("nixos", as NixOS's evalModules' `class`): a module whose `_class` differs is an error. Modules get it as `_class`. */
+  readonly class?: string;
   /** Where the evaluation's own options sit (a submodule's value: `users.users.alice`): its freeform values are a record there. */
   readonly prefix?: Path;
 }
@@ -125,6 +127,8 @@ export class Evaluation {
   private readonly inputs: Readonly<Record<string, InputSpec>>;
   private readonly specialArgs: Readonly<Record<string, unknown>>;
   private readonly name: string;
+  /** The class of modules it takes, if it says. */
+  readonly class: string | undefined;
   private readonly imports: ImportGraph;
   private readonly prefix: Path;
   /** The record of freeform values: every module's unmatched definitions, merged with `_module.freeformType`. */
@@ -143,12 +147,15 @@ export class Evaluation {
   ) {
     this.inputs = args.inputs ?? {};
     this.name = args.name ?? "";
+    this.class = args.class;
     this.imports = args.imports ?? new Map();
     this.prefix = args.prefix ?? [];
     this.freeformOption = mkOption({ type: this.freeformValues(), default: {}, description: "The values of names no option declares." });
     this.config = this.proxy([]);
     this.specialArgs = args.specialArgs ?? {};
     this.declare(moduleOptions, "<keel's module system>", []);
+    // A submodule's value is a group even when its modules declare no options.
+    if (this.prefix.length > 0) this.declare(nestedAt(this.prefix, {}), "<keel's module system>", []);
     args.modules.forEach((m, i) => this.add(m, args.rootFile, args.labels?.[i] ?? `modules[${i}]`, [i]));
     // Module functions come first, so that the modules they import and the
     // options they declare are known before most values are read.
@@ -382,6 +389,12 @@ export class Evaluation {
   private open(entry: Entry, module: unknown): void {
     const { imports, options, config, disabledModules, ...split } = splitModule(entry.file, module);
     if ("freeformType" in split) entry.freeformType = { type: split.freeformType };
+    if (split._class !== undefined && this.class !== undefined && split._class !== this.class) {
+      throw new ConfigError(
+        `The module \`${entry.file}' is of class ${JSON.stringify(split._class)}, but this evaluation expects class ${JSON.stringify(this.class)}.\n` +
+          `Fix: import a module written for ${JSON.stringify(this.class)}, or leave \`${entry.file}' out of this evaluation.`,
+      );
+    }
     for (const [i, item] of disabledModules.entries()) {
       if (typeof item === "string") {
         // A file, absolute, relative to this module's, or as a module names it.
@@ -549,6 +562,7 @@ export class Evaluation {
       inputs: this.inputs,
       name: this.name,
       _prefix: this.prefix,
+      _class: this.class ?? null,
       ...this.specialArgs,
       specialArgs: this.specialArgs,
       config: this.config,
@@ -563,7 +577,7 @@ export class Evaluation {
           ["_module", "args", key],
           new ConfigError(
             `The module function in \`${reader?.file ?? "a module"}' asks for the argument \`${key}', which no module gives.\n` +
-              `Fix: give it with \`_module: { args: { ${key}: … } }\` in a module, or as a special argument of the evaluation; the arguments every module gets are config, lib, inputs, name, specialArgs and _prefix.`,
+              `Fix: give it with \`_module: { args: { ${key}: … } }\` in a module, or as a special argument of the evaluation; the arguments every module gets are config, lib, inputs, name, specialArgs, _prefix and _class.`,
           ),
         );
       },

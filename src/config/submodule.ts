@@ -81,14 +81,14 @@ function moveModule(module: ModuleInput, path: Path, name: string, moved: WeakMa
 
 /** A module's parts moved: imports and disabled modules moved alike, options and definitions nested at `path`. */
 function moveParts(module: unknown, file: string | undefined, path: Path, name: string, moved: WeakMap<object, ModuleInput>): unknown {
-  const { imports, options, config, disabledModules, ...freeformType } = splitModule(file ?? "<submodule>", module);
+  const { imports, options, config, disabledModules, ...rest } = splitModule(file ?? "<submodule>", module);
   // What is no module (a file name to disable, a mistake the evaluation names) is passed on as it is.
   const move = (m: unknown) => ((typeof m === "object" && m !== null) || typeof m === "function" ? moveModule(m, path, name, moved) : m);
   return {
     imports: imports.map(move),
     disabledModules: disabledModules.map(move),
     ...(options === undefined ? {} : { options: nestedAt(path, options) }),
-    ...freeformType,
+    ...rest,
     config: typeof config === "function" ? (args: Record<string, unknown>) => nestConfig(path, (config as (a: unknown) => unknown)(atLevel(args, path, name))) : nestConfig(path, config ?? {}),
   };
 }
@@ -108,6 +108,8 @@ export interface SubmoduleSettings {
   readonly specialArgs?: Readonly<Record<string, unknown>>;
   /** Whether a definition is only definitions (types.submodule), or a module that may declare options and import (submoduleWith's default). */
   readonly shorthandOnlyDefinesConfig: boolean;
+  /** The class of modules its values take (`"nixos"`): a module of another class is an error. */
+  readonly class?: string;
 }
 
 /** A submodule type made of `modules`. */
@@ -139,6 +141,7 @@ export function moduleSubmodule(modules: readonly ModuleInput[], settings: Submo
         name,
         prefix: path,
         ...(settings.specialArgs === undefined ? {} : { specialArgs: settings.specialArgs }),
+        ...(settings.class === undefined ? {} : { class: settings.class }),
       });
       return evaluation.resolve(path);
     },

@@ -365,10 +365,12 @@ export function submoduleWith<T extends OptionTree = OptionTree>(settings: {
   readonly modules: readonly ModuleInput[];
   readonly specialArgs?: Readonly<Record<string, unknown>>;
   readonly shorthandOnlyDefinesConfig?: boolean;
+  readonly class?: string;
 }): OptionType<ResolvedOf<T> & Readonly<Record<string, unknown>>, DefinitionsOf<T> & Record<string, unknown>> {
   return ofModules(settings.modules, {
     shorthandOnlyDefinesConfig: settings.shorthandOnlyDefinesConfig ?? false,
     ...(settings.specialArgs === undefined ? {} : { specialArgs: settings.specialArgs }),
+    ...(settings.class === undefined ? {} : { class: settings.class }),
   }) as OptionType<ResolvedOf<T> & Readonly<Record<string, unknown>>, DefinitionsOf<T> & Record<string, unknown>>;
 }
 
@@ -400,8 +402,10 @@ function joinSubmodules(a: AnyType, b: AnyType): AnyType | undefined {
   // Joined when they evaluate alike: the same reading of definitions, the same special arguments.
   if (ma === undefined || mb === undefined || ma.settings.shorthandOnlyDefinesConfig !== mb.settings.shorthandOnlyDefinesConfig) return undefined;
   if (ma.settings.specialArgs !== mb.settings.specialArgs && ma.settings.specialArgs !== undefined && mb.settings.specialArgs !== undefined) return undefined;
+  if (ma.settings.class !== undefined && mb.settings.class !== undefined && ma.settings.class !== mb.settings.class) return undefined;
   const specialArgs = ma.settings.specialArgs ?? mb.settings.specialArgs;
-  return ofModules([...ma.modules, ...mb.modules], { ...ma.settings, ...(specialArgs === undefined ? {} : { specialArgs }) });
+  const cls = ma.settings.class ?? mb.settings.class;
+  return ofModules([...ma.modules, ...mb.modules], { ...ma.settings, ...(specialArgs === undefined ? {} : { specialArgs }), ...(cls === undefined ? {} : { class: cls }) });
 }
 
 function submoduleType(tree: OptionTree, freeform: AnyType | undefined): AnyType {

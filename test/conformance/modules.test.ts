@@ -18,10 +18,10 @@ function fixture<M extends object>(name: string, module: M): M {
   return named;
 }
 
-/** The value of `attr` (`config.` dropped) when `modules` are evaluated together. */
-function evaluate(attr: string, modules: readonly ModuleInput[]): unknown {
+/** The value of `attr` (`config.` dropped) when `modules` are evaluated together, with evalModules' `class` if given. */
+function evaluate(attr: string, modules: readonly ModuleInput[], cls?: string): unknown {
   const path = attr.replace(/^config\.?/, "");
-  return evaluateModules({ modules, rootFile: "modules.sh" }).resolve(path === "" ? [] : path.split("."));
+  return evaluateModules({ modules, rootFile: "modules.sh", ...(cls === undefined ? {} : { class: cls }) }).resolve(path === "" ? [] : path.split("."));
 }
 
 /** Every check of modules.sh: its line, kind and feature group (the catalog the translation follows). */
@@ -41,6 +41,18 @@ function translating(line: number, kind: "output" | "error"): void {
 function checkConfigOutput(line: number, expected: unknown, attr: string, ...modules: ModuleInput[]): void {
   translating(line, "output");
   it(`modules.sh:${line} ${attr} = ${JSON.stringify(expected)}`, () => assert.deepEqual(evaluate(attr, modules), expected));
+}
+
+/** checkConfigOutput of a `lib.evalModules { class; modules; }` the fixture makes: its `config.<attr>`. */
+function checkEvalModulesOutput(line: number, expected: unknown, cls: string, attr: string, ...modules: ModuleInput[]): void {
+  translating(line, "output");
+  it(`modules.sh:${line} evalModules { class = "${cls}"; }.${attr} = ${JSON.stringify(expected)}`, () => assert.deepEqual(evaluate(attr, modules, cls), expected));
+}
+
+/** checkConfigError of a `lib.evalModules { class; modules; }` the fixture makes. */
+function checkEvalModulesError(line: number, pattern: RegExp, cls: string, attr: string, ...modules: ModuleInput[]): void {
+  translating(line, "error");
+  it(`modules.sh:${line} evalModules { class = "${cls}"; }.${attr} fails: ${pattern.source}`, () => assert.throws(() => evaluate(attr, modules, cls), pattern));
 }
 
 /** modules.sh's checkConfigError: evaluating `attr` fails with an error matching `pattern`. */
@@ -630,13 +642,21 @@ describe("types.boolByOr", () => {
 describe("types.attrsWith", () => {
   const lazy = mkOption({ type: types.attrsWith({ lazy: true, elemType: types.int }) });
   const strict = mkOption({ type: types.attrsWith({ elemType: types.int }) });
-  const lazyAttrsWith = fixture("lazy-attrsWith", {
-    imports: [
-      { options: { mergedLazyLazy: lazy, mergedLazyNonLazy: lazy, mergedNonLazyNonLazy: strict } },
-      { options: { mergedLazyLazy: lazy, mergedLazyNonLazy: strict, mergedNonLazyNonLazy: strict } },
-    ],
-  } as ModuleInput);
-  checkConfigError(510, /The option `mergedLazyNonLazy' in `lazy-attrsWith\.ts' is already declared in `lazy-attrsWith\.ts'/, "config.mergedLazyNonLazy", lazyAttrsWith);
+  // keel refuses the two declarations of mergedLazyNonLazy as soon as it reads them (NixOS: when that option is read): 511 goes without them.
+  const lazyAttrsWith = (withConflict: boolean) =>
+    fixture("lazy-attrsWith", {
+      imports: [
+        { options: { mergedLazyLazy: lazy, ...(withConflict ? { mergedLazyNonLazy: lazy } : {}), mergedNonLazyNonLazy: strict } },
+        { options: { mergedLazyLazy: lazy, ...(withConflict ? { mergedLazyNonLazy: strict } : {}), mergedNonLazyNonLazy: strict } },
+        ({ config }: { config: { mergedLazyLazy: Record<string, number> } }) => ({
+          // A value reading another of its record: a getter, evaluated when read (NixOS's values are lazy).
+          config: { mergedLazyLazy: { get bar() { return (config.mergedLazyLazy.baz ?? 0) + 1; }, baz: 10 } },
+          options: { lazyResult: mkOption({ type: types.int, get default() { return config.mergedLazyLazy.bar; } }) },
+        }),
+      ],
+    } as ModuleInput);
+  checkConfigError(510, /The option `mergedLazyNonLazy' in `lazy-attrsWith\.ts' is already declared in `lazy-attrsWith\.ts'/, "config.mergedLazyNonLazy", lazyAttrsWith(true));
+  checkConfigOutput(511, 11, "config.lazyResult", lazyAttrsWith(false));
   const nested = types.submodule({ nested: mkOption({ type: types.int, default: 1 }) });
   const nameMerge2 = fixture("name-merge-attrsWith-2", {
     imports: [
@@ -675,6 +695,80 @@ describe("freeformType that is no record type (either, oneOf)", () => {
   checkConfigOutput(571, 42, "config.number.int", attrsofEither);
 });
 
+describe("module classes (_class, evalModules' class, submoduleWith's class)", () => {
+  const isNixos = fixture("module-class-is-nixos", { _class: "nixos", config: {} });
+  const isDarwin = fixture("module-class-is-darwin", { _class: "darwin", config: {} });
+  const assertNixos = fixture("assert-module-class-is-nixos", ({ _class }: { _class: string | null }) => {
+    assert.equal(_class, "nixos");
+    return {};
+  });
+  // class-check.nix's `ok', `fail' and `fail-anon' are lib.evalModules calls: evaluated here with the class.
+  checkEvalModulesOutput(694, {}, "nixos", "config", isNixos, assertNixos);
+  checkConfigOutput(695, "nixos", "config.class", fixture("class-check", { _module: { freeformType: types.attrsOf(types.anything) }, class: evaluateModules({ modules: [isNixos, assertNixos], rootFile: "class-check.ts", class: "nixos" }).class } as ModuleInput));
+  checkEvalModulesError(696, /The module `module-class-is-darwin\.ts' is of class "darwin", but this evaluation expects class "nixos"\./, "nixos", "config", isNixos, isDarwin);
+  const anonymous = fixture("foo.nix#darwinModules.default", { _class: "darwin", config: {}, imports: [] });
+  checkEvalModulesError(697, /The module `foo\.nix#darwinModules\.default\.ts' is of class "darwin", but this evaluation expects class "nixos"\./, "nixos", "config", isNixos, anonymous);
+  // keel refuses two declarations that do not merge as soon as it reads them, NixOS only when the option is read:
+  // 700-701 use class-check.nix's submodules without `mergeFail', whose two declarations are 704's.
+  const classCheck = (withMergeFail: boolean) =>
+    fixture("class-check", {
+      imports: withMergeFail ? [{ options: { sub: { mergeFail: mkOption({ type: types.submoduleWith({ class: "darwin", modules: [] }) }) } } }] : [],
+      options: {
+        sub: {
+          nixosOk: mkOption({ type: types.submoduleWith({ class: "nixos", modules: [assertNixos] }) }),
+          nixosFail: mkOption({ type: types.submoduleWith({ class: "nixos", modules: [] }) }),
+          ...(withMergeFail ? { mergeFail: mkOption({ type: types.submoduleWith({ class: "nixos", modules: [] }), default: {} }) } : {}),
+        },
+      },
+      config: { sub: { nixosOk: { _class: "nixos" }, nixosFail: { imports: [isDarwin] } } },
+    } as ModuleInput);
+  checkConfigOutput(700, {}, "config.sub.nixosOk", classCheck(false));
+  checkConfigError(701, /The module `module-class-is-darwin\.ts' is of class "darwin", but this evaluation expects class "nixos"\./, "config.sub.nixosFail", classCheck(false));
+  checkConfigError(704, /The option `sub\.mergeFail' in `class-check\.ts' is already declared in `class-check\.ts': their types do not merge/, "config.sub.mergeFail", classCheck(true));
+
+  const exposeClass = fixture("expose-module-class", ({ _class }: { _class: string | null }) => ({ options: { foo: mkOption({ type: types.anything, default: _class }) } }));
+  const polymorphic = fixture("polymorphic-module", ({ _class }: { _class: string | null }) => ({
+    imports: [
+      _class === "nixos" ? { options: { foo: mkOption({ type: types.str, default: "bar" }) } } : {},
+      _class === "darwin" ? { options: { bar: mkOption({ type: types.str, default: "foo" }) } } : {},
+    ],
+  }));
+  const notFound = (name: string) => new RegExp(`\`${name}'.*(does not exist|is not an option)|has no \`${name}'`);
+  checkEvalModulesOutput(791, "nixos", "nixos", "config.foo", exposeClass);
+  checkEvalModulesOutput(792, "bar", "nixos", "config.foo", polymorphic);
+  checkEvalModulesError(793, notFound("bar"), "nixos", "config.bar", polymorphic);
+  checkEvalModulesError(794, notFound("foo"), "darwin", "config.foo", polymorphic);
+  checkEvalModulesOutput(795, "foo", "darwin", "config.bar", polymorphic);
+  const sub = (cls: string, module: ModuleInput) => mkOption({ type: types.submoduleWith({ class: cls, modules: [module] }), default: {} });
+  const specialArgsClass = fixture("specialArgs-class", {
+    options: { sub: { nixos: sub("nixos", exposeClass), conditionalImportAsNixos: sub("nixos", polymorphic), conditionalImportAsDarwin: sub("darwin", polymorphic) } },
+  });
+  checkConfigOutput(796, "nixos", "config.sub.nixos.foo", specialArgsClass);
+  checkConfigOutput(797, "bar", "config.sub.conditionalImportAsNixos.foo", specialArgsClass);
+  checkConfigError(798, notFound("sub.conditionalImportAsNixos.bar"), "config.sub.conditionalImportAsNixos.bar", specialArgsClass);
+  checkConfigError(799, notFound("sub.conditionalImportAsDarwin.foo"), "config.sub.conditionalImportAsDarwin.foo", specialArgsClass);
+  checkConfigOutput(800, "foo", "config.sub.conditionalImportAsDarwin.bar", specialArgsClass);
+});
+
+describe("addCheck (types.checked)", () => {
+  // NixOS's addCheck takes a predicate; keel's checked says why a value is refused, in the message.
+  const v1Type = types.checked(types.int, (v) => (v === 0 ? undefined : { problem: "is not of type `integer' that is 0", fix: "make it 0" }));
+  const v2Type = types.checked(types.attrsOf(types.int), (v) => ("foo" in v ? undefined : { problem: "is not of type `record of integer' with a `foo'", fix: "give it a `foo'" }));
+  const addCheck = fixture("add-check", {
+    options: {
+      v1CheckedPass: mkOption({ type: v1Type, default: 0 }),
+      v1CheckedFail: mkOption({ type: v1Type, default: 1 }),
+      v2checkedPass: mkOption({ type: v2Type, default: { foo: 1 } }),
+      v2checkedFail: mkOption({ type: v2Type, default: {} }),
+    },
+  });
+  checkConfigOutput(816, 0, "config.v1CheckedPass", addCheck);
+  checkConfigError(817, /A definition for option `v1CheckedFail' is not of type `integer'/, "config.v1CheckedFail", addCheck);
+  // The fixture's `apply = v: v.foo == 1' is not keel's (no apply): the value itself is checked.
+  checkConfigOutput(818, { foo: 1 }, "config.v2checkedPass", addCheck);
+  checkConfigError(819, /A definition for option `v2checkedFail' is not of type `record of integer'/, "config.v2checkedFail", addCheck);
+});
+
 /** The groups of modules.sh not translated, by line, with why. */
 const skipped: readonly (readonly [group: string, lines: string, why: string])[] = [
   ["shorthand modules (meta/class keywords)", "172", "not in keel's API"],
@@ -700,18 +794,17 @@ const skipped: readonly (readonly [group: string, lines: string, why: string])[]
   ["deferredModule/moduleType", "474,476,477,616,617,618", "not in keel's API"],
   ["submodule (config, name, imports, file locations)", "480", "480 checks the file locations of a submodule's definitions, which keel's messages do not list that way"],
   ["conditional definitions on option existence (options ? x)", "493,494,495,496,497,498", "modules cannot read `options' in keel"],
-  ["attrsOf/lazyAttrsOf/attrsWith (laziness, conditionals, merging)", "507,511,512,515", "507: an element type's own emptyValue, written in Nix as an attribute set update of a type; 512: NixOS recurses infinitely where keel answers (keel merges a strict record's values per name too, only its names at once); 515 reads options.<x>.type.getSubOptions, not in keel's API; 511: keel refuses the fixture's conflicting declaration (mergedLazyNonLazy) when the modules are read, NixOS only when that option is"],
+  ["attrsOf/lazyAttrsOf/attrsWith (laziness, conditionals, merging)", "507,512,515", "507: an element type's own emptyValue, written in Nix as an attribute set update of a type; 512: NixOS recurses infinitely where keel answers (keel merges a strict record's values per name too, only its names at once); 515 reads options.<x>.type.getSubOptions, not in keel's API"],
   ["freeformType", "526,543,547,549,550", "526: shorthand modules' meta/class keywords are not keel's; 543: NixOS recurses infinitely (strict attrsOf needs every freeform name, and one's condition reads a declared option); keel answers, that `foo' does not exist (its only definition is mkIf(false)); 547-550: freeform types merged as option types, and their declaration locations"],
   ["types.anything", "581,593,594,595,596", "581 needs Nix's string-coercible sets (outPath); 593-596 need functions inside anything, which keel's anything compares as values"],
   ["functionTo", "613", "613 reads options.fun.type.getSubOptions, not in keel's API"],
   ["error messages: option-type used instead of mkOption", "667", "667: a whole configuration where an option belongs, which keel's modules cannot produce"],
   ["types.optionType/optionDeclaration", "673,674,677,678,681,684,687", "not in keel's API"],
   ["extendModules", "691", "not in keel's API"],
-  ["module class (_class / class checks)", "694,695,696,697,700,701,704,791,792,793,794,795,796,797,798,799,800", "not in keel's API"],
   ["declaration positions (options.*.declarationPositions)", "729,730,733,734,736,737,740,741,743", "not in keel's API"],
   ["mkDefinition", "784,785,786,787,788", "not in keel's API"],
   ["valueMeta", "802,803,804,808,809,812,813", "not in keel's API"],
-  ["addCheck / v2 check+merge coherence", "816,817,818,819,823,825,827,829,831,833,835,836,837,838", "keel's types.checked is not NixOS's addCheck/v2 merge protocol"],
+  ["addCheck / v2 check+merge coherence", "823,825,827,829,831,833,835,836,837,838", "NixOS's v2 check+merge protocol (checkV2MergeCoherence) has no counterpart: keel's types have one merge"],
   ["types.attrListOf", "850,851,852,853,854,857,860", "not in keel's API"],
 ];
 
