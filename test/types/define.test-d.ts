@@ -101,3 +101,17 @@ expectType<Equal<typeof lazy, () => ProjectSpec | Promise<ProjectSpec>>>();
 defineProject({ inputs: { linux: { type: "svn", url: "x" } }, systems: {} });
 // @ts-expect-error systems are required
 defineProject({ inputs: {} });
+
+// Module-system keys and types after NixOS's: a freeform type, a module class,
+// records made with attrsWith, boolByOr and raw, a default written as a getter.
+defineModule({ freeformType: types.attrsOf(types.str), _class: "nixos" });
+// @ts-expect-error a freeform type must be a type
+defineModule({ freeformType: "attrsOf str" });
+const tags = mkOption({ type: types.attrsWith({ elemType: types.int, lazy: true, placeholder: "tag" }), default: {}, description: "Tags." });
+expectType<Equal<NonNullable<(typeof tags)["type"]["_resolved"]>, Readonly<Record<string, number>>>>();
+const anyOn = mkOption({ type: types.boolByOr, default: false, description: "On if any module says so." });
+expectType<Equal<NonNullable<(typeof anyOn)["type"]["_resolved"]>, boolean>>();
+mkOption({ type: types.raw, default: { anything: [1, "x"] }, description: "Taken as it is." });
+defineModule(({ config }) => ({
+  options: { twice: mkOption({ type: types.int, get default() { return config.boot.kernelParams.length * 2; }, description: "Computed when read." }) },
+}));
