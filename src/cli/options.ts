@@ -68,8 +68,8 @@ function* optionDocs(tree: OptionTree, prefix: readonly string[], inheritedFile:
       name: showPath(optionPath),
       type: option.type.description,
       description: option.description,
-      ...(option.hasDefault ? { default: option.default } : {}),
-      ...(option.defaultText !== undefined ? { defaultText: option.defaultText } : {}),
+      ...(option.hasDefault && !option.computedDefault ? { default: option.default } : {}),
+      ...(option.defaultText !== undefined ? { defaultText: option.defaultText } : option.computedDefault ? { defaultText: "computed from config when read" } : {}),
       ...(option.example !== undefined ? { example: option.example } : {}),
       declaredIn,
     };

@@ -56,6 +56,8 @@ export class Option<R, I = R> {
   readonly description: string;
   readonly default: I | undefined;
   readonly hasDefault: boolean;
+  /** Whether the default is a getter, computed when the option's value is (docs do not read it). */
+  readonly computedDefault: boolean;
   readonly example: unknown;
   readonly defaultText: string | undefined;
   /** Filled in when a module declaring this option is collected. */
@@ -69,6 +71,7 @@ export class Option<R, I = R> {
     this.hasDefault = "default" in spec;
     // A default written as a getter is read when the option's value is, so it may read config (NixOS's defaults are lazy).
     const getter = Object.getOwnPropertyDescriptor(spec, "default")?.get;
+    this.computedDefault = getter !== undefined;
     if (getter === undefined) this.default = spec.default;
     else Object.defineProperty(this, "default", { get: () => getter.call(spec) as I | undefined, enumerable: true });
     this.example = spec.example;

@@ -4,7 +4,7 @@
 import path from "node:path";
 import { ConfigError } from "../errors.js";
 import { mergeDefinitions, mergeLater, notDefined, showDefinitions, Thunk, typeMismatch } from "./merge.js";
-import { isOption, mkOption, type AnyOption, type AnyType, type Definition, type DefinitionsOf, type Option, type OptionTree, type OptionType, type Path, type ResolvedOf } from "./option.js";
+import { isOption, mkOption, type AnyOption, type AnyType, type Definition, type DefinitionsOf, type Option, type OptionSpec, type OptionTree, type OptionType, type Path, type ResolvedOf } from "./option.js";
 import type { Wrapped } from "./properties.js";
 import { noteFile, type Lib, type ModuleInput } from "./module.js";
 import { showPath, showValue } from "./show.js";
@@ -66,13 +66,17 @@ export function mergeOptionDeclarations(a: AnyOption, b: AnyOption): AnyOption |
   const type = mergeTypes(a.type, b.type);
   if (type === undefined) return `their types do not merge: \`${a.type.description}' and \`${b.type.description}'`;
   const withDefault = a.hasDefault ? a : b;
-  const merged = mkOption({
+  const spec: OptionSpec<unknown, unknown> = {
     type,
     description: a.description || b.description,
-    ...(withDefault.hasDefault ? { default: withDefault.default } : {}),
     example: a.example ?? b.example,
     ...((a.defaultText ?? b.defaultText) !== undefined ? { defaultText: a.defaultText ?? b.defaultText } : {}),
-  });
+  };
+  // A computed default stays unread: a getter reading config.
+  if (withDefault.hasDefault) {
+    Object.defineProperty(spec, "default", withDefault.computedDefault ? { get: () => withDefault.default, enumerable: true } : { value: withDefault.default, enumerable: true });
+  }
+  const merged = mkOption(spec);
   merged.declaredIn = a.declaredIn;
   return merged;
 }

@@ -20,6 +20,27 @@ describe("module functions read final values", () => {
     assert.equal(evaluate("b", declareA, defineA3, doubled), 6);
   });
 
+  it("a default written as a getter reads an option the same module declares, when read, also once the option is declared again", () => {
+    let reads = 0;
+    const own = ({ config }: { config: { a: number } }) => ({
+      options: {
+        a: mkOption({ type: types.int, default: 20, description: "A number." }),
+        b: mkOption({
+          type: types.int,
+          get default() {
+            reads++;
+            return config.a + 1;
+          },
+          description: "a + 1.",
+        }),
+      },
+    });
+    const again = { options: { b: mkOption({ type: types.int }) } };
+    assert.equal(evaluate("a", own, again), 20);
+    assert.equal(reads, 0, "b's default is not read for a");
+    assert.equal(evaluate("b", own, again), 21);
+  });
+
   it("…when the option it reads comes from the module's own imports", () => {
     const doubled = ({ config }: { config: { a: number } }) => ({
       imports: [declareA, defineA3],
