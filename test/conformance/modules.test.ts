@@ -819,5 +819,12 @@ describe("modules.sh groups not translated", () => {
       assert.ok(!(translated.has(check.line) && skippedLines.has(check.line)), `modules.sh:${check.line} is both translated and skipped`);
     }
     console.log(`# modules.sh: ${catalog.length} checks, ${translated.size} translated, ${skippedLines.size} skipped in ${skipped.length} groups`);
+    const byGroup = new Map<string, { translated: number; skipped: number }>();
+    for (const check of catalog) {
+      const counts = byGroup.get(check.group) ?? { translated: 0, skipped: 0 };
+      counts[translated.has(check.line) ? "translated" : "skipped"]++;
+      byGroup.set(check.group, counts);
+    }
+    for (const [group, counts] of byGroup) console.log(`# modules.sh: ${String(counts.translated).padStart(3)} translated, ${String(counts.skipped).padStart(3)} skipped: ${group}`);
   });
 });
